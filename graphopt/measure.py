@@ -1,0 +1,107 @@
+"""Timing on a noisy shared machine: interleaved A/B runs and a bootstrap interval on the ratio.
+
+Timing A for a while and then B for a while measures the machine's mood as much as the models:
+a neighbour's job that starts halfway through makes B look slower. So A and B alternate, with
+the order flipped every round (AB, BA, AB...) to cancel any first-runner effect, and the statistic
+is the ratio within each round, which a slow drift changes little. The verdict uses the median of
+those ratios with a 95% percentile-bootstrap interval: "faster with confidence" means the whole
+interval lies below 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Latency of A (baseline) and B (candidate); ``ratio`` is B/A (below 1: B is faster)."""
+
+    baseline_s: float
+    candidate_s: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    rounds: int
+
+    @property
+    def speedup(self) -> float:
+        return 1.0 / self.ratio
+
+    def candidate_faster(self) -> bool:
+        return self.ci_high < 1.0
+
+    def candidate_slower(self) -> bool:
+        return self.ci_low > 1.0
+
+
+def bootstrap_ci(values, statistic=np.median, confidence=0.95, resamples=2000, seed=0) -> tuple[float, float]:
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    samples = rng.choice(data, size=(resamples, len(data)), replace=True)
+    stats = statistic(samples, axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def time_once(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def interleaved(
+    baseline: Callable[[], object],
+    candidate: Callable[[], object],
+    *,
+    min_rounds: int = 30,
+    max_rounds: int = 20000,
+    budget_s: float = 10.0,
+    warmup: int = 5,
+    check_every: int = 100,
+) -> Comparison:
+    """Alternate baseline and candidate until the verdict is clear, ``max_rounds`` or ``budget_s``.
+
+    Every ``check_every`` rounds (past ``min_rounds``) the interval is recomputed; once it lies
+    wholly on one side of 1, more rounds would not change the verdict and timing stops.
+    """
+    for _ in range(warmup):
+        baseline()
+        candidate()
+    a_times, b_times = [], []
+    deadline = time.perf_counter() + budget_s
+    for round_index in range(max_rounds):
+        if round_index % 2 == 0:
+            a, b = time_once(baseline), time_once(candidate)
+        else:
+            b, a = time_once(candidate), time_once(baseline)
+        a_times.append(a)
+        b_times.append(b)
+        rounds = round_index + 1
+        if rounds < min_rounds:
+            continue
+        if time.perf_counter() > deadline:
+            break
+        if rounds % check_every == 0:
+            low, high = bootstrap_ci(np.asarray(b_times) / np.asarray(a_times), resamples=500)
+            if high < 1.0 or low > 1.0:
+                break
+    return compare_samples(a_times, b_times)
+
+
+def compare_samples(a_times, b_times) -> Comparison:
+    ratios = np.asarray(b_times) / np.asarray(a_times)
+    low, high = bootstrap_ci(ratios)
+    return Comparison(
+        baseline_s=statistics.median(a_times),
+        candidate_s=statistics.median(b_times),
+        ratio=float(np.median(ratios)),
+        ci_low=low,
+        ci_high=high,
+        rounds=len(ratios),
+    )

@@ -1,0 +1,157 @@
+"""`graphopt optimize`: the whole path for one ONNX model, as one straight line.
+
+load -> enumerate sites -> policy proposes -> rewrite -> ORT compiles and reports fusions ->
+verify -> measure -> accept the best candidate or keep the original -> save + report.
+
+The output file is always a model ORT can run: the best candidate when it is equivalent and
+faster with confidence, otherwise the input's bytes unchanged, with the reason in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+from onnx_ir.passes.common import ShapeInferencePass
+
+from graphopt import inputs as input_gen
+from graphopt.errors import GraphoptError, InputGenerationError
+from graphopt.formats import onnx_format
+from graphopt.rules import Rule, all_rules
+from graphopt.search import loop
+from graphopt.search.policies import POLICIES
+from graphopt.search.sites import ensure_unique_names, find_sites
+from graphopt.targets.onnxruntime import OrtTarget
+from graphopt.targets.ort_compat import max_ir_version
+
+
+@dataclasses.dataclass
+class OptimizeResult:
+    model_path: str
+    output_path: str | None
+    kept_original: bool
+    reason: str
+    baseline: loop.Baseline
+    evaluations: list[loop.Evaluation]
+    chosen: loop.Evaluation | None
+    sites_found: dict[str, int]
+    notes: list[str]
+    seconds: float
+
+
+def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            feeds = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise InputGenerationError(f"{path}: not a readable .npz file ({error})") from None
+    missing = [s.name for s in input_gen.input_specs(model) if s.name not in feeds]
+    if missing:
+        raise InputGenerationError(f"{path}: no array for input(s) {', '.join(missing)}")
+    return feeds
+
+
+def verification_feeds(model: ir.Model, shapes, inputs_file) -> list[dict[str, np.ndarray]]:
+    """The user's inputs, or generated ones at two bindings of the dynamic dimensions."""
+    if inputs_file:
+        return [load_feeds(inputs_file, model)]
+    specs = input_gen.input_specs(model)
+    bindings = [input_gen.bind_dims(specs, shapes)]
+    alternate = input_gen.bind_dims(specs, shapes, input_gen.ALTERNATE_SIZES)
+    if alternate != bindings[0]:
+        bindings.append(alternate)
+    return [input_gen.generate(model, b, seed=i) for i, b in enumerate(bindings)]
+
+
+def prepare(model: ir.Model, notes: list[str]) -> ir.Model:
+    """Unique node names, shapes inferred where onnx can, an IR version ORT reads."""
+    ensure_unique_names(model)
+    try:
+        ShapeInferencePass()(model)
+    except Exception as error:  # shape inference is a help, not a requirement
+        notes.append(f"shape inference failed, rules that need shapes will not fire ({str(error).splitlines()[0][:120]})")
+    if model.ir_version > max_ir_version():
+        notes.append(f"IR version {model.ir_version} lowered to {max_ir_version()} so onnxruntime can load it")
+        model.ir_version = max_ir_version()
+    return model
+
+
+def optimize(
+    model_path: str | os.PathLike,
+    output_path: str | os.PathLike | None,
+    *,
+    target: OrtTarget | None = None,
+    policy: str = "search",
+    rules: list[Rule] | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    inputs_file: str | None = None,
+    budget_s: float = 60.0,
+    on_progress=None,
+) -> OptimizeResult:
+    start = time.monotonic()
+    target = target or OrtTarget()
+    rules = rules if rules is not None else all_rules()
+    progress = on_progress or (lambda message: None)
+    notes: list[str] = []
+
+    progress("loading")
+    model = prepare(onnx_format.load(model_path), notes)
+    feeds = verification_feeds(model, shapes, inputs_file)
+    progress("compiling the original with onnxruntime")
+    baseline = loop.make_baseline(model, target, feeds)
+    sites = find_sites(model, rules)
+    counts: dict[str, int] = {}
+    for site in sites:
+        counts[site.rule] = counts.get(site.rule, 0) + 1
+
+    candidates = POLICIES[policy]().propose(model, rules)
+    evaluations = loop.search(candidates, baseline, target, budget_s, on_progress=progress)
+    chosen = loop.best(evaluations)
+    if chosen is not None:
+        reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster"
+    elif not evaluations:
+        reason = "no rule applies to this model"
+    else:
+        reason = "; ".join(f"{e.candidate.label}: {e.rejected}" for e in evaluations)
+    if output_path is not None:
+        progress("saving")
+        if chosen is not None:
+            onnx_format.save(chosen.candidate.model, output_path)
+        else:
+            _copy_atomically(model_path, output_path)
+    return OptimizeResult(
+        model_path=str(model_path),
+        output_path=None if output_path is None else str(output_path),
+        kept_original=chosen is None,
+        reason=reason,
+        baseline=baseline,
+        evaluations=evaluations,
+        chosen=chosen,
+        sites_found=counts,
+        notes=notes,
+        seconds=time.monotonic() - start,
+    )
+
+
+def _copy_atomically(source, destination) -> None:
+    destination = Path(destination)
+    if Path(source).resolve() == destination.resolve():
+        return
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["optimize", "OptimizeResult", "GraphoptError"]

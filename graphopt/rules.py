@@ -1,0 +1,81 @@
+"""What a rewrite rule is in graphopt, and the registry of all of them.
+
+A rule is a pure triple written in onnxscript's pattern language:
+
+- ``pattern(op, x, ...)``: ordinary op calls describing the subgraph to find;
+- ``check(context, **bindings)``: returns a MatchResult, failed with the reason when the match
+  is not legal (a dtype, a broadcast, a constant that is not the one the rewrite needs);
+- ``replacement(op, **bindings)``: the subgraph to put in its place.
+
+Nothing is carried from check to replacement on an object: both are functions of the bindings.
+The rule's docstring (``doc``) says what it rewrites and when that is legal; ``graphopt rules``
+prints it. Rules know nothing of policies: the search sees them only as (rule, site) actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from onnxscript.rewriter import pattern as orp
+
+RULE_TAG = "graphopt.rule"  # metadata key on every node a rule creates
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rule:
+    name: str
+    family: str
+    doc: str
+    variants: tuple[orp.RewriteRule, ...]  # the pattern and, for commutative ops, its commuted forms
+
+    def try_rewrite(self, model, graph, node, tracer=None):
+        """The first variant's replacement at ``node`` (detached from the graph), or None."""
+        for variant in self.variants:
+            delta = variant.try_rewrite(model, graph, node, tracer=tracer)
+            if delta is not None:
+                return delta
+        return None
+
+    def __repr__(self) -> str:
+        return f"Rule({self.name})"
+
+
+def rule(
+    name: str,
+    family: str,
+    doc: str,
+    pattern: Callable,
+    replacement: Callable,
+    check: Callable | None = None,
+    *,
+    commute: bool = False,
+) -> Rule:
+    """Build a Rule from its pattern, replacement and (optional) check functions.
+
+    With ``commute``, the pattern also matches with the operands of its Add/Mul nodes swapped
+    (exporters write ``x * c`` and ``c * x`` interchangeably).
+    """
+    rewrite = orp.RewriteRule(pattern, replacement, check, name=name)
+    variants = tuple(rewrite.commute()) if commute else (rewrite,)
+    return Rule(name=name, family=family, doc=doc.strip(), variants=variants)
+
+
+def all_rules() -> list[Rule]:
+    """Every registered rule, in the order the greedy policy applies them."""
+    from graphopt.passes.onnx import RULES
+
+    return list(RULES)
+
+
+def rules_by_name(names: list[str] | None = None) -> list[Rule]:
+    rules = all_rules()
+    if not names:
+        return rules
+    known = {r.name: r for r in rules}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from graphopt.errors import GraphoptError
+
+        raise GraphoptError(f"unknown rule(s): {', '.join(unknown)}; see `graphopt rules`")
+    return [known[n] for n in names]

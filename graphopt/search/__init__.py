@@ -1,0 +1,1 @@
+"""How rewrites are chosen: sites (rule + where), policies that pick among them, the loop."""

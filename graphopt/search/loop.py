@@ -1,0 +1,107 @@
+"""Judge candidates with the target: compile, read the fusion report, verify, measure.
+
+The order is cheapest-first so that a candidate is dropped as early as possible: a graph ORT
+refuses, or one that fires no fusion the original lacks and has no fewer kernels, is not worth
+timing; a graph that is not equivalent is never timed at all. The measured latency decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import onnx_ir as ir
+
+from graphopt.errors import GraphoptError
+from graphopt.measure import Comparison, interleaved
+from graphopt.search.policies import Candidate
+from graphopt.targets.onnxruntime import CompiledGraph, FusionReport, OrtTarget
+from graphopt.verify import Equivalence, compare
+
+
+@dataclasses.dataclass
+class Baseline:
+    """The original graph compiled once, with its outputs on every verification input."""
+
+    model: ir.Model
+    compiled: CompiledGraph
+    feeds: list[dict[str, np.ndarray]]
+    outputs: list[list[np.ndarray]]
+    output_names: list[str]
+
+
+@dataclasses.dataclass
+class Evaluation:
+    candidate: Candidate
+    report: FusionReport | None = None
+    equivalence: Equivalence | None = None
+    timing: Comparison | None = None
+    rejected: str = ""  # why this candidate cannot be used, if it cannot
+
+    @property
+    def accepted(self) -> bool:
+        return not self.rejected and self.timing is not None and self.timing.candidate_faster()
+
+
+def make_baseline(model: ir.Model, target: OrtTarget, feeds: list[dict[str, np.ndarray]]) -> Baseline:
+    compiled = target.compile(model)
+    try:
+        outputs = [compiled.run(f) for f in feeds]
+    except Exception as error:  # ORT's runtime errors on bad inputs
+        raise GraphoptError(f"onnxruntime cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
+    return Baseline(model, compiled, feeds, outputs, [o.name for o in compiled.session.get_outputs()])
+
+
+def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measure_budget_s: float) -> Evaluation:
+    result = Evaluation(candidate)
+    try:
+        compiled = target.compile(candidate.model)
+    except GraphoptError as error:
+        result.rejected = f"onnxruntime refuses it: {error}"
+        return result
+    result.report = compiled.report
+    base_report = baseline.compiled.report
+    if not result.report.gained_over(base_report) and result.report.kernels >= base_report.kernels:
+        result.rejected = "no fusion gained and no kernel saved"
+        return result
+    try:
+        equivalence = None
+        for feeds, expected in zip(baseline.feeds, baseline.outputs):
+            this = compare(baseline.output_names, expected, compiled.run(feeds))
+            equivalence = this if equivalence is None else equivalence.merged(this)
+    except Exception as error:  # a candidate that fails at run time is a rejected candidate
+        result.rejected = f"fails at run time: {str(error).splitlines()[0][:200]}"
+        return result
+    result.equivalence = equivalence
+    if not equivalence.ok:
+        bad = equivalence.first_failure()
+        result.rejected = f"not equivalent: output {bad.name}: {bad.reason}"
+        return result
+    feeds = baseline.feeds[0]
+    result.timing = interleaved(lambda: baseline.compiled.run(feeds), lambda: compiled.run(feeds), budget_s=measure_budget_s)
+    if not result.timing.candidate_faster():
+        result.rejected = (
+            f"not faster with confidence (ratio {result.timing.ratio:.3f}, "
+            f"95% CI [{result.timing.ci_low:.3f}, {result.timing.ci_high:.3f}])"
+        )
+    return result
+
+
+def search(candidates, baseline: Baseline, target: OrtTarget, budget_s: float, on_progress=None) -> list[Evaluation]:
+    """Evaluate proposed candidates until the budget runs out; returns every evaluation made."""
+    deadline = time.monotonic() + budget_s
+    evaluations = []
+    for candidate in candidates:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and evaluations:
+            break
+        if on_progress:
+            on_progress(f"evaluating candidate: {candidate.label} ({len(candidate.applied)} rewrites)")
+        evaluations.append(evaluate(candidate, baseline, target, measure_budget_s=max(1.0, min(remaining / 2, 10.0))))
+    return evaluations
+
+
+def best(evaluations: list[Evaluation]) -> Evaluation | None:
+    accepted = [e for e in evaluations if e.accepted]
+    return min(accepted, key=lambda e: e.timing.ratio) if accepted else None

@@ -1,0 +1,33 @@
+"""Apply rules to a fixpoint: the one place where sites turn into a rewritten graph."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+from graphopt.rules import Rule
+from graphopt.search.sites import Site, apply_site, find_sites
+
+MAX_ROUNDS = 50  # a rule set that has not settled after this many rounds is cycling
+
+
+def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list[Site]:
+    """Rewrite ``model`` in place until no site is left; returns the sites applied, in order.
+
+    ``choose(sites) -> sites`` lets a policy pick which of the found sites to apply each round;
+    by default all of them are applied, in rule order (a site made stale by an earlier rewrite
+    in the same round is skipped and looked for again in the next).
+    """
+    by_name = {r.name: r for r in rules}
+    applied: list[Site] = []
+    for _ in range(MAX_ROUNDS):
+        sites = find_sites(model, rules)
+        order = {r.name: i for i, r in enumerate(rules)}
+        sites.sort(key=lambda s: order[s.rule])
+        chosen = choose(sites) if choose else sites
+        progress = [s for s in chosen if apply_site(model, s, by_name)]
+        applied.extend(progress)
+        if not progress:
+            break
+    RemoveUnusedNodesPass()(model)
+    return applied

@@ -1,0 +1,130 @@
+"""The action space: a Site is one rule matched at one place in one graph.
+
+``find_sites`` is a dry run: it asks every rule at every node whether it matches and whether its
+check passes, and records where, without inserting a node. (onnxscript's ``try_rewrite`` builds
+the replacement detached from the graph but adds opset imports; we put those back.)
+``apply_site`` re-matches one site and splices its replacement in, tagging every node it creates
+with the rule's name, so a node in the output can always be traced to the rule that made it.
+Sites name nodes, so node names must be unique: ``ensure_unique_names`` runs onnx_ir's NameFixPass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import onnx_ir as ir
+import onnxscript.optimizer
+from onnx_ir.passes.common import NameFixPass
+from onnxscript.rewriter import _basics
+
+from graphopt.rules import RULE_TAG, Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    rule: str
+    graph: str  # "" for the main graph, else the owning node's name and attribute ("If_3/then_branch")
+    anchor: str  # the node the pattern is rooted at (its last node)
+    nodes: tuple[str, ...]  # every node the match covers
+
+
+@dataclasses.dataclass(frozen=True)
+class NearMiss:
+    rule: str
+    anchor: str
+    matched_nodes: int
+    reason: str
+
+
+def ensure_unique_names(model: ir.Model) -> None:
+    NameFixPass()(model)
+
+
+def _graphs(graph: ir.Graph, path: str = "") -> Iterator[tuple[str, ir.Graph]]:
+    yield path, graph
+    for node in graph:
+        for attr in node.attributes.values():
+            subgraphs = [attr.value] if attr.type == ir.AttributeType.GRAPH else attr.value if attr.type == ir.AttributeType.GRAPHS else []
+            for i, sub in enumerate(subgraphs):
+                suffix = attr.name if attr.type == ir.AttributeType.GRAPH else f"{attr.name}[{i}]"
+                yield from _graphs(sub, f"{path}/{node.name}/{suffix}".lstrip("/"))
+
+
+def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
+    """Every (rule, place) where the rule's pattern matches and its check passes. Pure."""
+    saved_opsets = dict(model.opset_imports)
+    sites = []
+    try:
+        for path, graph in _graphs(model.graph):
+            saved_graph_opsets = dict(graph.opset_imports)
+            for node in graph:
+                for r in rules:
+                    delta = r.try_rewrite(model, graph, node)
+                    if delta is not None:
+                        names = tuple(n.name for n in delta.match.nodes)
+                        sites.append(Site(r.name, path, node.name, names))
+            _restore(graph.opset_imports, saved_graph_opsets)
+    finally:
+        _restore(model.opset_imports, saved_opsets)
+    return sites
+
+
+def _restore(opsets: dict, saved: dict) -> None:
+    opsets.clear()
+    opsets.update(saved)
+
+
+def near_misses(model: ir.Model, rules: list[Rule]) -> list[NearMiss]:
+    """Per rule and anchor, the closest match that failed and why; nodes already in a site are skipped."""
+    tracer = _basics.MatchingTracer()
+    saved_opsets = dict(model.opset_imports)
+    for _, graph in _graphs(model.graph):
+        for node in graph:
+            for r in rules:
+                r.try_rewrite(model, graph, node, tracer=tracer)
+    _restore(model.opset_imports, saved_opsets)
+    covered = {name for site in find_sites(model, rules) for name in site.nodes}
+    by_rule = {variant: r.name for r in rules for variant in r.variants}
+    closest: dict[tuple[str, str], NearMiss] = {}
+    for rewrite, infos in tracer.best_matches_map.items():
+        for info in infos:
+            matched = len(info.match_result.nodes)
+            anchor = info.root_node.name
+            if info.status == _basics.MatchStatus.SUCCESS or matched < 2 or anchor in covered:
+                continue
+            reason = info.match_result.reason or info.status.name.lower().replace("_", " ")
+            key = (by_rule[rewrite], anchor)
+            if key not in closest or closest[key].matched_nodes < matched:
+                closest[key] = NearMiss(key[0], anchor, matched, reason)
+    return list(closest.values())
+
+
+def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
+    """Rewrite ``model`` in place at ``site``; False when the site no longer matches."""
+    graph = _graph_at(model, site.graph)
+    node = next((n for n in graph if n.name == site.anchor), None)
+    if node is None:
+        return False
+    r = rules[site.rule]
+    delta = r.try_rewrite(model, graph, node)
+    if delta is None or tuple(n.name for n in delta.match.nodes) != site.nodes:
+        return False
+    for initializer in delta.new_initializers:
+        if initializer.name not in graph.initializers:
+            graph.initializers[initializer.name] = initializer
+    onnxscript.optimizer.basic_constant_propagation(delta.new_nodes)
+    for new_node in delta.new_nodes:
+        new_node.metadata_props[RULE_TAG] = r.name
+        new_node.name = f"{r.name}/{site.anchor}/{new_node.name or new_node.op_type}"
+    ir.convenience.replace_nodes_and_values(
+        graph, node, delta.match.nodes, delta.new_nodes, delta.match.outputs, delta.new_outputs
+    )
+    return True
+
+
+def _graph_at(model: ir.Model, path: str) -> ir.Graph:
+    for candidate_path, graph in _graphs(model.graph):
+        if candidate_path == path:
+            return graph
+    raise KeyError(f"no subgraph at {path!r}")

@@ -1,0 +1,149 @@
+"""The ONNX Runtime target: compile, report what ORT fused, run.
+
+"Fusion fired" is read from ORT's own optimized graph: the session is created with
+``optimized_model_filepath`` and the file ORT writes is read back, so the report says what ORT
+really runs, not what a pattern count predicts. A fusion type counts as fired when the optimized
+graph holds more nodes of that type than the input did (exports that already contain
+LayerNormalization are not credited to ORT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+
+from graphopt.errors import BadModelError
+from graphopt.formats import onnx_format
+from graphopt.targets.ort_compat import clamp_ir_version
+
+LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+# Op types that ORT's graph transformers produce by fusing several nodes (CPU provider).
+FUSED_OP_TYPES = frozenset(
+    {
+        "Attention", "MultiHeadAttention", "GroupQueryAttention", "RotaryEmbedding",
+        "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "LayerNormalization",
+        "SimplifiedLayerNormalization", "EmbedLayerNormalization", "Gelu", "BiasGelu", "FastGelu",
+        "QuickGelu", "FusedMatMul", "FusedGemm", "FusedConv", "Gemm", "BiasSoftmax",
+        "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "NhwcFusedConv", "MatMulNBits",
+    }
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionReport:
+    """What ORT ran for one graph: its kernels and the fusions its optimizers fired."""
+
+    kernels: int
+    ops: dict[str, int]
+    fused: dict[str, int]
+
+    def gained_over(self, other: FusionReport) -> dict[str, int]:
+        """Fused op types (and counts) this graph gets that ``other`` does not."""
+        return {k: n - other.fused.get(k, 0) for k, n in self.fused.items() if n > other.fused.get(k, 0)}
+
+
+@dataclasses.dataclass
+class CompiledGraph:
+    session: ort.InferenceSession
+    report: FusionReport
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, feeds)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrtTarget:
+    """ONNX Runtime on one execution provider at one graph optimization level."""
+
+    provider: str = "CPUExecutionProvider"
+    level: str = "all"
+    intra_op_threads: int = 0
+    disabled_optimizers: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        device = "cpu" if self.provider == "CPUExecutionProvider" else self.provider
+        return f"ort-{device}" + ("" if self.level == "all" else f"-{self.level}")
+
+    def session_options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = LEVELS[self.level]
+        options.intra_op_num_threads = self.intra_op_threads
+        options.log_severity_level = 3
+        return options
+
+    def compile(self, model: ir.Model, *, report: bool = True) -> CompiledGraph:
+        """Create a session for ``model``; with ``report``, read back ORT's optimized graph."""
+        proto = clamp_ir_version(ir.serde.serialize_model(model))
+        with tempfile.TemporaryDirectory(prefix="graphopt-ort-") as workdir:
+            options = self.session_options()
+            optimized_path = Path(workdir) / "optimized.onnx"
+            if report:
+                options.optimized_model_filepath = str(optimized_path)
+                # Weights of the optimized model go to a side file we never read.
+                options.add_session_config_entry(
+                    "session.optimized_model_external_initializers_file_name", "weights.bin"
+                )
+                options.add_session_config_entry(
+                    "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+                )
+            session = self._create_session(proto, workdir, options)
+            fusion = _read_report(optimized_path, onnx_format.op_histogram(model)) if report else None
+        return CompiledGraph(session, fusion)
+
+    def _create_session(self, proto: onnx.ModelProto, workdir: str, options) -> ort.InferenceSession:
+        try:
+            if proto.ByteSize() < onnx_format.EXTERNAL_DATA_THRESHOLD_BYTES:
+                source = proto.SerializeToString()
+            else:
+                source = str(Path(workdir) / "input.onnx")
+                onnx.save(proto, source, save_as_external_data=True, location="input.data")
+            return ort.InferenceSession(
+                source, options, providers=[self.provider],
+                disabled_optimizers=list(self.disabled_optimizers) or None,
+            )  # fmt: skip
+        except Exception as error:  # ORT raises Fail/InvalidGraph/NotImplemented, all RuntimeError-like
+            raise BadModelError(f"onnxruntime cannot load the model: {_ort_message(error)}") from None
+
+
+def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionReport:
+    optimized = onnx.load(str(optimized_path), load_external_data=False)
+    ops: dict[str, int] = {}
+    for node in optimized.graph.node:
+        key = onnx_format.qualified_op(node.domain, node.op_type)
+        ops[key] = ops.get(key, 0) + 1
+    fused = {}
+    for key, count in ops.items():
+        op_type = key.rsplit("::", 1)[-1]
+        gained = count - input_ops.get(key, 0)
+        if op_type in FUSED_OP_TYPES and gained > 0:
+            fused[key] = gained
+    return FusionReport(kernels=len(optimized.graph.node), ops=ops, fused=fused)
+
+
+def _ort_message(error: BaseException) -> str:
+    text = str(error).replace("\n", " ")
+    # ORT prefixes "[ONNXRuntimeError] : 1 : FAIL : /path/file.cc:123 func ..." before the message.
+    if "] : " in text:
+        text = text.split(" : ")[-1]
+    return text.strip()[:300]
+
+
+def target_from_name(name: str) -> OrtTarget:
+    """Parse ``ort-cpu`` or ``ort-cpu-<level>`` (levels: disable, basic, extended, all)."""
+    parts = name.split("-")
+    if parts[:2] != ["ort", "cpu"] or len(parts) > 3 or (len(parts) == 3 and parts[2] not in LEVELS):
+        raise BadModelError(f"unknown target {name!r}; use ort-cpu or ort-cpu-<{'|'.join(LEVELS)}>")
+    return OrtTarget(level=parts[2] if len(parts) == 3 else "all")

@@ -1,0 +1,99 @@
+"""Cleanup: collapse Cast, Reshape and Transpose chains that exporters leave behind.
+
+Legality:
+- ``Cast(x, to=T) -> x`` when x already has type T: Cast to the same type is the identity,
+  NaN, +-0 and Inf included.
+- ``Cast(Cast(x, to=A), to=B) -> Cast(x, to=B)`` only when A represents every value of x's type
+  exactly (a lossless widening: f16->f32, f32->f64, int8->int32...). Narrowing first (f32->f16->f32)
+  rounds and is never collapsed.
+- ``Reshape(Reshape(x, s1), s2) -> Reshape(x, s2)`` when s2 is a constant with no 0 entry: a 0
+  means "copy this dimension from the input", which would then read x instead of the
+  intermediate. -1 is fine (it is inferred from the element count, which both share).
+- ``Transpose(Transpose(x, p1), p2) -> Transpose(x, p1[p2])``, and to x itself when the composed
+  permutation is the identity. Exact: a transpose only moves elements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+from onnxscript.rewriter import MatchResult
+
+from graphopt.passes.onnx._util import constant
+from graphopt.rules import rule
+
+# Types whose every value the key type's values widen into exactly.
+_LOSSLESS_WIDENING = {
+    ir.DataType.FLOAT: {ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT, ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.BOOL},
+    ir.DataType.DOUBLE: {ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT, ir.DataType.DOUBLE, ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.UINT32, ir.DataType.BOOL},
+    ir.DataType.INT64: {ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.UINT32, ir.DataType.INT64, ir.DataType.BOOL},
+    ir.DataType.INT32: {ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.BOOL},
+}  # fmt: skip
+
+
+def _cast_identity_pattern(op, x, to):
+    return op.Cast(x, to=to)
+
+
+def _cast_identity_check(context, x, to, **_):
+    if x.dtype is None or x.dtype != to.as_int():
+        return MatchResult().fail(f"Cast changes the type ({x.dtype} -> {ir.DataType(to.as_int())})")
+    return True
+
+
+# Cast(x: T, to=T) -> x
+cast_identity = rule("cast-identity", "cleanup", __doc__, _cast_identity_pattern, lambda op, x, to: op.Identity(x), _cast_identity_check)
+
+
+def _cast_cast_pattern(op, x, mid, to):
+    return op.Cast(op.Cast(x, to=mid), to=to)
+
+
+def _cast_cast_check(context, x, mid, to, **_):
+    if x.dtype is None:
+        return MatchResult().fail("input dtype unknown")
+    if x.dtype not in _LOSSLESS_WIDENING.get(ir.DataType(mid.as_int()), ()):
+        return MatchResult().fail(f"first Cast {x.dtype} -> {ir.DataType(mid.as_int())} may lose information")
+    return True
+
+
+# Cast(Cast(x, A), B) -> Cast(x, B)   when x -> A is lossless
+cast_cast = rule("cast-cast", "cleanup", __doc__, _cast_cast_pattern, lambda op, x, mid, to: op.Cast(x, to=to.as_int()), _cast_cast_check)
+
+
+def _reshape_reshape_pattern(op, x, shape1, shape2):
+    return op.Reshape(op.Reshape(x, shape1, _allow_other_attributes=True), shape2, _allow_other_attributes=True)
+
+
+def _reshape_reshape_check(context, x, shape1, shape2, **_):
+    target = constant(shape2)
+    if target is None:
+        return MatchResult().fail("second shape is not a constant")
+    if np.any(target == 0):
+        return MatchResult().fail("second shape has a 0 (copy-from-input) entry")
+    return True
+
+
+# Reshape(Reshape(x, s1), s2) -> Reshape(x, s2)   when s2 is constant without 0
+reshape_reshape = rule(
+    "reshape-reshape", "cleanup", __doc__, _reshape_reshape_pattern,
+    lambda op, x, shape1, shape2: op.Reshape(x, shape2), _reshape_reshape_check,
+)  # fmt: skip
+
+
+def _transpose_transpose_pattern(op, x, perm1, perm2):
+    return op.Transpose(op.Transpose(x, perm=perm1), perm=perm2)
+
+
+def _transpose_transpose_replacement(op, x, perm1, perm2):
+    p1, p2 = perm1.as_ints(), perm2.as_ints()
+    composed = [p1[i] for i in p2]
+    if composed == sorted(composed):
+        return op.Identity(x)
+    return op.Transpose(x, perm=composed)
+
+
+# Transpose(Transpose(x, p1), p2) -> Transpose(x, p1[p2])  (x itself when that is the identity)
+transpose_transpose = rule("transpose-transpose", "cleanup", __doc__, _transpose_transpose_pattern, _transpose_transpose_replacement)
+
+RULES = [cast_identity, cast_cast, reshape_reshape, transpose_transpose]

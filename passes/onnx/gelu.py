@@ -1,0 +1,72 @@
+"""GELU: fold the erf formulation, in the operand orders exporters write, into ORT's Gelu.
+
+ORT's C++ GeluFusion recognizes ``(x * (1 + erf(x / sqrt2))) * 0.5`` (the legacy exporter's
+order) but not ``x * (0.5 * (1 + erf(x / sqrt2)))`` (torch's dynamo exporter) nor the
+``x * 0.70710678`` spelling of the division, so dynamo exports keep five elementwise kernels per
+GELU. Writing ``com.microsoft::Gelu`` directly lets ORT also fire BiasGelu on the MatMul bias
+before it.
+
+Legality: ``com.microsoft::Gelu`` is defined as ``0.5 * x * (1 + erf(x / sqrt(2)))``, the same
+function. The constants must be those of GELU (checked to 1e-6 relative, tighter than float32's
+rounding of sqrt(2)); x must be float, float16 or bfloat16 (the dtypes ORT's Gelu takes on CPU:
+float only, so other dtypes are refused). NaN and Inf propagate the same way in both forms
+(erf(+-inf) = +-1, so Gelu(+inf) = +inf and Gelu(-inf) = -inf * 0 = NaN in the original; ORT's
+kernel computes the same expression elementwise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import onnx_ir as ir
+from onnxscript.rewriter import MatchResult
+
+from graphopt.passes.onnx._util import is_scalar_close
+from graphopt.rules import rule
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _check(context, x, half, one, root, scale_is_division: bool, **_):
+    if x.dtype != ir.DataType.FLOAT:
+        return MatchResult().fail(f"com.microsoft::Gelu on CPU takes float32, got {x.dtype}")
+    if not is_scalar_close(half, 0.5) or not is_scalar_close(one, 1.0):
+        return MatchResult().fail("the 0.5 / 1.0 constants are not GELU's")
+    if not is_scalar_close(root, _SQRT2 if scale_is_division else 1.0 / _SQRT2):
+        return MatchResult().fail("the erf argument is not x / sqrt(2)")
+    return True
+
+
+def _gelu(op, x, **_):
+    return op.Gelu(x, _domain="com.microsoft")
+
+
+# x * (0.5 * (erf(x / sqrt2) + 1)) -> Gelu(x)       (torch dynamo exporter)
+def _dynamo_div(op, x, half, one, root):
+    return op.Mul(x, op.Mul(half, op.Add(op.Erf(op.Div(x, root)), one)))
+
+
+# x * (0.5 * (erf(x * 1/sqrt2) + 1)) -> Gelu(x)
+def _dynamo_mul(op, x, half, one, root):
+    return op.Mul(x, op.Mul(half, op.Add(op.Erf(op.Mul(x, root)), one)))
+
+
+# (x * (erf(x / sqrt2) + 1)) * 0.5 -> Gelu(x)       (legacy exporter; ORT fuses it too)
+def _legacy_div(op, x, half, one, root):
+    return op.Mul(op.Mul(x, op.Add(op.Erf(op.Div(x, root)), one)), half)
+
+
+gelu_erf_div = rule(
+    "gelu-erf", "gelu", __doc__, _dynamo_div, _gelu,
+    lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
+)  # fmt: skip
+gelu_erf_mul = rule(
+    "gelu-erf-mul", "gelu", __doc__, _dynamo_mul, _gelu,
+    lambda context, **b: _check(context, scale_is_division=False, **b), commute=True,
+)  # fmt: skip
+gelu_erf_legacy = rule(
+    "gelu-erf-legacy", "gelu", __doc__, _legacy_div, _gelu,
+    lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
+)  # fmt: skip
+
+RULES = [gelu_erf_div, gelu_erf_mul, gelu_erf_legacy]
