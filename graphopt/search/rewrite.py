@@ -6,7 +6,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from graphopt.rules import Rule
-from graphopt.search.sites import Site, apply_site, find_sites
+from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
 
 MAX_ROUNDS = 50  # a rule set that has not settled after this many rounds is cycling
 
@@ -18,6 +18,7 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
     by default all of them are applied, in rule order (a site made stale by an earlier rewrite
     in the same round is skipped and looked for again in the next).
     """
+    ensure_unique_names(model)  # sites refer to nodes by name
     by_name = {r.name: r for r in rules}
     applied: list[Site] = []
     for _ in range(MAX_ROUNDS):

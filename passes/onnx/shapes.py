@@ -12,6 +12,7 @@ ONNX's clamping of out-of-range and negative indices.
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import static_shape
@@ -33,7 +34,7 @@ def _replacement(op, x, shape):
     node = shape.producer()
     start = node.attributes.get_int("start", 0)
     end = node.attributes.get_int("end", len(dims))
-    return op.Constant(value=np.asarray(dims[slice(start, end)], dtype=np.int64))
+    return op.Constant(value=ir.tensor(np.asarray(dims[slice(start, end)], dtype=np.int64)))
 
 
 # Shape(x) -> Constant(shape of x)   when x's shape is static

@@ -1,0 +1,49 @@
+"""Shared checks for rule tests: a rule fires where legal, keeps outputs equal, and not elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+
+from graphopt.formats import onnx_format
+from graphopt.search.rewrite import rewrite_to_fixpoint
+from graphopt.search.sites import find_sites
+from graphopt.targets.ort_compat import clamp_ir_version
+from graphopt.verify import compare
+
+
+def parse(text: str) -> ir.Model:
+    proto = onnx.parser.parse_model(text)
+    onnx.checker.check_model(proto, full_check=True)
+    return ir.serde.deserialize_model(proto)
+
+
+def run(model: ir.Model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run without ORT's own optimizations, so the graph that runs is the graph we wrote."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    proto = clamp_ir_version(ir.serde.serialize_model(model))
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def ops(model: ir.Model) -> list[str]:
+    return [n.op_type for n in model.graph]
+
+
+def assert_rewrites(model: ir.Model, rule, feeds: dict[str, np.ndarray]) -> ir.Model:
+    """Apply ``rule`` to a copy; it must fire and keep every output within verify's tolerance."""
+    rewritten = onnx_format.copy(model)
+    applied = rewrite_to_fixpoint(rewritten, [rule])
+    assert applied, f"{rule.name} did not fire"
+    assert all(s.rule == rule.name for s in applied)
+    names = [v.name for v in model.graph.outputs]
+    equivalence = compare(names, run(model, feeds), run(rewritten, feeds))
+    assert equivalence.ok, equivalence.first_failure()
+    return rewritten
+
+
+def assert_no_site(model: ir.Model, rule) -> None:
+    assert find_sites(model, [rule]) == [], f"{rule.name} matched where it is not legal"
