@@ -123,6 +123,9 @@ def optimize(
         progress("saving")
         if chosen is not None:
             onnx_format.save(chosen.candidate.model, output_path)
+        elif onnx_format.has_external_data(model):
+            # Copying the .onnx file alone would leave its weights behind: rewrite them beside it.
+            onnx_format.save(onnx_format.load(model_path), output_path)
         else:
             _copy_atomically(model_path, output_path)
     return OptimizeResult(

@@ -113,6 +113,10 @@ def weight_bytes(model: ir.Model) -> int:
     return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
 
 
+def has_external_data(model: ir.Model) -> bool:
+    return any(isinstance(v.const_value, ir.ExternalTensor) for v in model.graph.initializers.values())
+
+
 def iter_nodes(model: ir.Model) -> Iterator[ir.Node]:
     """Every node of the model, including those inside If/Loop/Scan subgraphs."""
     return ir.traversal.RecursiveGraphIterator(model.graph)

@@ -86,7 +86,6 @@ class OrtTarget:
 
     def compile(self, model: ir.Model, *, report: bool = True) -> CompiledGraph:
         """Create a session for ``model``; with ``report``, read back ORT's optimized graph."""
-        proto = clamp_ir_version(ir.serde.serialize_model(model))
         with tempfile.TemporaryDirectory(prefix="graphopt-ort-") as workdir:
             options = self.session_options()
             optimized_path = Path(workdir) / "optimized.onnx"
@@ -99,23 +98,29 @@ class OrtTarget:
                 options.add_session_config_entry(
                     "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
                 )
-            session = self._create_session(proto, workdir, options)
+            session = self._create_session(_session_source(model, Path(workdir)), options)
             fusion = _read_report(optimized_path, onnx_format.op_histogram(model)) if report else None
         return CompiledGraph(session, fusion)
 
-    def _create_session(self, proto: onnx.ModelProto, workdir: str, options) -> ort.InferenceSession:
+    def _create_session(self, source: bytes | str, options) -> ort.InferenceSession:
         try:
-            if proto.ByteSize() < onnx_format.EXTERNAL_DATA_THRESHOLD_BYTES:
-                source = proto.SerializeToString()
-            else:
-                source = str(Path(workdir) / "input.onnx")
-                onnx.save(proto, source, save_as_external_data=True, location="input.data")
             return ort.InferenceSession(
                 source, options, providers=[self.provider],
                 disabled_optimizers=list(self.disabled_optimizers) or None,
             )  # fmt: skip
         except Exception as error:  # ORT raises Fail/InvalidGraph/NotImplemented, all RuntimeError-like
             raise BadModelError(f"onnxruntime cannot load the model: {_ort_message(error)}") from None
+
+
+def _session_source(model: ir.Model, workdir: Path) -> bytes | str:
+    """Bytes when the model fits in memory as one protobuf, else a file with its weights beside it."""
+    if not onnx_format.has_external_data(model) and onnx_format.weight_bytes(model) < onnx_format.EXTERNAL_DATA_THRESHOLD_BYTES:
+        return clamp_ir_version(ir.serde.serialize_model(model)).SerializeToString()
+    path = workdir / "input.onnx"
+    ir.save(model, path, external_data="input.data")
+    graph_only = clamp_ir_version(onnx.load(str(path), load_external_data=False))
+    onnx.save(graph_only, str(path))
+    return str(path)
 
 
 def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionReport:

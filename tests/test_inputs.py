@@ -1,0 +1,58 @@
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+from graphopt import inputs
+from graphopt.errors import InputGenerationError
+from tests.passes.onnx.harness import parse
+
+
+def _embedding_model() -> ir.Model:
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]>
+    g (int64[batch, sequence] input_ids, int64[batch, sequence] attention_mask, float[50, 4] table) => (float[batch, sequence, 4] y) {
+        ax = Constant<value = int64[1] {-1}>()
+        e = Gather(table, input_ids)
+        m = Cast<to=1>(attention_mask)
+        u = Unsqueeze(m, ax)
+        y = Mul(e, u)
+    }""")
+    table = model.graph.inputs.pop()  # make the 50-row table an initializer, as in a real model
+    table.const_value = ir.tensor(np.zeros((50, 4), np.float32))
+    model.graph.register_initializer(table)
+    return model
+
+
+def test_token_ids_stay_inside_the_embedding_table():
+    model = _embedding_model()
+    shapes = inputs.bind_dims(inputs.input_specs(model))
+    feeds = inputs.generate(model, shapes)
+    assert shapes["input_ids"] == (1, 16)
+    assert feeds["input_ids"].min() >= 0 and feeds["input_ids"].max() < 50
+
+
+def test_mask_is_zero_one_and_never_fully_masked():
+    model = _embedding_model()
+    feeds = inputs.generate(model, {"input_ids": (8, 12), "attention_mask": (8, 12)}, seed=3)
+    mask = feeds["attention_mask"]
+    assert set(np.unique(mask)) <= {0, 1}
+    assert (mask.sum(axis=1) > 0).all()
+    assert (mask[:, 0] == 1).all()
+
+
+def test_symbols_bind_consistently_and_user_shapes_win():
+    specs = inputs.input_specs(_embedding_model())
+    bound = inputs.bind_dims(specs, {"input_ids": (3, 5)})
+    # attention_mask shares both symbols with input_ids, so it follows the user's binding
+    assert bound == {"input_ids": (3, 5), "attention_mask": (3, 5)}
+    alternate = inputs.bind_dims(specs, None, inputs.ALTERNATE_SIZES)
+    assert alternate["input_ids"] != inputs.bind_dims(specs)["input_ids"]
+
+
+def test_dimension_expressions_are_evaluated():
+    specs = [inputs.InputSpec("mask", np.dtype("int64"), ("batch", "past_sequence + 1"))]
+    assert inputs.bind_dims(specs) == {"mask": (1, 9)}
+
+
+def test_wrong_rank_in_user_shape_is_refused():
+    with pytest.raises(InputGenerationError, match="rank 1 given"):
+        inputs.bind_dims(inputs.input_specs(_embedding_model()), {"input_ids": (3,)})
