@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -143,18 +142,10 @@ def optimize(
 
 
 def _copy_atomically(source, destination) -> None:
-    destination = Path(destination)
-    if Path(source).resolve() == destination.resolve():
+    if Path(source).resolve() == Path(destination).resolve():
         return
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    os.close(fd)
-    try:
+    with onnx_format.atomic_path(destination) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["optimize", "OptimizeResult", "GraphoptError"]

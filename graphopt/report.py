@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from graphopt.formats.onnx_format import atomic_path
 from graphopt.optimize import OptimizeResult
 
 
@@ -57,12 +57,8 @@ def _evaluation(e) -> dict:
 
 
 def write_json(result: OptimizeResult, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(to_dict(result), handle, indent=2, default=float)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_dict(result), indent=2, default=float))
 
 
 def render(result: OptimizeResult, console: Console) -> None:

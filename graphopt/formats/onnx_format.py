@@ -10,6 +10,7 @@ exceed protobuf's 2 GB limit are saved with their weights in one external-data f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -78,25 +79,30 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _all_tensors(sub)
 
 
-def save(model: ir.Model, path: str | os.PathLike) -> None:
-    """Write ``model`` to ``path`` atomically; weights go to ``<name>.data`` above 2 GB."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it only if the block completes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    external = weight_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES
-    data_name = path.name + ".data"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if external:
-            # The model file records the data file's name, so the data is written under its
-            # final name; onnx_ir itself writes it through a temporary file and renames it.
-            ir.save(model, tmp, external_data=data_name)
-        else:
-            ir.save(model, tmp)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save(model: ir.Model, path: str | os.PathLike) -> None:
+    """Write ``model`` to ``path`` atomically; weights go to ``<name>.data`` above 2 GB."""
+    with atomic_path(path) as tmp:
+        if weight_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES:
+            # The model file records the data file's name, so the data is written under its
+            # final name; onnx_ir itself writes it through a temporary file and renames it.
+            ir.save(model, tmp, external_data=Path(path).name + ".data")
+        else:
+            ir.save(model, tmp)
 
 
 def to_bytes(model: ir.Model) -> bytes:
