@@ -131,7 +131,7 @@ def list_rules() -> None:
         if r.family != family:
             family = r.family
             out.print(f"\n[bold]{family}[/]")
-            out.print(r.doc, highlight=False)
+            out.print(r.doc, highlight=False, markup=False, soft_wrap=True)
         out.print(f"  [cyan]{r.name}[/]")
 
 

@@ -25,7 +25,7 @@ from graphopt.formats import onnx_format
 from graphopt.rules import Rule, all_rules
 from graphopt.search import loop
 from graphopt.search.policies import POLICIES
-from graphopt.search.sites import ensure_unique_names, find_sites
+from graphopt.search.sites import ensure_unique_names, find_sites, near_misses
 from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.targets.ort_compat import max_ir_version
 
@@ -40,6 +40,7 @@ class OptimizeResult:
     evaluations: list[loop.Evaluation]
     chosen: loop.Evaluation | None
     sites_found: dict[str, int]
+    near_misses: dict[str, int]  # per rule: places where its pattern partly matched or its check failed
     notes: list[str]
     seconds: float
 
@@ -109,6 +110,10 @@ def optimize(
     for site in sites:
         counts[site.rule] = counts.get(site.rule, 0) + 1
 
+    missed: dict[str, int] = {}
+    for miss in near_misses(model, rules):
+        missed[miss.rule] = missed.get(miss.rule, 0) + 1
+
     candidates = POLICIES[policy]().propose(model, rules)
     evaluations = loop.search(candidates, baseline, target, budget_s, on_progress=progress)
     chosen = loop.best(evaluations)
@@ -136,6 +141,7 @@ def optimize(
         evaluations=evaluations,
         chosen=chosen,
         sites_found=counts,
+        near_misses=missed,
         notes=notes,
         seconds=time.monotonic() - start,
     )

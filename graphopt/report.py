@@ -25,6 +25,7 @@ def to_dict(result: OptimizeResult) -> dict:
         "seconds": round(result.seconds, 2),
         "notes": result.notes,
         "sites_found": result.sites_found,
+        "near_misses": result.near_misses,
         "before": {"kernels": base.kernels, "fused": base.fused},
         "after": {"kernels": after.kernels, "fused": after.fused},
         "fusions_gained": after.gained_over(base),

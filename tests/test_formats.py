@@ -78,3 +78,13 @@ def test_large_models_are_saved_with_external_data(tmp_path, monkeypatch):
     again = onnx_format.load(tmp_path / "m.onnx")
     x = np.ones(1024, np.float32)
     np.testing.assert_array_equal(OrtTarget().compile(again, report=False).run({"x": x})[0], x + np.arange(1024))
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    onnx_format.save(ir.serde.deserialize_model(_if_model()), tmp_path / "m.onnx")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "m.onnx").stat().st_mode) == 0o666 & ~mask

@@ -1,0 +1,68 @@
+"""`optimize` on graphs that exercise the edges: float16, If subgraphs, several outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from graphopt.formats import onnx_format
+from graphopt.optimize import optimize
+from graphopt.targets import OrtTarget
+from graphopt.verify import compare
+
+RNG = np.random.default_rng(0)
+
+
+def _mlp_with_erf_gelu(dtype: np.dtype, with_if: bool = False) -> onnx.ModelProto:
+    """x -> MatMul -> dynamo-style erf GELU -> MatMul, twice as outputs (y and y * 2)."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    const = lambda name, v: numpy_helper.from_array(np.asarray(v, dtype), name)  # noqa: E731
+    inits = [const("w1", RNG.standard_normal((16, 32)) * 0.3), const("w2", RNG.standard_normal((32, 8)) * 0.3),
+             const("sqrt2", 1.4142135), const("half", 0.5), const("one", 1.0), const("two", 2.0)]  # fmt: skip
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Div", ["h", "sqrt2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["a"]),
+        helper.make_node("Mul", ["half", "a"], ["m"]),
+        helper.make_node("Mul", ["h", "m"], ["g"]),
+        helper.make_node("MatMul", ["g", "w2"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", elem, ["batch", 8])]
+    if with_if:
+        branch_out = lambda n: helper.make_tensor_value_info(n, elem, ["batch", 8])  # noqa: E731
+        then_g = helper.make_graph([helper.make_node("Mul", ["y", "two"], ["t"])], "then", [], [branch_out("t")])
+        else_g = helper.make_graph([helper.make_node("Add", ["y", "two"], ["f"])], "else", [], [branch_out("f")])
+        nodes.append(helper.make_node("ReduceMax", ["x"], ["mx"], keepdims=0))
+        nodes.append(helper.make_node("Cast", ["mx"], ["zero"], to=onnx.TensorProto.BOOL))
+        nodes.append(helper.make_node("If", ["zero"], ["z"], then_branch=then_g, else_branch=else_g))
+        outputs.append(helper.make_tensor_value_info("z", elem, ["batch", 8]))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", elem, ["batch", 16])], outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _optimize_and_check(tmp_path, proto):
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    out = tmp_path / "out.onnx"
+    result = optimize(path, out, budget_s=5)
+    assert out.exists()
+    original, optimized = onnx_format.load(path), onnx_format.load(out)
+    x = RNG.standard_normal((3, 16)).astype(onnx.helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type))
+    names = [o.name for o in proto.graph.output]
+    expected = OrtTarget().compile(original, report=False).run({"x": x})
+    assert compare(names, expected, OrtTarget().compile(optimized, report=False).run({"x": x})).ok
+    return result
+
+
+def test_float16_model_is_left_unchanged_with_a_reason(tmp_path):
+    # The GELU rule refuses float16 (ORT's CPU Gelu is float32 only), so nothing applies.
+    result = _optimize_and_check(tmp_path, _mlp_with_erf_gelu(np.float16))
+    assert result.kept_original
+    assert result.near_misses.get("gelu-erf", 0) >= 1
+
+
+def test_model_with_if_and_two_outputs_is_rewritten_or_kept_and_stays_equivalent(tmp_path):
+    result = _optimize_and_check(tmp_path, _mlp_with_erf_gelu(np.float32, with_if=True))
+    assert result.sites_found.get("gelu-erf") == 1
