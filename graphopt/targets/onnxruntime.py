@@ -71,6 +71,10 @@ class OrtTarget:
     level: str = "all"
     intra_op_threads: int = 0
     disabled_optimizers: tuple[str, ...] = ()
+    # ORT's worker threads spin after each run by default. When two sessions are timed
+    # alternately on a small machine, the idle one's spinning threads steal the cores of the
+    # one being timed, which biases A/B ratios by several percent; graphopt turns it off.
+    allow_spinning: bool = False
 
     @property
     def name(self) -> str:
@@ -82,6 +86,7 @@ class OrtTarget:
         options.graph_optimization_level = LEVELS[self.level]
         options.intra_op_num_threads = self.intra_op_threads
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         return options
 
     def compile(self, model: ir.Model, *, report: bool = True) -> CompiledGraph:

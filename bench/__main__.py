@@ -1,0 +1,70 @@
+"""`python -m bench [--quick] [--model M.onnx --inputs I.npz]...`: the side-by-side table.
+
+Writes bench/results/<date>-<host>/ with results.json (everything measured), table.md, and
+speedup.png / op_time.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import socket
+import time
+from pathlib import Path
+
+import onnx
+import onnxruntime
+
+from bench import plots, tables
+from bench.contenders import contenders
+from bench.limits import measure_rates
+from bench.runner import run_workload
+from bench.workloads import full_set, quick_set, user_workload
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny configs, one variant per model (< 10 min)")
+    parser.add_argument("--model", action="append", default=[], help="an extra ONNX file to bench (repeatable)")
+    parser.add_argument("--inputs", action="append", default=[], help="inputs .npz for the --model at the same position")
+    parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
+    parser.add_argument("--work", default="/tmp/graphopt-bench", help="where exported zoo models are cached")
+    parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
+    parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
+    args = parser.parse_args(argv)
+
+    budget = 2.0 if args.quick else 8.0
+    work = Path(args.work) / ("quick" if args.quick else "full")
+    chosen = contenders(graphopt_budget_s=4.0 if args.quick else 20.0)
+    if args.contenders:
+        chosen = [c for c in chosen if c.name in args.contenders.split(",")]
+    workloads = [] if args.only_user else (quick_set(work) if args.quick else full_set(work))
+    workloads += [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
+
+    date = datetime.date.today().isoformat()
+    out = Path(args.out or Path(__file__).parent / "results" / f"{date}-{socket.gethostname()}")
+    out.mkdir(parents=True, exist_ok=True)
+    rates = measure_rates()
+    run = {
+        "mode": "quick" if args.quick else "full",
+        "host": socket.gethostname(),
+        "date": date,
+        "versions": f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, python {platform.python_version()}",
+        "rates": {"gemm_gflops": rates.gemm_flops_per_s / 1e9, "gbytes_per_s": rates.bytes_per_s / 1e9},
+        "workloads": [],
+    }
+    start = time.monotonic()
+    for workload in workloads:
+        print(f"[{time.monotonic() - start:6.0f}s] {workload.name}", flush=True)
+        run["workloads"].append(run_workload(workload, chosen, rates, budget, log=lambda m: None))
+        (out / "results.json").write_text(json.dumps(run, indent=1, default=float))
+        (out / "table.md").write_text(tables.markdown(run))
+    plots.speedup_heatmap(run, out / "speedup.png")
+    plots.op_time_bars(run, out / "op_time.png")
+    print(f"wrote {out} in {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

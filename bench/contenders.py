@@ -1,0 +1,102 @@
+"""The tools people use instead of graphopt, each as a function from an ONNX file to an ONNX file.
+
+Every contender's result is run by ORT at ENABLE_ALL (except the ORT-level contenders, which
+run the original at their own level), so the table answers "what do I gain on top of what ORT
+already does".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+from bench.workloads import Workload
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    name: str
+    transform: Callable[[Path, Path, Workload], None] | None  # (input, output, workload); None: the input as is
+    level: str = "all"  # the ORT graph optimization level the result runs at
+
+
+def _ort_transformers(src: Path, dst: Path, w: Workload) -> None:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    if w.ort_model_type is None:
+        raise ValueError("not a transformer model")
+    optimized = optimize_model(str(src), model_type=w.ort_model_type, num_heads=w.num_heads, hidden_size=w.hidden_size, opt_level=0)
+    optimized.save_model_to_file(str(dst))
+
+
+def _onnxscript_optimizer(src: Path, dst: Path, w: Workload) -> None:
+    import onnxscript.optimizer
+
+    ir.save(onnxscript.optimizer.optimize(ir.load(src)), dst)
+
+
+def _onnxscript_rewriter(src: Path, dst: Path, w: Workload) -> None:
+    import onnxscript.rewriter
+
+    ir.save(onnxscript.rewriter.rewrite(ir.load(src)), dst)
+
+
+def _onnxscript_ort_fusions(src: Path, dst: Path, w: Workload) -> None:
+    import onnxscript.optimizer
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    model = onnxscript.optimizer.optimize(ir.load(src))
+    fused, _counts = optimize_for_ort(model)
+    ir.save(fused, dst)
+
+
+def _onnxsim(src: Path, dst: Path, w: Workload) -> None:
+    import onnxsim
+
+    model, ok = onnxsim.simplify(onnx.load(str(src)))
+    if not ok:
+        raise RuntimeError("onnxsim could not validate its result")
+    onnx.save(model, str(dst))
+
+
+def _onnxslim(src: Path, dst: Path, w: Workload) -> None:
+    import onnxslim
+
+    onnx.save(onnxslim.slim(onnx.load(str(src))), str(dst))
+
+
+def _onnxoptimizer(src: Path, dst: Path, w: Workload) -> None:
+    import onnxoptimizer
+
+    onnx.save(onnxoptimizer.optimize(onnx.load(str(src))), str(dst))
+
+
+def _graphopt(policy: str, budget_s: float):
+    def run(src: Path, dst: Path, w: Workload) -> None:
+        from graphopt.optimize import optimize
+
+        optimize(src, dst, policy=policy, inputs_file=str(w.inputs) if w.inputs else None, budget_s=budget_s)
+
+    return run
+
+
+def contenders(graphopt_budget_s: float) -> list[Contender]:
+    return [
+        Contender("ort-disable", None, "disable"),
+        Contender("ort-basic", None, "basic"),
+        Contender("ort-extended", None, "extended"),
+        Contender("ort-all", None, "all"),
+        Contender("ort-transformers", _ort_transformers),
+        Contender("onnxscript-optimizer", _onnxscript_optimizer),
+        Contender("onnxscript-rewriter", _onnxscript_rewriter),
+        Contender("onnxscript-ort-fusions", _onnxscript_ort_fusions),
+        Contender("onnxsim", _onnxsim),
+        Contender("onnxslim", _onnxslim),
+        Contender("onnxoptimizer", _onnxoptimizer),
+        Contender("graphopt-greedy", _graphopt("greedy", graphopt_budget_s)),
+        Contender("graphopt-search", _graphopt("search", graphopt_budget_s)),
+    ]

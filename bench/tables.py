@@ -1,0 +1,56 @@
+"""The Markdown a person reads: one speedup matrix, then the detail of every workload."""
+
+from __future__ import annotations
+
+
+def _cell(result: dict) -> str:
+    if "error" in result:
+        return "fail"
+    text = f"{1 / result['ratio']:.2f}x"
+    if not result["equivalent"]:
+        return f"{text} WRONG"
+    low, high = result["ci95"]
+    return text + ("" if low <= 1.0 <= high else "*")
+
+
+def _fused(fused: dict) -> str:
+    return ", ".join(f"{k.split('::')[-1]} {v}" for k, v in sorted(fused.items())) or "-"
+
+
+def markdown(run: dict) -> str:
+    records = run["workloads"]
+    names = [r["contender"] for r in records[0]["results"]] if records else []
+    lines = [
+        f"# graphopt bench: {run['mode']} run on {run['host']}, {run['date']}",
+        "",
+        f"Machine: fp32 GEMM {run['rates']['gemm_gflops']:.1f} GFLOP/s (ORT MatMul 1024^3), "
+        f"copy bandwidth {run['rates']['gbytes_per_s']:.1f} GB/s. Versions: {run['versions']}.",
+        "",
+        "Speedup over the original under ORT ENABLE_ALL (median of interleaved runs; * = the 95% "
+        "interval excludes 1; WRONG = outputs differ beyond tolerance; fail = the tool or its result failed).",
+        "",
+        "| workload | " + " | ".join(names) + " | floor ms | ORT-all ms | of floor |",
+        "|---|" + "---|" * (len(names) + 3),
+    ]
+    for record in records:
+        cells = [_cell(r) for r in record["results"]]
+        base_ms = next((r.get("baseline_ms") for r in record["results"] if "baseline_ms" in r), None)
+        frac = f"{record['floor_ms'] / base_ms:.0%}" if base_ms else "-"
+        base = f"{base_ms:.3f}" if base_ms else "-"
+        lines.append(f"| {record['workload']} | " + " | ".join(cells) + f" | {record['floor_ms']:.3f} | {base} | {frac} |")
+    for record in records:
+        lines += ["", f"## {record['workload']}", "",
+                  f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; original: {record['baseline']['nodes']} nodes, "
+                  f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}", "",
+                  "| contender | tool s | nodes | kernels | fused (ORT) | max err | ratio [95% CI] |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in record["results"]:
+            if "error" in r:
+                lines.append(f"| {r['contender']} | {r.get('tool_s', 0):.1f} | failed: {r['error']} | | | | |")
+                continue
+            tool = f"{r['tool_s']:.1f}" if "tool_s" in r else "-"
+            ok = "" if r["equivalent"] else " WRONG"
+            lines.append(
+                f"| {r['contender']} | {tool} | {r['nodes']} | {r['kernels']} | {_fused(r['fused'])} | {r['max_abs_error']:.1e}{ok} | "
+                f"{r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] |"
+            )
+    return "\n".join(lines) + "\n"
