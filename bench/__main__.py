@@ -30,13 +30,13 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="append", default=[], help="an extra ONNX file to bench (repeatable)")
     parser.add_argument("--inputs", action="append", default=[], help="inputs .npz for the --model at the same position")
     parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
-    parser.add_argument("--work", default="/tmp/graphopt-bench", help="where exported zoo models are cached")
+    parser.add_argument("--work", default="/tmp/graphopt-zoo", help="where exported zoo models are cached")
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
     args = parser.parse_args(argv)
 
     budget = 2.0 if args.quick else 8.0
-    work = Path(args.work) / ("quick" if args.quick else "full")
+    work = Path(args.work)
     chosen = contenders(graphopt_budget_s=4.0 if args.quick else 20.0)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]

@@ -40,19 +40,17 @@ def quick_set(work_dir: Path) -> list[Workload]:
 
 
 def full_set(work_dir: Path) -> list[Workload]:
-    """Every zoo model at its real size: both exporters, static and dynamic axes, batch 1 and 4,
-    sequence 16 and 128 for the text models; the decode step at a 128-token cache."""
-    workloads = []
+    """Every zoo model at its real size. Per model: both exporters with static and with dynamic
+    axes at batch 1 (sequence 16 for text models); the long sequence (128) and the batched case
+    (batch 4) with dynamic axes; the decode step over a 128-token cache."""
+    specs = []
     for arch, info in ZOO.items():
-        for exporter in ("dynamo", "legacy"):
-            for dynamic in (False, True):
-                for batch in (1, 4):
-                    seqs = (128,) if arch == "llama-decode" else (16, 128) if info.text else (0,)
-                    for seq in seqs:
-                        if batch == 4 and seq == 128 and arch != "llama-decode":
-                            continue  # the batched case is taken at the short sequence only
-                        workloads.append(zoo_workload(work_dir, arch, "base", exporter, dynamic, batch, seq))
-    return workloads
+        seq = 128 if arch == "llama-decode" else 16
+        specs += [(arch, exporter, dynamic, 1, seq) for exporter in ("dynamo", "legacy") for dynamic in (False, True)]
+        if info.text and arch != "llama-decode":
+            specs += [(arch, exporter, True, 1, 128) for exporter in ("dynamo", "legacy")]
+        specs.append((arch, "dynamo", True, 4, seq))
+    return [zoo_workload(work_dir, arch, "base", exporter, dynamic, batch, s) for arch, exporter, dynamic, batch, s in specs]
 
 
 def user_workload(model: str, inputs: str | None) -> Workload:

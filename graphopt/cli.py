@@ -91,6 +91,94 @@ def optimize(
 
 
 @app.command()
+def check(
+    baseline: Annotated[Path, typer.Argument(help="Baseline model, or a folder of models.")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate model, or a folder with the same file names.")],
+    target: Annotated[Optional[str], typer.Option(help="ort-cpu (default), or ort-cpu-<level>.")] = None,
+    max_slowdown: Annotated[Optional[str], typer.Option(help="Allowed slowdown, e.g. 2% (default) or 0.02.")] = None,
+    confidence: Annotated[Optional[float], typer.Option(help="Confidence of the timing verdict (default 0.95).")] = None,
+    inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input.")] = None,
+    rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance for every float output.")] = None,
+    atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance (scaled by the output's magnitude).")] = None,
+    tolerance_profile: Annotated[Optional[str], typer.Option(help="default, exact, fp16 or bf16.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="text (default), json, junit or markdown.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the report here instead of stdout.")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="Seconds of timing per pair before 'inconclusive' (default 60).")] = None,
+    on_inconclusive: Annotated[Optional[str], typer.Option(help="pass (default) or fail.")] = None,
+) -> None:
+    """Fail (exit 1) when CANDIDATE is slower than BASELINE beyond a tolerance, or not equivalent.
+
+    Exit codes: 0 pass, 1 regression, 2 usage error or bad input. Settings may also come from
+    [tool.graphopt.check] in pyproject.toml; flags win.
+    """
+    import os
+
+    from graphopt import check_report
+    from graphopt.check import CheckSettings
+    from graphopt.check import check as run_check
+    from graphopt.config import check_settings, parse_fraction
+    from graphopt.formats.onnx_format import atomic_path
+
+    try:
+        config = check_settings()
+        pick = lambda flag, key, default: flag if flag is not None else config.get(key, default)  # noqa: E731
+        settings = CheckSettings(
+            target=pick(target, "target", "ort-cpu"),
+            max_slowdown=parse_fraction(pick(max_slowdown, "max-slowdown", "2%")),
+            confidence=float(pick(confidence, "confidence", 0.95)),
+            inputs=str(pick(inputs, "inputs", None)) if pick(inputs, "inputs", None) else None,
+            tolerance_profile=pick(tolerance_profile, "tolerance-profile", "default"),
+            rtol=pick(rtol, "rtol", None), atol=pick(atol, "atol", None),
+            time_budget_s=float(pick(time_budget, "time-budget", 60.0)),
+            on_inconclusive=pick(on_inconclusive, "on-inconclusive", "pass"),
+        )  # fmt: skip
+        fmt = pick(fmt, "format", "text")
+        if fmt not in ("text", "json", "junit", "markdown"):
+            raise GraphoptError(f"unknown format {fmt!r}; use text, json, junit or markdown")
+        if settings.on_inconclusive not in ("pass", "fail"):
+            raise GraphoptError("--on-inconclusive takes pass or fail")
+        if not 0.5 <= settings.confidence < 1:
+            raise GraphoptError("--confidence must be in [0.5, 1)")
+        settings.tolerances()  # validates the profile name before any work
+        pairs = _pairs(baseline, candidate)
+        results = []
+        with console.status("graphopt check") as status:
+            for base, cand in pairs:
+                results.append(run_check(base, cand, settings, on_progress=lambda m, c=cand: status.update(f"{c.name}: {m}")))
+    except GraphoptError as error:
+        _fail(error)
+    report = check_report.render(results, fmt)
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(report)
+    else:
+        sys.stdout.write(report)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as handle:
+            handle.write(check_report.markdown(results))
+    for r in results:
+        if r.verdict != "pass":
+            console.print(check_report.headline(r), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(1 if any(r.failed() for r in results) else 0)
+
+
+def _pairs(baseline: Path, candidate: Path) -> list[tuple[Path, Path]]:
+    """One pair, or every model file name the two folders share."""
+    if baseline.is_dir() != candidate.is_dir():
+        raise GraphoptError("give two model files or two folders")
+    if not baseline.is_dir():
+        return [(baseline, candidate)]
+    names = sorted(p.name for p in baseline.glob("*.onnx"))
+    missing = [n for n in names if not (candidate / n).is_file()]
+    if missing:
+        raise GraphoptError(f"{candidate} has no {', '.join(missing)}")
+    if not names:
+        raise GraphoptError(f"{baseline} holds no .onnx files")
+    return [(baseline / n, candidate / n) for n in names]
+
+
+@app.command()
 def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspect.")]) -> None:
     """Show what ORT fuses in MODEL now, which sites graphopt's rules find, and near misses."""
     from graphopt.formats import onnx_format

@@ -99,9 +99,9 @@ def interleaved(
     return compare_samples(a_times, b_times)
 
 
-def compare_samples(a_times, b_times) -> Comparison:
+def compare_samples(a_times, b_times, confidence: float = 0.95) -> Comparison:
     ratios = np.asarray(b_times) / np.asarray(a_times)
-    low, high = bootstrap_ci(ratios)
+    low, high = bootstrap_ci(ratios, confidence=confidence)
     return Comparison(
         baseline_s=statistics.median(a_times),
         candidate_s=statistics.median(b_times),
