@@ -75,7 +75,7 @@ def bind_dims(
     for spec in specs:  # user shapes also fix the symbols they cover
         if spec.name in shapes:
             for dim, size in zip(spec.dims, shapes[spec.name]):
-                if isinstance(dim, str) and _is_identifier(dim):
+                if isinstance(dim, str) and dim.isidentifier():
                     symbols.setdefault(dim, size)
     bound = {}
     for spec in specs:
@@ -95,7 +95,7 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
         return dim
     if dim is None:
         return 1
-    if _is_identifier(dim):
+    if dim.isidentifier():
         if dim not in symbols:
             symbols[dim] = next(size for key, size in defaults if key in dim.lower())
         return symbols[dim]
@@ -105,10 +105,6 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
     if not re.fullmatch(r"[\w\s+\-*/()]+", dim):
         raise InputGenerationError(f"cannot bind the dimension expression {dim!r}; use --shape")
     return int(eval(dim, {"__builtins__": {}}, env))  # noqa: S307 - charset checked above
-
-
-def _is_identifier(text: str) -> bool:
-    return text.isidentifier()
 
 
 def generate(model: ir.Model, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:

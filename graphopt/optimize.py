@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import ShapeInferencePass
 
@@ -101,7 +102,9 @@ def optimize(
     notes: list[str] = []
 
     progress("loading")
-    model = prepare(onnx_format.load(model_path), notes)
+    model = onnx_format.load(model_path)
+    input_ir_version = model.ir_version
+    model = prepare(model, notes)
     feeds = verification_feeds(model, shapes, inputs_file)
     progress("compiling the original with onnxruntime")
     baseline = loop.make_baseline(model, target, feeds)
@@ -129,7 +132,12 @@ def optimize(
             onnx_format.save(chosen.candidate.model, output_path)
         elif onnx_format.has_external_data(model):
             # Copying the .onnx file alone would leave its weights behind: rewrite them beside it.
-            onnx_format.save(onnx_format.load(model_path), output_path)
+            original = onnx_format.load(model_path)
+            original.ir_version = model.ir_version
+            onnx_format.save(original, output_path)
+        elif model.ir_version != input_ir_version:
+            # The input unchanged but for its IR version, which ORT could not have loaded.
+            _write_with_ir_version(model_path, output_path, model.ir_version)
         else:
             _copy_atomically(model_path, output_path)
     return OptimizeResult(
@@ -145,6 +153,13 @@ def optimize(
         notes=notes,
         seconds=time.monotonic() - start,
     )
+
+
+def _write_with_ir_version(source, destination, ir_version: int) -> None:
+    proto = onnx.load(str(source), load_external_data=False)
+    proto.ir_version = ir_version
+    with onnx_format.atomic_path(destination) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def _copy_atomically(source, destination) -> None:

@@ -66,3 +66,18 @@ def test_float16_model_is_left_unchanged_with_a_reason(tmp_path):
 def test_model_with_if_and_two_outputs_is_rewritten_or_kept_and_stays_equivalent(tmp_path):
     result = _optimize_and_check(tmp_path, _mlp_with_erf_gelu(np.float32, with_if=True))
     assert result.sites_found.get("gelu-erf") == 1
+
+
+def test_kept_original_with_a_newer_ir_version_is_written_so_ort_loads_it(tmp_path):
+    from graphopt.targets.ort_compat import max_ir_version
+
+    proto = _mlp_with_erf_gelu(np.float16)  # nothing applies: the original is kept
+    proto.ir_version = max_ir_version() + 1
+    path, out = tmp_path / "m.onnx", tmp_path / "out.onnx"
+    onnx.save(proto, str(path))
+    result = optimize(path, out, budget_s=2)
+    assert result.kept_original and any("IR version" in n for n in result.notes)
+    written = onnx.load(str(out))
+    assert written.ir_version == max_ir_version()
+    written.ir_version = proto.ir_version
+    assert written.graph == proto.graph  # only the IR version changed
