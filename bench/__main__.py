@@ -35,9 +35,9 @@ def main(argv=None) -> None:
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
     args = parser.parse_args(argv)
 
-    budget = 2.0 if args.quick else 8.0
+    budget = 2.0 if args.quick else 5.0
     work = Path(args.work)
-    chosen = contenders(graphopt_budget_s=4.0 if args.quick else 20.0)
+    chosen = contenders(graphopt_budget_s=4.0 if args.quick else 15.0)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]
     workloads = [] if args.only_user else (quick_set(work) if args.quick else full_set(work))

@@ -1,8 +1,9 @@
 """The machine's limit for a workload: the floating-point work and bytes a graph must move, and
 how fast this machine can do either.
 
-Work is counted from the graph at concrete input shapes (onnx shape inference with the inputs'
-dimensions fixed): 2*M*N*K per MatMul/Gemm (times the broadcast batch), 2*K per output element
+Work is counted from the graph at concrete input shapes, read by running the model once in ORT
+with every MatMul/Gemm/Conv operand exposed as an output (static shape inference loses track of
+sizes behind dynamic Reshapes, which exports are full of): 2*M*N*K per MatMul/Gemm (times the broadcast batch), 2*K per output element
 of a Conv (K = C_in/group * kernel area), and for ORT's fused Attention ops the two batched
 matmuls they hide. Elementwise work is ignored: next to the GEMMs it is noise, and on this
 machine it is bound by memory anyway, which the byte count covers. Bytes are the least any
@@ -19,7 +20,7 @@ import time
 
 import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,44 +38,43 @@ class MachineRates:
         return max(work.flops / self.gemm_flops_per_s, work.bytes / self.bytes_per_s)
 
 
-def _with_concrete_inputs(proto: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+_COUNTED = ("MatMul", "FusedMatMul", "Gemm", "Conv", "FusedConv", "Attention", "MultiHeadAttention", "GroupQueryAttention")
+
+
+def _observed_shapes(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Shapes of every operand of the counted ops, from one run with them exposed as outputs."""
+    import onnxruntime as ort
+
+    from graphopt.targets.ort_compat import clamp_ir_version
+
     model = onnx.ModelProto()
     model.CopyFrom(proto)
-    for value in model.graph.input:
-        if value.name in shapes:
-            dims = value.type.tensor_type.shape.dim
-            for dim, size in zip(dims, shapes[value.name]):
-                dim.Clear()
-                dim.dim_value = int(size)
-    del model.graph.value_info[:]
-    return shape_inference.infer_shapes(model, data_prop=True)
-
-
-def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
-    found = {}
-    for value in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
-        t = value.type.tensor_type
-        if t.HasField("shape"):
-            found[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-    for init in model.graph.initializer:
-        found[init.name] = list(init.dims)
-    return found
+    present = {o.name for o in model.graph.output}
+    constants = {i.name: list(i.dims) for i in model.graph.initializer}
+    wanted = {name for node in model.graph.node if node.op_type in _COUNTED for name in list(node.input) + list(node.output)}
+    for name in sorted(wanted - present - set(constants) - {""}):
+        model.graph.output.append(onnx.ValueInfoProto(name=name))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(clamp_ir_version(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    shapes = {name: list(np.shape(value)) for name, value in zip(names, session.run(None, feeds))}
+    return shapes | constants
 
 
 def _size(shape) -> int:
     return int(np.prod(shape)) if shape is not None and all(d is not None for d in shape) else 0
 
 
-def count_work(proto: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Work:
-    """FLOPs and minimum bytes of ``proto`` with its inputs at ``shapes``."""
-    model = _with_concrete_inputs(proto, shapes)
-    known = _shapes(model)
-    flops = 0.0
-    for node in model.graph.node:
-        flops += _node_flops(node, known)
+def count_work(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Work:
+    """FLOPs and minimum bytes of ``proto`` run on ``feeds``."""
+    known = _observed_shapes(proto, feeds)
+    flops = sum(_node_flops(node, known) for node in proto.graph.node)
     itemsize = lambda elem: np.dtype(helper.tensor_dtype_to_np_dtype(elem)).itemsize  # noqa: E731
-    weights = sum(_size(list(t.dims)) * itemsize(t.data_type) for t in model.graph.initializer)
-    io = sum(_size(known.get(v.name)) * itemsize(v.type.tensor_type.elem_type) for v in list(model.graph.input) + list(model.graph.output))
+    weights = sum(_size(list(t.dims)) * itemsize(t.data_type) for t in proto.graph.initializer)
+    io = sum(value.nbytes for value in feeds.values())
+    io += sum(_size(known.get(v.name)) * itemsize(v.type.tensor_type.elem_type) for v in proto.graph.output)
     return Work(flops=flops, bytes=float(weights + io))
 
 

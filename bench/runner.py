@@ -45,7 +45,7 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
     baseline = OrtTarget().compile(original)
     expected = baseline.run(feeds)
     names = [o.name for o in baseline.session.get_outputs()]
-    work = count_work(onnx.load(str(workload.model)), {k: v.shape for k, v in feeds.items()})
+    work = count_work(onnx.load(str(workload.model)), feeds)
     record = {
         "workload": workload.name,
         "flops": work.flops,
