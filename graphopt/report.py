@@ -26,8 +26,8 @@ def to_dict(result: OptimizeResult) -> dict:
         "notes": result.notes,
         "sites_found": result.sites_found,
         "near_misses": result.near_misses,
-        "before": {"kernels": base.kernels, "fused": base.fused},
-        "after": {"kernels": after.kernels, "fused": after.fused},
+        "before": {"kernels": base.kernels, "fused": base.fused, "fired_by_ort": base.fired},
+        "after": {"kernels": after.kernels, "fused": after.fused, "fired_by_ort": after.fired},
         "fusions_gained": after.gained_over(base),
         "latency": None if not chosen else {
             "baseline_ms": chosen.timing.baseline_s * 1e3,
@@ -73,7 +73,7 @@ def render(result: OptimizeResult, console: Console) -> None:
     table.add_row("graph nodes", str(base_nodes), str(after_nodes))
     table.add_row("ORT kernels", str(data["before"]["kernels"]), str(data["after"]["kernels"]))
     for op in sorted(set(data["before"]["fused"]) | set(data["after"]["fused"])):
-        table.add_row(f"fused {op}", str(data["before"]["fused"].get(op, 0)), str(data["after"]["fused"].get(op, 0)))
+        table.add_row(f"fused kernels {op.split('::')[-1]}", str(data["before"]["fused"].get(op, 0)), str(data["after"]["fused"].get(op, 0)))
     if result.chosen:
         t = result.chosen.timing
         table.add_row("latency (median)", f"{t.baseline_s * 1e3:.3f} ms", f"{t.candidate_s * 1e3:.3f} ms")
