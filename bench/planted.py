@@ -44,18 +44,19 @@ def with_extra_work(model: ir.Model, matmuls: int, width: int = 256, seed: int =
     return planted
 
 
-def plant_slowdown(model_path, fraction: float, budget_s: float = 4.0, attempts: int = 4) -> tuple[ir.Model, float]:
+def plant_slowdown(model_path, fraction: float, budget_s: float = 4.0, attempts: int = 6) -> tuple[ir.Model, float]:
     """A copy of the model that runs about ``1 + fraction`` times as long, and the measured ratio.
 
     The chain length is found by a few rounds of measure-and-rescale (the cost of one MatMul
-    relative to the model is estimated from the last measurement).
+    relative to the model is estimated from the last measurement); when even the shortest chain
+    overshoots, the MatMuls are made narrower (halving the width quarters their cost).
     """
     model = prepare(onnx_format.load(model_path), [])
     feeds = verification_feeds(model, None, None)[0]
     base = OrtTarget().compile(model, report=False)
-    k, best = 4, None
+    k, width, best = 4, 256, None
     for _ in range(attempts):
-        planted = with_extra_work(model, k)
+        planted = with_extra_work(model, k, width=width)
         compiled = OrtTarget().compile(planted, report=False)
         ratio = interleaved(lambda: base.run(feeds), lambda: compiled.run(feeds), budget_s=budget_s).ratio
         if best is None or abs(ratio - 1 - fraction) < abs(best[1] - 1 - fraction):
@@ -63,5 +64,9 @@ def plant_slowdown(model_path, fraction: float, budget_s: float = 4.0, attempts:
         if abs(ratio - 1 - fraction) < 0.15 * fraction:
             break
         per_matmul = max((ratio - 1) / (k + 1), 1e-4)  # the input projection counts as one more
-        k = max(0, round(fraction / per_matmul) - 1)
+        k = round(fraction / per_matmul) - 1
+        if k < 2 and width > 16:
+            width //= 2
+            k = max(2, round(4 * fraction / per_matmul) - 1)
+        k = max(0, k)
     return best
