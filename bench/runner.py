@@ -40,8 +40,8 @@ def workload_feeds(workload: Workload, model) -> dict[str, np.ndarray]:
 
 
 def run_workload(workload: Workload, contenders: list[Contender], rates: MachineRates, budget_s: float, log=print) -> dict:
-    original = prepare(onnx_format.load(workload.model), [])
-    feeds = workload_feeds(workload, original)
+    original = onnx_format.load(workload.model)  # as exported: the baseline every tool is judged against
+    feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
     baseline = OrtTarget().compile(original)
     expected = baseline.run(feeds)
     names = [o.name for o in baseline.session.get_outputs()]

@@ -102,12 +102,13 @@ def optimize(
     notes: list[str] = []
 
     progress("loading")
-    model = onnx_format.load(model_path)
-    input_ir_version = model.ir_version
-    model = prepare(model, notes)
+    original = onnx_format.load(model_path)  # the baseline is the model as the user gave it
+    input_ir_version = original.ir_version
+    annotated = onnx_format.annotated_values(original)
+    model = prepare(onnx_format.copy(original), notes)  # names and inferred shapes, for the rules
     feeds = verification_feeds(model, shapes, inputs_file)
     progress("compiling the original with onnxruntime")
-    baseline = loop.make_baseline(model, target, feeds)
+    baseline = loop.make_baseline(original, target, feeds)
     sites = find_sites(model, rules)
     counts: dict[str, int] = {}
     for site in sites:
@@ -117,7 +118,7 @@ def optimize(
     for miss in near_misses(model, rules):
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
-    candidates = POLICIES[policy]().propose(model, rules)
+    candidates = _as_written(POLICIES[policy]().propose(model, rules), annotated)
     evaluations = loop.search(candidates, baseline, target, budget_s, on_progress=progress)
     chosen = loop.best(evaluations)
     if chosen is not None:
@@ -153,6 +154,13 @@ def optimize(
         notes=notes,
         seconds=time.monotonic() - start,
     )
+
+
+def _as_written(candidates, annotated: frozenset[str]):
+    """Each candidate as it would be saved: with the input's annotations only (see onnx_format)."""
+    for candidate in candidates:
+        onnx_format.keep_only_annotations(candidate.model, annotated)
+        yield candidate
 
 
 def _write_with_ir_version(source, destination, ir_version: int) -> None:
