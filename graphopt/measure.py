@@ -36,8 +36,9 @@ class Comparison:
     def speedup(self) -> float:
         return 1.0 / self.ratio
 
-    def candidate_faster(self) -> bool:
-        return self.ci_high < 1.0
+    def candidate_faster(self, min_gain: float = 0.0) -> bool:
+        """The whole interval lies below ``1 - min_gain``."""
+        return self.ci_high < 1.0 - min_gain
 
     def candidate_slower(self) -> bool:
         return self.ci_low > 1.0
