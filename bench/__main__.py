@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--model M.onnx --inputs I.npz]...`: the side-by-side table.
 
-Writes bench/results/<date>-<host>/ with results.json (everything measured), table.md, and
+Writes bench/results/<date>-<host>-<quick or full>/ with results.json (everything measured), table.md, and
 speedup.png / op_time.png.
 """
 
@@ -44,11 +44,12 @@ def main(argv=None) -> None:
     workloads += [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
 
     date = datetime.date.today().isoformat()
-    out = Path(args.out or Path(__file__).parent / "results" / f"{date}-{socket.gethostname()}")
+    mode = "quick" if args.quick else "full"
+    out = Path(args.out or Path(__file__).parent / "results" / f"{date}-{socket.gethostname()}-{mode}")
     out.mkdir(parents=True, exist_ok=True)
     rates = measure_rates()
     run = {
-        "mode": "quick" if args.quick else "full",
+        "mode": mode,
         "host": socket.gethostname(),
         "date": date,
         "versions": f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, python {platform.python_version()}",
