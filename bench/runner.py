@@ -25,7 +25,9 @@ from graphopt import inputs as input_gen
 from graphopt.formats import onnx_format
 from graphopt.measure import interleaved
 from graphopt.optimize import load_feeds, prepare
+from graphopt.search.loop import runner
 from graphopt.targets import OrtTarget
+from graphopt.targets.onnxruntime import ab_sessions
 from graphopt.targets.ort_compat import clamp_ir_version
 from graphopt.verify import compare
 
@@ -58,7 +60,7 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
     with tempfile.TemporaryDirectory(prefix="graphopt-bench-") as tmp:
         for contender in contenders:
             log(f"  {workload.name}: {contender.name}")
-            result = _run_contender(contender, workload, Path(tmp), feeds, expected, names, baseline, budget_s)
+            result = _run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s)
             record["results"].append(result)
             if contender.name in PROFILED and result.get("path"):
                 record["op_time_ms"][contender.name] = op_time_breakdown(Path(result["path"]), feeds)
@@ -66,7 +68,7 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
     return record
 
 
-def _run_contender(contender, workload, tmp: Path, feeds, expected, names, baseline, budget_s) -> dict:
+def _run_contender(contender, workload, tmp: Path, feeds, expected, names, original, budget_s) -> dict:
     result = {"contender": contender.name, "level": contender.level}
     path = workload.model
     if contender.transform:
@@ -96,10 +98,20 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, basel
         "equivalent": equivalence.ok,
         "path": str(path),
     }
-    timing = interleaved(lambda: baseline.run(feeds), lambda: compiled.run(feeds), budget_s=budget_s)
+    target = OrtTarget(level=contender.level)
+    a_sessions, b_sessions = ab_sessions(OrtTarget(), original, model) if contender.level == "all" else _level_sessions(original, target)
+    timing = interleaved([runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s)
     result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
                "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip
     return result
+
+
+def _level_sessions(original, target: OrtTarget):
+    """The original at ENABLE_ALL (A) and at another ORT level (B), created A1 B1 B2 A2."""
+    reference = OrtTarget()
+    a1, b1 = reference.compile(original, report=False), target.compile(original, report=False)
+    b2, a2 = target.compile(original, report=False), reference.compile(original, report=False)
+    return [a1, a2], [b1, b2]
 
 
 def op_time_breakdown(path: Path, feeds, runs: int = 20) -> dict[str, float]:

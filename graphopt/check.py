@@ -24,7 +24,8 @@ from graphopt.errors import GraphoptError
 from graphopt.formats import onnx_format
 from graphopt.measure import INTERIM_CONFIDENCE, Comparison, bootstrap_ci, compare_samples, time_once
 from graphopt.optimize import prepare, verification_feeds
-from graphopt.targets.onnxruntime import FusionReport, OrtTarget
+from graphopt.search.loop import runner
+from graphopt.targets.onnxruntime import FusionReport, OrtTarget, ab_sessions
 from graphopt.verify import TOLERANCES, Equivalence, compare
 
 TOLERANCE_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
@@ -111,8 +112,9 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
         bad = equivalence.first_failure()
         reasons.append(f"not equivalent: output {bad.name!r}: {bad.reason}")
     progress("timing (interleaved)")
+    a_sessions, b_sessions = ab_sessions(target, baseline, candidate)
     timing, verdict = sequential_test(
-        lambda: compiled_a.run(feeds[0]), lambda: compiled_b.run(feeds[0]), settings, deadline=start + settings.time_budget_s
+        [runner(s, feeds[0]) for s in a_sessions], [runner(s, feeds[0]) for s in b_sessions], settings, deadline=start + settings.time_budget_s
     )
     allowed = 1 + settings.max_slowdown
     if verdict == "regression":
@@ -138,16 +140,20 @@ def _check_same_interface(baseline, candidate) -> None:
         raise GraphoptError("the models have different outputs; check compares models with the same interface")
 
 
-def sequential_test(run_a, run_b, settings: CheckSettings, deadline: float, warmup: int = 5) -> tuple[Comparison, str]:
-    """Interleave until the interval clears ``1 + max_slowdown`` on one side, or time runs out."""
+def sequential_test(runs_a: list, runs_b: list, settings: CheckSettings, deadline: float, warmup: int = 5) -> tuple[Comparison, str]:
+    """Interleave until the interval clears ``1 + max_slowdown`` on one side, or time runs out.
+
+    ``runs_a`` / ``runs_b`` are one runner per session, used in turn (see measure.py).
+    """
     allowed = 1 + settings.max_slowdown
     for _ in range(warmup):
-        run_a()
-        run_b()
+        for run in runs_a + runs_b:
+            run()
     a_times, b_times = [], []
     while True:
         rounds = len(a_times)
-        if rounds % 2 == 0:
+        run_a, run_b = runs_a[rounds % len(runs_a)], runs_b[rounds % len(runs_b)]
+        if (rounds // len(runs_a)) % 2 == 0:
             a, b = time_once(run_a), time_once(run_b)
         else:
             b, a = time_once(run_b), time_once(run_a)

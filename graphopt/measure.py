@@ -6,6 +6,12 @@ the order flipped every round (AB, BA, AB...) to cancel any first-runner effect,
 is the ratio within each round, which a slow drift changes little. The verdict uses the median of
 those ratios with a 95% percentile-bootstrap interval: "faster with confidence" means the whole
 interval lies below 1.
+
+Rounds cannot remove one more effect: two sessions of the very same model differ by up to about
+2% on this machine (measured A/A on BERT-base, fresh session pairs: -2.0% to +0.1%), from where
+their buffers and threads happen to land. So A and B may each be given as several sessions,
+created in the order A1 B1 B2 A2 and used in turn (round i times pair i mod k), which averages
+that effect out instead of crediting it to the candidate.
 """
 
 from __future__ import annotations
@@ -60,8 +66,8 @@ def time_once(run: Callable[[], object]) -> float:
 
 
 def interleaved(
-    baseline: Callable[[], object],
-    candidate: Callable[[], object],
+    baseline: Callable[[], object] | list[Callable[[], object]],
+    candidate: Callable[[], object] | list[Callable[[], object]],
     *,
     min_rounds: int = 30,
     max_rounds: int = 20000,
@@ -76,16 +82,20 @@ def interleaved(
     first clear look inflates the false-positive rate, so interim looks use a 99.9% interval
     (an alpha-spending rule in the spirit of Haybittle-Peto); the final verdict uses 95%.
     """
+    baselines = baseline if isinstance(baseline, list) else [baseline]
+    candidates = candidate if isinstance(candidate, list) else [candidate]
     for _ in range(warmup):
-        baseline()
-        candidate()
+        for run in baselines + candidates:
+            run()
     a_times, b_times = [], []
     deadline = time.perf_counter() + budget_s
     for round_index in range(max_rounds):
-        if round_index % 2 == 0:
-            a, b = time_once(baseline), time_once(candidate)
+        run_a = baselines[round_index % len(baselines)]
+        run_b = candidates[round_index % len(candidates)]
+        if (round_index // len(baselines)) % 2 == 0:
+            a, b = time_once(run_a), time_once(run_b)
         else:
-            b, a = time_once(candidate), time_once(baseline)
+            b, a = time_once(run_b), time_once(run_a)
         a_times.append(a)
         b_times.append(b)
         rounds = round_index + 1

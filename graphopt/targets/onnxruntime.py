@@ -130,6 +130,16 @@ def _session_source(model: ir.Model, workdir: Path) -> bytes | str:
     return str(path)
 
 
+def ab_sessions(target: OrtTarget, a: ir.Model, b: ir.Model, pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
+    """Fresh sessions of ``a`` and ``b`` for timing, created A1 B1 B2 A2 ... (see measure.py)."""
+    a_sessions, b_sessions = [], []
+    for i in range(pairs):
+        order = [(a, a_sessions), (b, b_sessions)]
+        for model, sessions in order if i % 2 == 0 else reversed(order):
+            sessions.append(target.compile(model, report=False))
+    return a_sessions, b_sessions
+
+
 def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionReport:
     optimized = onnx.load(str(optimized_path), load_external_data=False)
     ops: dict[str, int] = {}
