@@ -89,7 +89,7 @@ def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measur
     result.timing = interleaved([runner(s, feeds) for s in a_sessions], [runner(s, feeds) for s in b_sessions], budget_s=measure_budget_s)
     if not result.timing.candidate_faster(MIN_GAIN):
         result.rejected = (
-            f"not {MIN_GAIN:.0%} faster with confidence (ratio {result.timing.ratio:.3f}, "
+            f"not {MIN_GAIN:.1%} faster with confidence (ratio {result.timing.ratio:.3f}, "
             f"95% CI [{result.timing.ci_low:.3f}, {result.timing.ci_high:.3f}])"
         )
     return result
