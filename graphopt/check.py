@@ -22,7 +22,7 @@ import numpy as np
 
 from graphopt.errors import GraphoptError
 from graphopt.formats import onnx_format
-from graphopt.measure import INTERIM_CONFIDENCE, Comparison, bootstrap_ci, compare_samples, time_once
+from graphopt.measure import INTERIM_CONFIDENCE, Comparison, alternate, bootstrap_ci, compare_samples
 from graphopt.optimize import prepare, verification_feeds
 from graphopt.search.loop import runner
 from graphopt.targets.onnxruntime import FusionReport, OrtTarget, ab_sessions
@@ -146,20 +146,11 @@ def sequential_test(runs_a: list, runs_b: list, settings: CheckSettings, deadlin
     ``runs_a`` / ``runs_b`` are one runner per session, used in turn (see measure.py).
     """
     allowed = 1 + settings.max_slowdown
-    for _ in range(warmup):
-        for run in runs_a + runs_b:
-            run()
     a_times, b_times = [], []
-    while True:
-        rounds = len(a_times)
-        run_a, run_b = runs_a[rounds % len(runs_a)], runs_b[rounds % len(runs_b)]
-        if (rounds // len(runs_a)) % 2 == 0:
-            a, b = time_once(run_a), time_once(run_b)
-        else:
-            b, a = time_once(run_b), time_once(run_a)
+    for a, b in alternate(runs_a, runs_b, warmup):
         a_times.append(a)
         b_times.append(b)
-        rounds += 1
+        rounds = len(a_times)
         out_of_time = time.monotonic() > deadline
         if rounds < settings.min_rounds or (rounds % settings.check_every and not out_of_time):
             continue

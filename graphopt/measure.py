@@ -65,6 +65,26 @@ def time_once(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def alternate(baselines: list[Callable[[], object]], candidates: list[Callable[[], object]], warmup: int = 5):
+    """Warm every session up, then yield (baseline seconds, candidate seconds) one round at a time.
+
+    Round i times session pair i mod k, and the order within a round flips every k rounds.
+    """
+    for _ in range(warmup):
+        for run in baselines + candidates:
+            run()
+    round_index = 0
+    while True:
+        run_a = baselines[round_index % len(baselines)]
+        run_b = candidates[round_index % len(candidates)]
+        if (round_index // len(baselines)) % 2 == 0:
+            a, b = time_once(run_a), time_once(run_b)
+        else:
+            b, a = time_once(run_b), time_once(run_a)
+        yield a, b
+        round_index += 1
+
+
 def interleaved(
     baseline: Callable[[], object] | list[Callable[[], object]],
     candidate: Callable[[], object] | list[Callable[[], object]],
@@ -84,26 +104,20 @@ def interleaved(
     """
     baselines = baseline if isinstance(baseline, list) else [baseline]
     candidates = candidate if isinstance(candidate, list) else [candidate]
-    for _ in range(warmup):
-        for run in baselines + candidates:
-            run()
     a_times, b_times = [], []
+    rounds = alternate(baselines, candidates, warmup)
     deadline = time.perf_counter() + budget_s
-    for round_index in range(max_rounds):
-        run_a = baselines[round_index % len(baselines)]
-        run_b = candidates[round_index % len(candidates)]
-        if (round_index // len(baselines)) % 2 == 0:
-            a, b = time_once(run_a), time_once(run_b)
-        else:
-            b, a = time_once(run_b), time_once(run_a)
+    for a, b in rounds:
         a_times.append(a)
         b_times.append(b)
-        rounds = round_index + 1
-        if rounds < min_rounds:
+        count = len(a_times)
+        if count >= max_rounds:
+            break
+        if count < min_rounds:
             continue
         if time.perf_counter() > deadline:
             break
-        if rounds % check_every == 0:
+        if count % check_every == 0:
             low, high = bootstrap_ci(np.asarray(b_times) / np.asarray(a_times), confidence=INTERIM_CONFIDENCE, resamples=1000)
             if high < 1.0 or low > 1.0:
                 break
