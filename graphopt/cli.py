@@ -203,7 +203,7 @@ def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspec
     out.print(f"sites graphopt finds: {len(sites)}")
     for site in sites:
         out.print(f"  {site.rule:<22} at {site.anchor} ({len(site.nodes)} nodes)")
-    misses = near_misses(graph, rules)
+    misses = near_misses(graph, rules, sites)
     if misses:
         out.print("near misses (closest failed match per rule):")
         for miss in misses:

@@ -115,7 +115,7 @@ def optimize(
         counts[site.rule] = counts.get(site.rule, 0) + 1
 
     missed: dict[str, int] = {}
-    for miss in near_misses(model, rules):
+    for miss in near_misses(model, rules, sites):
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
     candidates = _as_written(POLICIES[policy]().propose(model, rules), annotated)

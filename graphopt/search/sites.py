@@ -75,7 +75,7 @@ def _restore(opsets: dict, saved: dict) -> None:
     opsets.update(saved)
 
 
-def near_misses(model: ir.Model, rules: list[Rule]) -> list[NearMiss]:
+def near_misses(model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> list[NearMiss]:
     """Per rule and anchor, the closest match that failed and why; nodes already in a site are skipped."""
     tracer = _basics.MatchingTracer()
     saved_opsets = dict(model.opset_imports)
@@ -84,7 +84,8 @@ def near_misses(model: ir.Model, rules: list[Rule]) -> list[NearMiss]:
             for r in rules:
                 r.try_rewrite(model, graph, node, tracer=tracer)
     _restore(model.opset_imports, saved_opsets)
-    covered = {name for site in find_sites(model, rules) for name in site.nodes}
+    sites = find_sites(model, rules) if sites is None else sites
+    covered = {name for site in sites for name in site.nodes}
     by_rule = {variant: r.name for r in rules for variant in r.variants}
     closest: dict[tuple[str, str], NearMiss] = {}
     for rewrite, infos in tracer.best_matches_map.items():
