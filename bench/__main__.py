@@ -33,7 +33,11 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="/tmp/graphopt-zoo", help="where exported zoo models are cached")
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
+    parser.add_argument("--render", default=None, help="re-render a finished run's folder (recounting its work) and exit")
     args = parser.parse_args(argv)
+    if args.render:
+        render(Path(args.render), Path(args.work))
+        return
 
     budget = 2.0 if args.quick else 5.0
     work = Path(args.work)
@@ -65,6 +69,32 @@ def main(argv=None) -> None:
     plots.speedup_heatmap(run, out / "speedup.png")
     plots.op_time_bars(run, out / "op_time.png")
     print(f"wrote {out} in {time.monotonic() - start:.0f} s")
+
+
+def render(out: Path, work: Path) -> None:
+    """Recount each workload's FLOPs and bytes with the current counter, then redraw the table
+    and plots of a finished run (its measurements are kept as they were)."""
+    from bench.limits import MachineRates, count_work
+    from bench.runner import workload_feeds
+    from bench.workloads import Workload
+    from graphopt.formats import onnx_format
+    from graphopt.optimize import prepare
+
+    run = json.loads((out / "results.json").read_text())
+    rates = MachineRates(run["rates"]["gemm_gflops"] * 1e9, run["rates"]["gbytes_per_s"] * 1e9)
+    for record in run["workloads"]:
+        model = work / f"{record['workload']}.onnx"
+        if not model.exists():
+            continue
+        inputs = work / f"{record['workload']}.inputs.npz"
+        workload = Workload(record["workload"], model, inputs if inputs.exists() else None)
+        feeds = workload_feeds(workload, prepare(onnx_format.load(model), []))
+        counted = count_work(onnx.load(str(model)), feeds)
+        record |= {"flops": counted.flops, "bytes": counted.bytes, "floor_ms": rates.floor_s(counted) * 1e3}
+    (out / "results.json").write_text(json.dumps(run, indent=1, default=float))
+    (out / "table.md").write_text(tables.markdown(run))
+    plots.speedup_heatmap(run, out / "speedup.png")
+    plots.op_time_bars(run, out / "op_time.png")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ sizes behind dynamic Reshapes, which exports are full of): 2*M*N*K per MatMul/Ge
 of a Conv (K = C_in/group * kernel area), and for ORT's fused Attention ops the two batched
 matmuls they hide. Elementwise work is ignored: next to the GEMMs it is noise, and on this
 machine it is bound by memory anyway, which the byte count covers. Bytes are the least any
-implementation must move: every weight read once, inputs read once, outputs written once.
+implementation must move: every weight read once (of an embedding table only the rows a Gather
+reads), inputs read once, outputs written once.
 
 The floor time of a workload is max(flops / GEMM rate, bytes / bandwidth), with both rates
 measured on this machine once per run (an ORT MatMul at 1024^3, and a numpy copy of 256 MB).
@@ -51,7 +52,7 @@ def _observed_shapes(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> di
     model.CopyFrom(proto)
     present = {o.name for o in model.graph.output}
     constants = {i.name: list(i.dims) for i in model.graph.initializer}
-    wanted = {name for node in model.graph.node if node.op_type in _COUNTED for name in list(node.input) + list(node.output)}
+    wanted = {name for node in model.graph.node if node.op_type in _COUNTED or node.op_type == "Gather" for name in list(node.input) + list(node.output)}
     for name in sorted(wanted - present - set(constants) - {""}):
         model.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
@@ -72,10 +73,19 @@ def count_work(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Work:
     known = _observed_shapes(proto, feeds)
     flops = sum(_node_flops(node, known) for node in proto.graph.node)
     itemsize = lambda elem: np.dtype(helper.tensor_dtype_to_np_dtype(elem)).itemsize  # noqa: E731
-    weights = sum(_size(list(t.dims)) * itemsize(t.data_type) for t in proto.graph.initializer)
+    weights = sum(_weight_bytes(t, proto.graph.node, known) * itemsize(t.data_type) for t in proto.graph.initializer)
     io = sum(value.nbytes for value in feeds.values())
     io += sum(_size(known.get(v.name)) * itemsize(v.type.tensor_type.elem_type) for v in proto.graph.output)
     return Work(flops=flops, bytes=float(weights + io))
+
+
+def _weight_bytes(tensor: onnx.TensorProto, nodes, known) -> int:
+    """Elements of ``tensor`` a run must read: all of it, or the gathered rows of a lookup table."""
+    users = [n for n in nodes if tensor.name in n.input]
+    if users and all(n.op_type == "Gather" and n.input[0] == tensor.name for n in users):
+        row = _size(list(tensor.dims)[1:]) if len(tensor.dims) > 1 else 1
+        return min(_size(list(tensor.dims)), sum(_size(known.get(n.input[1])) * row for n in users))
+    return _size(list(tensor.dims))
 
 
 def _node_flops(node: onnx.NodeProto, known) -> float:

@@ -71,3 +71,14 @@ def test_matmul_behind_a_computed_reshape_is_counted():
     ]
     model = _model(nodes, [_vi("x", ["B", "S4"])], [_vi("y", None)], [w, four])
     assert count_work(model, {"x": np.zeros((2, 12), np.float32)}).flops == 2 * (6 * 8) * 4
+
+
+def test_embedding_table_counts_only_the_rows_gathered():
+    # a 1000 x 8 table, 5 ids: 5 rows of 8 floats are read, not the whole table
+    table = numpy_helper.from_array(np.zeros((1000, 8), np.float32), "table")
+    model = _model(
+        [helper.make_node("Gather", ["table", "ids"], ["y"])],
+        [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [5])], [_vi("y", [5, 8])], [table],
+    )  # fmt: skip
+    work = count_work(model, {"ids": np.arange(5, dtype=np.int64)})
+    assert work.bytes == 4 * 5 * 8 + 8 * 5 + 4 * 5 * 8  # rows read + ids + output
