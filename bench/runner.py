@@ -114,21 +114,22 @@ def _level_sessions(original, target: OrtTarget):
     return [a1, a2], [b1, b2]
 
 
-def op_time_breakdown(path: Path, feeds, runs: int = 20) -> dict[str, float]:
-    """Mean milliseconds per run spent in each op type, from ORT's own profiler."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+def op_time_breakdown(path: Path, feeds, runs: int = 20, warmup: int = 5) -> dict[str, float]:
+    """Mean milliseconds per run spent in each op type, from ORT's own profiler (warm runs only)."""
+    options = OrtTarget().session_options()
     options.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         options.profile_file_prefix = str(Path(tmp) / "profile")
         proto = clamp_ir_version(onnx.load(str(path)))
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        for _ in range(runs):
+        for _ in range(warmup + runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
+    run_starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    measured_from = run_starts[warmup] if len(run_starts) > warmup else 0
     totals: dict[str, float] = {}
     for event in events:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") and event["ts"] >= measured_from:
             op = event["args"].get("op_name", "?")
             totals[op] = totals.get(op, 0.0) + event["dur"] / 1e3 / runs
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
