@@ -83,30 +83,25 @@ def test_external_data_outside_the_model_folder(tmp_path):
     _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "lies outside the model's folder")
 
 
-def test_unknown_domain(tmp_path):
-    model = _relu_model()
+def _unknown_domain(model):
     model.graph.node[0].domain = "com.example.private"
     model.opset_import.append(helper.make_opsetid("com.example.private", 1))
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path))
-    out = tmp_path / "out.onnx"
-    _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "onnxruntime cannot load the model")
 
 
-def test_unknown_op(tmp_path):
-    model = _relu_model()
+def _unknown_op(model):
     model.graph.node[0].op_type = "NotAnOnnxOp"
+
+
+def _opset_newer_than_the_runtime(model):
+    model.opset_import[0].version = 99
+
+
+@pytest.mark.parametrize("break_model", [_unknown_domain, _unknown_op, _opset_newer_than_the_runtime])
+def test_models_onnxruntime_cannot_load(tmp_path, break_model):
+    model = _relu_model()
+    break_model(model)
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
-    out = tmp_path / "out.onnx"
-    _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "onnxruntime cannot load the model")
-
-
-def test_opset_newer_than_the_runtime(tmp_path):
-    model = _relu_model()
-    model.opset_import[0].version = 99
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path), )
     out = tmp_path / "out.onnx"
     _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "onnxruntime cannot load the model")
 

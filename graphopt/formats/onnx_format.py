@@ -112,11 +112,6 @@ def save(model: ir.Model, path: str | os.PathLike) -> None:
             ir.save(model, tmp)
 
 
-def to_bytes(model: ir.Model) -> bytes:
-    """Serialize a model that fits in one protobuf (weights in memory) to bytes."""
-    return ir.serde.serialize_model(model).SerializeToString()
-
-
 def copy(model: ir.Model) -> ir.Model:
     """A copy whose graph can be rewritten without touching ``model`` (tensor data is shared)."""
     return model.clone()
