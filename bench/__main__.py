@@ -21,12 +21,13 @@ from bench import plots, tables
 from bench.contenders import contenders
 from bench.limits import measure_rates
 from bench.runner import run_workload
-from bench.workloads import full_set, quick_set, user_workload
+from bench.workloads import full_set, latency_set, quick_set, user_workload
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny configs, one variant per model (< 10 min)")
+    parser.add_argument("--latency", action="store_true", help="the latency-bound set (small encoders, small decoder, batch 1)")
     parser.add_argument("--model", action="append", default=[], help="an extra ONNX file to bench (repeatable)")
     parser.add_argument("--inputs", action="append", default=[], help="inputs .npz for the --model at the same position")
     parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
@@ -44,11 +45,12 @@ def main(argv=None) -> None:
     chosen = contenders(graphopt_budget_s=4.0 if args.quick else 15.0)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]
-    workloads = [] if args.only_user else (quick_set(work) if args.quick else full_set(work))
+    workloads = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
+    workloads = [] if args.only_user else workloads
     workloads += [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
 
     date = datetime.date.today().isoformat()
-    mode = "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "latency" if args.latency else "full"
     out = Path(args.out or Path(__file__).parent / "results" / f"{date}-{socket.gethostname()}-{mode}")
     out.mkdir(parents=True, exist_ok=True)
     rates = measure_rates()

@@ -8,9 +8,9 @@ from pathlib import Path
 from graphopt.models.zoo import ZOO, build, variant_name
 
 # What onnxruntime.transformers.optimizer calls each architecture, and its head count / width.
-ORT_MODEL_TYPE = {"bert": "bert", "gpt2": "gpt2", "vit": "vit", "llama": "gpt2", "llama-decode": "gpt2"}
-HEADS = {"base": {"bert": (12, 768), "gpt2": (12, 768), "vit": (12, 768), "llama": (8, 512), "llama-decode": (8, 512)},
-         "tiny": {"bert": (4, 64), "gpt2": (4, 64), "vit": (4, 64), "llama": (4, 64), "llama-decode": (4, 64)}}  # fmt: skip
+ORT_MODEL_TYPE = {"bert": "bert", "minilm": "bert", "distilbert": "bert", "gpt2": "gpt2", "vit": "vit", "llama": "gpt2", "llama-decode": "gpt2"}
+HEADS = {"base": {"bert": (12, 768), "minilm": (12, 384), "distilbert": (12, 768), "gpt2": (12, 768), "vit": (12, 768), "llama": (8, 512), "llama-decode": (8, 512)},
+         "tiny": {"bert": (4, 64), "minilm": (4, 64), "distilbert": (4, 64), "gpt2": (4, 64), "vit": (4, 64), "llama": (4, 64), "llama-decode": (4, 64)}}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,20 @@ def quick_set(work_dir: Path) -> list[Workload]:
     plus the legacy export of BERT: the cases that show the exporter gap, in minutes."""
     specs = [(arch, "tiny", "dynamo", True, 1, 16) for arch in ZOO] + [("bert", "tiny", "legacy", True, 1, 16)]
     return [zoo_workload(work_dir, *spec) for spec in specs]
+
+
+LATENCY_SET = [  # issue 4's target: small encoders and a small decoder, default exporter, batch 1
+    ("bert", "tiny", "dynamo", True, 1, 16), ("minilm", "base", "dynamo", True, 1, 16),
+    ("distilbert", "base", "dynamo", True, 1, 16), ("llama", "base", "dynamo", True, 1, 16),
+    ("llama-decode", "base", "dynamo", True, 1, 16),
+]  # fmt: skip
+
+
+def latency_set(work_dir: Path) -> list[Workload]:
+    """The latency-bound workloads, where graph rewrites pay: a 2-layer BERT, MiniLM-L6,
+    DistilBERT, the 4-layer LLaMA-style decoder at sequence 16 and its decode step; dynamo export
+    with dynamic axes, batch 1."""
+    return [zoo_workload(work_dir, *spec) for spec in LATENCY_SET]
 
 
 FULL_SET = [  # (architecture, exporter, dynamic axes, batch, sequence)

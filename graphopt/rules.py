@@ -31,10 +31,15 @@ class Rule:
 
     def try_rewrite(self, model, graph, node, tracer=None):
         """The first variant's replacement at ``node`` (detached from the graph), or None."""
+        found = self.match(model, graph, node, tracer)
+        return None if found is None else found[1]
+
+    def match(self, model, graph, node, tracer=None):
+        """``(variant, replacement)`` for the first variant that matches at ``node``, or None."""
         for variant in self.variants:
             delta = variant.try_rewrite(model, graph, node, tracer=tracer)
             if delta is not None:
-                return delta
+                return variant, delta
         return None
 
     def __repr__(self) -> str:
@@ -59,6 +64,28 @@ def rule(
     rewrite = orp.RewriteRule(pattern, replacement, check, name=name)
     variants = tuple(rewrite.commute()) if commute else (rewrite,)
     return Rule(name=name, family=family, doc=doc.strip(), variants=variants)
+
+
+def adopt(name: str, family: str, doc: str, rewrites) -> Rule:
+    """A Rule made of rewrite rules written for onnxscript's own rule sets (its ORT fusions).
+
+    They keep what they computed in ``check`` on the rule object until ``rewrite`` (onnxscript's
+    class-based style); that is safe here because graphopt calls both within one ``try_rewrite``.
+    Rules that extract functions (``as_function``) or need per-graph setup are not adoptable:
+    single-site application cannot honour them.
+    """
+    rewrites = tuple(rewrites)
+    for r in rewrites:
+        if r.as_function or _visits(r.graph_pre_visitor, "setup") or _visits(r.graph_post_visitor, "cleanup"):
+            raise ValueError(f"{r.name}: rules that make functions or visit graphs cannot be adopted")
+    return Rule(name=name, family=family, doc=doc.strip(), variants=rewrites)
+
+
+def _visits(visitor, base_name: str) -> bool:
+    """True when a graph visitor does something (class-based rules all have the base no-op)."""
+    if visitor is None:
+        return False
+    return getattr(visitor, "__func__", None) is not getattr(orp.RewriteRuleClassBase, base_name)
 
 
 def all_rules() -> list[Rule]:

@@ -48,6 +48,26 @@ def bert(size: str, batch: int = 1, seq: int = 16):
     return _randomize(tf.BertModel(config, add_pooling_layer=False), 1), inputs, axes
 
 
+def minilm(size: str, batch: int = 1, seq: int = 16):
+    """MiniLM-L6-H384 (all-MiniLM-L6-v2's shape): a BERT encoder, 6 layers, hidden 384, 12 heads."""
+    dims = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    if size == "tiny":
+        dims = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000)
+    config = tf.BertConfig(**dims, attn_implementation="eager")
+    inputs, axes = _text_inputs(config, batch, seq, token_types=True)
+    return _randomize(tf.BertModel(config, add_pooling_layer=False), 7), inputs, axes
+
+
+def distilbert(size: str, batch: int = 1, seq: int = 16):
+    """DistilBERT-base: 6 layers, hidden 768, 12 heads, no token types."""
+    dims = dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072)
+    if size == "tiny":
+        dims = dict(dim=64, n_layers=2, n_heads=4, hidden_dim=128, vocab_size=1000)
+    config = tf.DistilBertConfig(**dims, attn_implementation="eager")
+    inputs, axes = _text_inputs(config, batch, seq, token_types=False)
+    return _randomize(tf.DistilBertModel(config), 8), inputs, axes
+
+
 def gpt2(size: str, batch: int = 1, seq: int = 16):
     dims = dict(n_embd=768, n_layer=12, n_head=12)
     if size == "tiny":
@@ -97,6 +117,8 @@ def mobilenet_v2(size: str, batch: int = 1, seq: int = 0):
 
 ARCHITECTURES = {
     "bert": bert,
+    "minilm": minilm,
+    "distilbert": distilbert,
     "gpt2": gpt2,
     "llama": llama,
     "vit": vit,

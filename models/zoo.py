@@ -29,6 +29,8 @@ class ZooModel:
 
 ZOO = {
     "bert": ZooModel("bert", "BERT-base encoder (12 layers, hidden 768); tiny: 2 layers, hidden 64", True),
+    "minilm": ZooModel("minilm", "MiniLM-L6-H384 encoder (6 layers, hidden 384, 12 heads)", True),
+    "distilbert": ZooModel("distilbert", "DistilBERT-base encoder (6 layers, hidden 768, 12 heads)", True),
     "gpt2": ZooModel("gpt2", "GPT-2 small (12 layers, hidden 768); tiny: 2 layers, hidden 64", True),
     "llama": ZooModel("llama", "LLaMA-style decoder, GQA 8/2 heads, 4 layers, hidden 512", True),
     "llama-decode": ZooModel("llama-decode", "the LLaMA-style decoder's KV-cache decode step (1 token)", True),

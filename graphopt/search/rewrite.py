@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import onnx_ir as ir
-from onnx_ir.passes.common import RemoveUnusedNodesPass
+from onnx_ir.passes.common import RemoveUnusedNodesPass, ShapeInferencePass
 
 from graphopt.rules import Rule
 from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
@@ -30,5 +30,15 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
         applied.extend(progress)
         if not progress:
             break
+        _infer_shapes(model)
     RemoveUnusedNodesPass()(model)
     return applied
+
+
+def _infer_shapes(model: ir.Model) -> None:
+    """Give the nodes a round created their shapes: later stages check them (attention's MHA
+    rules read head counts from the shapes of what the SDPA stage wrote)."""
+    try:
+        ShapeInferencePass()(model)
+    except Exception:  # shape inference is a help: a rule that needs a missing shape does not match
+        pass

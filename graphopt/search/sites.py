@@ -64,10 +64,19 @@ def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
                     if delta is not None:
                         names = tuple(n.name for n in delta.match.nodes)
                         sites.append(Site(r.name, path, node.name, names))
+                        discard(delta)
             _restore(graph.opset_imports, saved_graph_opsets)
     finally:
         _restore(model.opset_imports, saved_opsets)
     return sites
+
+
+def discard(delta) -> None:
+    """Unhook a replacement that will not be inserted. Its detached nodes still count as users
+    of the graph values they read, which would make later matches see "other uses" and fail."""
+    for new_node in delta.new_nodes:
+        for i in range(len(new_node.inputs)):
+            new_node.replace_input_with(i, None)
 
 
 def _restore(opsets: dict, saved: dict) -> None:
@@ -82,7 +91,9 @@ def near_misses(model: ir.Model, rules: list[Rule], sites: list[Site] | None = N
     for _, graph in _graphs(model.graph):
         for node in graph:
             for r in rules:
-                r.try_rewrite(model, graph, node, tracer=tracer)
+                delta = r.try_rewrite(model, graph, node, tracer=tracer)
+                if delta is not None:
+                    discard(delta)
     _restore(model.opset_imports, saved_opsets)
     sites = find_sites(model, rules) if sites is None else sites
     covered = {name for site in sites for name in site.nodes}
@@ -108,9 +119,13 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
     if node is None:
         return False
     r = rules[site.rule]
-    delta = r.try_rewrite(model, graph, node)
-    if delta is None or tuple(n.name for n in delta.match.nodes) != site.nodes:
+    found = r.match(model, graph, node)
+    if found is None:
         return False
+    if tuple(n.name for n in found[1].match.nodes) != site.nodes:
+        discard(found[1])
+        return False
+    variant, delta = found
     for initializer in delta.new_initializers:
         if initializer.name not in graph.initializers:
             graph.initializers[initializer.name] = initializer
@@ -118,9 +133,10 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
     for new_node in delta.new_nodes:
         new_node.metadata_props[RULE_TAG] = r.name
         new_node.name = f"{r.name}/{site.anchor}/{new_node.name or new_node.op_type}"
-    ir.convenience.replace_nodes_and_values(
-        graph, node, delta.match.nodes, delta.new_nodes, delta.match.outputs, delta.new_outputs
-    )
+    # A rule that keeps its matched nodes (remove_nodes=False: they may feed other consumers)
+    # only redirects their outputs; the rewrite loop removes what is left unused.
+    removed = delta.match.nodes if variant.remove_nodes else []
+    ir.convenience.replace_nodes_and_values(graph, node, removed, delta.new_nodes, delta.match.outputs, delta.new_outputs)
     return True
 
 

@@ -1,7 +1,15 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
-cleanup first (it exposes patterns), then fusions."""
+cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.passes.onnx import cleanup, conv, gelu, matmul, shapes
+from graphopt.passes.onnx import attention, cleanup, conv, gelu, matmul, normalization, shapes
 
-FAMILIES = {"cleanup": cleanup, "shapes": shapes, "gelu": gelu, "matmul": matmul, "conv": conv}
+FAMILIES = {
+    "cleanup": cleanup,
+    "shapes": shapes,
+    "normalization": normalization,
+    "attention": attention,
+    "gelu": gelu,
+    "matmul": matmul,
+    "conv": conv,
+}
 RULES = [r for module in FAMILIES.values() for r in module.RULES]

@@ -21,8 +21,11 @@ import math
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
+from onnxscript.rewriter.ort_fusions import bias_gelu
+from onnxscript.rewriter.ort_fusions import gelu as onnxscript_gelu
+
 from graphopt.passes.onnx._util import is_scalar_close
-from graphopt.rules import rule
+from graphopt.rules import adopt, rule
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -69,4 +72,14 @@ gelu_erf_legacy = rule(
     lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
 )  # fmt: skip
 
-RULES = [gelu_erf_div, gelu_erf_mul, gelu_erf_legacy]
+# The tanh approximation (GPT-2's "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+# is com.microsoft::FastGelu's definition exactly; onnxscript's pattern pins the constants.
+gelu_tanh = adopt(
+    "gelu-tanh", "gelu", "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))  ->  com.microsoft FastGelu",
+    [onnxscript_gelu._tanh_rule],
+)  # fmt: skip
+# Gelu(x + b) with a 1-D b: BiasGelu adds the bias inside the kernel (same function, one pass
+# over memory instead of two). ORT's BiasGeluFusion does this too, but only on Gelu it sees.
+gelu_bias = adopt("bias-gelu", "gelu", "Gelu(x + b), b 1-D  ->  com.microsoft BiasGelu", bias_gelu.bias_gelu_rules.rules)
+
+RULES = [gelu_erf_div, gelu_erf_mul, gelu_erf_legacy, gelu_tanh, gelu_bias]

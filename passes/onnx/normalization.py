@@ -1,0 +1,45 @@
+"""Normalization: RMSNorm, SkipLayerNorm and SkipSimplifiedLayerNorm in the forms ORT's CPU kernels take.
+
+ORT fuses LayerNormalization but not RMSNorm (no SimplifiedLayerNormFusion fires on torch's
+``x * rsqrt(mean(x^2) + eps) * w`` in either exporter), and its SkipLayerNormFusion gives up
+when the residual Add has a second consumer (pre-LN GPT-2, ViT, LLaMA) or when shapes are
+missing (legacy exports with dynamic axes). These rules are onnxscript's ORT fusion patterns,
+adopted as graphopt rules so each match is a site the search can take or leave.
+
+- ``rms-norm``: ``Pow/Mul(x, x) -> ReduceMean -> Add(eps) -> Sqrt -> Reciprocal/Div -> Mul ->
+  Mul(scale)`` to ``SimplifiedLayerNormalization(x, scale, epsilon)``.
+- ``skip-layer-norm``: ``LayerNormalization(Add(x, skip [+ bias]))`` to
+  ``com.microsoft::SkipLayerNormalization``, exposing the sum as its 4th output when something
+  else reads it (the pre-LN residual stream).
+- ``skip-rms-norm``: the same for ``SimplifiedLayerNormalization``.
+
+Legality (the adopted checks enforce it): float32 or float16 input; normalization over the last
+axis only; scale and bias 1-D of the hidden size; the epsilon is carried over unchanged. The fused
+kernels accumulate in float32 like the decomposed graph; their reduction order differs, so results
+agree to float32 rounding (verify.py's tolerance), not bit for bit. NaN/Inf in a row propagate to
+that row in both forms.
+"""
+
+from __future__ import annotations
+
+from onnxscript.rewriter.ort_fusions import rms_normalization, skip_normalization
+
+from graphopt.rules import adopt
+
+FAMILY = "normalization"
+
+RMS_NORM = adopt(
+    "rms-norm", FAMILY, "x * rsqrt(mean(x^2) + eps) * w  ->  SimplifiedLayerNormalization",
+    rms_normalization.rms_normalization_rules,
+)  # fmt: skip
+SKIP_LAYER_NORM = adopt(
+    "skip-layer-norm", FAMILY, "LayerNormalization(x + skip [+ bias])  ->  com.microsoft SkipLayerNormalization",
+    skip_normalization.skip_layer_normalization_ruleset.rules,
+)  # fmt: skip
+SKIP_RMS_NORM = adopt(
+    "skip-rms-norm", FAMILY,
+    "SimplifiedLayerNormalization(x + skip [+ bias])  ->  com.microsoft SkipSimplifiedLayerNormalization",
+    skip_normalization.skip_rms_normalization_ruleset.rules,
+)  # fmt: skip
+
+RULES = [RMS_NORM, SKIP_LAYER_NORM, SKIP_RMS_NORM]
