@@ -130,9 +130,9 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
         if initializer.name not in graph.initializers:
             graph.initializers[initializer.name] = initializer
     onnxscript.optimizer.basic_constant_propagation(delta.new_nodes)
-    for new_node in delta.new_nodes:
+    for i, new_node in enumerate(delta.new_nodes):
         new_node.metadata_props[RULE_TAG] = r.name
-        new_node.name = f"{r.name}/{site.anchor}/{new_node.name or new_node.op_type}"
+        new_node.name = f"{r.name}/{site.anchor}/{i}_{new_node.name or new_node.op_type}"
     # A rule that keeps its matched nodes (remove_nodes=False: they may feed other consumers)
     # only redirects their outputs; the rewrite loop removes what is left unused.
     removed = delta.match.nodes if variant.remove_nodes else []
