@@ -18,7 +18,8 @@ from graphopt.search.loop import MIN_GAIN  # noqa: E402
 from graphopt.targets import OrtTarget  # noqa: E402
 from graphopt.verify import compare  # noqa: E402
 
-VARIANTS = [(name, exporter, dynamic) for name in ZOO for exporter in ("dynamo", "legacy") for dynamic in (False, True)]
+# minilm is left out: its tiny config is the tiny BERT.
+VARIANTS = [(name, exporter, dynamic) for name in ZOO if name != "minilm" for exporter in ("dynamo", "legacy") for dynamic in (False, True)]
 
 
 @pytest.mark.slow
