@@ -55,13 +55,16 @@ def rule(
     check: Callable | None = None,
     *,
     commute: bool = False,
+    remove_nodes: bool = True,
 ) -> Rule:
     """Build a Rule from its pattern, replacement and (optional) check functions.
 
     With ``commute``, the pattern also matches with the operands of its Add/Mul nodes swapped
-    (exporters write ``x * c`` and ``c * x`` interchangeably).
+    (exporters write ``x * c`` and ``c * x`` interchangeably). With ``remove_nodes=False`` the
+    matched nodes stay (they may feed other matches, like the cos/sin tables every RoPE site
+    shares) and the rewrite loop removes them once nothing reads them.
     """
-    rewrite = orp.RewriteRule(pattern, replacement, check, name=name)
+    rewrite = orp.RewriteRule(pattern, replacement, check, name=name, remove_nodes=remove_nodes)
     variants = tuple(rewrite.commute()) if commute else (rewrite,)
     return Rule(name=name, family=family, doc=doc.strip(), variants=variants)
 

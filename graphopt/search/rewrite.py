@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import onnx_ir as ir
-from onnx_ir.passes.common import RemoveUnusedNodesPass, ShapeInferencePass
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass, ShapeInferencePass
 
 from graphopt.rules import Rule
 from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
@@ -30,7 +30,12 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
         applied.extend(progress)
         if not progress:
             break
+        RemoveUnusedNodesPass()(model)  # what rules that keep their matches left unread
         _infer_shapes(model)
+    if applied:
+        # Rewrites that build the same helper at every site (RoPE's cos/sin tables) leave
+        # identical nodes; merge them, then drop what nothing reads.
+        CommonSubexpressionEliminationPass()(model)
     RemoveUnusedNodesPass()(model)
     return applied
 
