@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
     parser.add_argument("--work", default="/tmp/graphopt-zoo", help="where exported zoo models are cached")
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
+    parser.add_argument("--graphopt-budget", type=float, default=None, help="graphopt's --budget (default: 60, as users run it; 10 with --quick)")
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
     parser.add_argument("--render", default=None, help="re-render a finished run's folder (recounting its work) and exit")
     args = parser.parse_args(argv)
@@ -42,7 +43,8 @@ def main(argv=None) -> None:
 
     budget = 2.0 if args.quick else 5.0
     work = Path(args.work)
-    chosen = contenders(graphopt_budget_s=4.0 if args.quick else 15.0)
+    parser_budget = args.graphopt_budget or (10.0 if args.quick else 60.0)
+    chosen = contenders(graphopt_budget_s=parser_budget)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]
     workloads = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)

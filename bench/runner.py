@@ -25,6 +25,7 @@ from graphopt import inputs as input_gen
 from graphopt.formats import onnx_format
 from graphopt.measure import interleaved
 from graphopt.optimize import load_feeds, prepare
+from graphopt.search import session as ort_session
 from graphopt.search.loop import runner
 from graphopt.targets import OrtTarget
 from graphopt.targets.onnxruntime import ab_sessions
@@ -63,7 +64,8 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
             result = _run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s)
             record["results"].append(result)
             if contender.name in PROFILED and result.get("path"):
-                record["op_time_ms"][contender.name] = op_time_breakdown(Path(result["path"]), feeds)
+                settings = ort_session.read(result["path"]) or ort_session.SessionSettings()
+                record["op_time_ms"][contender.name] = op_time_breakdown(Path(result["path"]), feeds, settings)
             result.pop("path", None)
     return record
 
@@ -82,9 +84,15 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
             return result
         finally:
             result["tool_s"] = time.monotonic() - start
+    # A tool may recommend ORT session settings for its output (graphopt writes them beside it):
+    # its result runs with them, the original with ORT's defaults, as a user would run each.
+    settings = ort_session.read(path) if contender.transform else None
+    if settings is not None:
+        result["session"] = settings.label()
+    target = settings.apply(OrtTarget()) if settings else OrtTarget(level=contender.level)
     try:
         model = onnx_format.load(path)
-        compiled = OrtTarget(level=contender.level).compile(model)
+        compiled = target.compile(model)
         outputs = compiled.run(feeds)
     except Exception as error:
         result["error"] = f"result does not run: {str(error).splitlines()[0][:160]}"
@@ -98,8 +106,12 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         "equivalent": equivalence.ok,
         "path": str(path),
     }
-    target = OrtTarget(level=contender.level)
-    a_sessions, b_sessions = ab_sessions(OrtTarget(), original, model) if contender.level == "all" else _level_sessions(original, target)
+    if settings is not None:
+        a_sessions, b_sessions = ort_session.sessions((OrtTarget(), original), (target, model))
+    elif contender.level == "all":
+        a_sessions, b_sessions = ab_sessions(OrtTarget(), original, model)
+    else:
+        a_sessions, b_sessions = _level_sessions(original, target)
     timing = interleaved([runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s)
     result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
                "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip
@@ -114,14 +126,18 @@ def _level_sessions(original, target: OrtTarget):
     return [a1, a2], [b1, b2]
 
 
-def op_time_breakdown(path: Path, feeds, runs: int = 20, warmup: int = 5) -> dict[str, float]:
+def op_time_breakdown(path: Path, feeds, settings=None, runs: int = 20, warmup: int = 5) -> dict[str, float]:
     """Mean milliseconds per run spent in each op type, from ORT's own profiler (warm runs only)."""
-    options = OrtTarget().session_options()
+    target = settings.apply(OrtTarget()) if settings else OrtTarget()
+    options = target.session_options()
     options.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         options.profile_file_prefix = str(Path(tmp) / "profile")
         proto = clamp_ir_version(onnx.load(str(path)))
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(target.disabled_optimizers) or None,
+        )  # fmt: skip
         for _ in range(warmup + runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -94,11 +94,12 @@ def interleaved(
     budget_s: float = 10.0,
     warmup: int = 5,
     check_every: int = 100,
+    decide_at: float = 1.0,
 ) -> Comparison:
     """Alternate baseline and candidate until the verdict is clear, ``max_rounds`` or ``budget_s``.
 
     Every ``check_every`` rounds (past ``min_rounds``) the interval is recomputed, and timing
-    stops early once it lies wholly on one side of 1. Looking repeatedly and stopping at the
+    stops early once it lies wholly on one side of ``decide_at`` (1, or the ratio a decision needs). Looking repeatedly and stopping at the
     first clear look inflates the false-positive rate, so interim looks use a 99.9% interval
     (an alpha-spending rule in the spirit of Haybittle-Peto); the final verdict uses 95%.
     """
@@ -119,7 +120,7 @@ def interleaved(
             break
         if count % check_every == 0:
             low, high = bootstrap_ci(np.asarray(b_times) / np.asarray(a_times), confidence=INTERIM_CONFIDENCE, resamples=1000)
-            if high < 1.0 or low > 1.0:
+            if high < decide_at or low > decide_at:
                 break
     return compare_samples(a_times, b_times)
 

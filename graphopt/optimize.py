@@ -25,6 +25,7 @@ from graphopt.errors import GraphoptError, InputGenerationError
 from graphopt.formats import onnx_format
 from graphopt.rules import Rule, all_rules
 from graphopt.search import loop
+from graphopt.search import session as ort_session
 from graphopt.search.policies import POLICIES
 from graphopt.search.sites import ensure_unique_names, find_sites, near_misses
 from graphopt.targets.onnxruntime import OrtTarget
@@ -44,6 +45,8 @@ class OptimizeResult:
     near_misses: dict[str, int]  # per rule: places where its pattern partly matched or its check failed
     notes: list[str]
     seconds: float
+    session: loop.SessionChoice = dataclasses.field(default_factory=loop.SessionChoice)
+    session_path: str | None = None  # where the recommended ORT session settings were written
 
 
 def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray]:
@@ -119,7 +122,11 @@ def optimize(
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
     candidates = _as_written(POLICIES[policy]().propose(model, rules), annotated)
-    evaluations = loop.search(candidates, baseline, target, budget_s, on_progress=progress)
+    # The budget is the whole command's: leave time to write the result, and a quarter of it
+    # (at most 15 s) for ORT's session settings once the graph is chosen.
+    deadline = start + budget_s - _save_allowance_s(model)
+    graph_deadline = deadline - min(15.0, budget_s / 4)
+    evaluations = loop.search(candidates, baseline, target, graph_deadline, on_progress=progress)
     chosen = loop.best(evaluations)
     if chosen is not None:
         reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster"
@@ -127,8 +134,20 @@ def optimize(
         reason = "no rule applies to this model"
     else:
         reason = "; ".join(f"{e.candidate.label}: {e.rejected}" for e in evaluations)
+    progress("timing ORT's own fusions on the chosen graph")
+    graph = chosen.candidate.model if chosen else original
+    session = loop.choose_session(graph, chosen.report if chosen else baseline.compiled.report, baseline, target, deadline)
+    if not session.settings.is_default:
+        reason += f"; run it with ORT {session.settings.label()}: {session.timing.speedup:.3f}x faster than the original at ORT's defaults"
+    session_path = None
     if output_path is not None:
         progress("saving")
+        stale = ort_session.settings_path(output_path)
+        if session.settings.is_default:
+            stale.unlink(missing_ok=True)  # an earlier run's advice does not apply to this output
+        else:
+            ort_session.write(stale, session.settings, session.timing)
+            session_path = str(stale)
         if chosen is not None:
             onnx_format.save(chosen.candidate.model, output_path)
         elif onnx_format.has_external_data(model):
@@ -153,7 +172,14 @@ def optimize(
         near_misses=missed,
         notes=notes,
         seconds=time.monotonic() - start,
+        session=session,
+        session_path=session_path,
     )
+
+
+def _save_allowance_s(model: ir.Model) -> float:
+    """Seconds kept back from the search to save the result (about 1 s per 200 MB of weights)."""
+    return 1.0 + onnx_format.weight_bytes(model) / 200e6
 
 
 def _as_written(candidates, annotated: frozenset[str]):

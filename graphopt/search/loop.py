@@ -16,6 +16,7 @@ import onnx_ir as ir
 from graphopt.errors import GraphoptError
 from graphopt.measure import Comparison, interleaved
 from graphopt.search.policies import Candidate
+from graphopt.search.session import SessionSettings, levers, time_pair
 from graphopt.targets.onnxruntime import CompiledGraph, FusionReport, OrtTarget, ab_sessions
 from graphopt.verify import Equivalence, compare
 
@@ -86,7 +87,10 @@ def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measur
         return result
     feeds = baseline.feeds[0]
     a_sessions, b_sessions = ab_sessions(target, baseline.model, candidate.model)
-    result.timing = interleaved([runner(s, feeds) for s in a_sessions], [runner(s, feeds) for s in b_sessions], budget_s=measure_budget_s)
+    result.timing = interleaved(
+        [runner(s, feeds) for s in a_sessions], [runner(s, feeds) for s in b_sessions],
+        budget_s=measure_budget_s, decide_at=1 - MIN_GAIN,
+    )  # fmt: skip
     if not result.timing.candidate_faster(MIN_GAIN):
         result.rejected = (
             f"not {MIN_GAIN:.1%} faster with confidence (ratio {result.timing.ratio:.3f}, "
@@ -99,9 +103,9 @@ def runner(compiled: CompiledGraph, feeds):
     return lambda: compiled.run(feeds)
 
 
-def search(candidates, baseline: Baseline, target: OrtTarget, budget_s: float, on_progress=None) -> list[Evaluation]:
-    """Evaluate proposed candidates until the budget runs out; returns every evaluation made."""
-    deadline = time.monotonic() + budget_s
+def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None) -> list[Evaluation]:
+    """Evaluate proposed candidates until ``deadline`` (time.monotonic()); returns every
+    evaluation made. The first candidate is always evaluated, however late."""
     evaluations = []
     for candidate in candidates:
         remaining = deadline - time.monotonic()
@@ -116,3 +120,38 @@ def search(candidates, baseline: Baseline, target: OrtTarget, budget_s: float, o
 def best(evaluations: list[Evaluation]) -> Evaluation | None:
     accepted = [e for e in evaluations if e.accepted]
     return min(accepted, key=lambda e: e.timing.ratio) if accepted else None
+
+
+@dataclasses.dataclass
+class SessionChoice:
+    """The ORT session settings recommended for the output, and the measurements behind them."""
+
+    settings: SessionSettings = dataclasses.field(default_factory=SessionSettings)
+    timing: Comparison | None = None  # output with these settings vs the original at ORT defaults
+    tried: list[tuple[SessionSettings, Comparison]] = dataclasses.field(default_factory=list)  # each lever vs the same graph at defaults
+
+
+def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, target: OrtTarget, deadline: float) -> SessionChoice:
+    """Time each lever of ``session.levers`` on ``model`` until ``deadline``; see session.py."""
+    choice = SessionChoice()
+    feeds = baseline.feeds[0]
+    kept = []
+    for lever in levers(report):
+        remaining = deadline - time.monotonic()
+        if remaining < 6:
+            break
+        timing = time_pair((target, model), (lever.apply(target), model), feeds, min(remaining / 3, 6.0), 1 - MIN_GAIN)
+        choice.tried.append((lever, timing))
+        if timing.candidate_faster(MIN_GAIN):
+            kept.append((lever, timing))
+    if not kept:
+        return choice
+    if any(lever.level != "all" for lever, _ in kept):  # a lower level subsumes disabling its fusions
+        combined = min(kept, key=lambda kt: kt[1].ratio)[0]
+    else:
+        combined = SessionSettings(disabled_optimizers=tuple(name for lever, _ in kept for name in lever.disabled_optimizers))
+    remaining = max(deadline - time.monotonic(), 2.0)
+    timing = time_pair((target, baseline.model), (combined.apply(target), model), feeds, min(remaining, 8.0), 1 - MIN_GAIN)
+    if timing.candidate_faster(MIN_GAIN):
+        choice.settings, choice.timing = combined, timing
+    return choice

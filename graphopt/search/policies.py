@@ -4,10 +4,12 @@ A policy sees only rules and sites; it never compiles or times anything itself. 
 interface the learned policy implements later the same as these two:
 
 - ``Greedy``: every rule to a fixpoint, in registry order. One candidate.
-- ``FamilySearch``: the greedy candidate, then each rule family alone, then all families but
-  one, so that a family whose rewrite blocks a more valuable fusion downstream (or makes ORT fire
-  a fusion that costs time) is found by measurement rather than by a fixed priority. Candidates
-  that come out identical to one already proposed are skipped.
+- ``FamilySearch``: the greedy candidate, then all families but one, then each family alone, so
+  that a family whose rewrite blocks a more valuable fusion downstream (or makes ORT fire a
+  fusion that costs time: attention on a GQA decoder, say) is found by measurement rather than
+  by a fixed priority. "All but one" comes before "only one" because the budget usually ends
+  the search early and dropping one harmful family from the greedy result is the likelier win.
+  Families with no site are left out, and candidates identical to one already proposed are skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import onnx_ir as ir
 from graphopt.formats import onnx_format
 from graphopt.rules import Rule
 from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import Site
+from graphopt.search.sites import Site, find_sites
 
 
 @dataclasses.dataclass
@@ -44,11 +46,12 @@ class FamilySearch:
     name = "search"
 
     def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
-        families = list(dict.fromkeys(r.family for r in rules))
+        matched = {site.rule for site in find_sites(model, rules)}
+        families = list(dict.fromkeys(r.family for r in rules if r.name in matched))
         subsets = [("all rules", rules)]
         if len(families) > 1:
-            subsets += [(f"only {f}", [r for r in rules if r.family == f]) for f in families]
             subsets += [(f"all but {f}", [r for r in rules if r.family != f]) for f in families]
+            subsets += [(f"only {f}", [r for r in rules if r.family == f]) for f in families]
         seen: set[tuple[Site, ...]] = set()
         for label, subset in subsets:
             candidate = onnx_format.copy(model)

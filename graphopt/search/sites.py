@@ -11,6 +11,7 @@ Sites name nodes, so node names must be unique: ``ensure_unique_names`` runs onn
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 
 import onnx_ir as ir
@@ -71,6 +72,9 @@ def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
     return sites
 
 
+_EXPECTED_OP = re.compile(r"expected (\w+), got")
+
+
 def discard(delta) -> None:
     """Unhook a replacement that will not be inserted. Its detached nodes still count as users
     of the graph values they read, which would make later matches see "other uses" and fail."""
@@ -97,6 +101,7 @@ def near_misses(model: ir.Model, rules: list[Rule], sites: list[Site] | None = N
     _restore(model.opset_imports, saved_opsets)
     sites = find_sites(model, rules) if sites is None else sites
     covered = {name for site in sites for name in site.nodes}
+    present = {n.op_type for _, graph in _graphs(model.graph) for n in graph}
     by_rule = {variant: r.name for r in rules for variant in r.variants}
     closest: dict[tuple[str, str], NearMiss] = {}
     for rewrite, infos in tracer.best_matches_map.items():
@@ -106,6 +111,9 @@ def near_misses(model: ir.Model, rules: list[Rule], sites: list[Site] | None = N
             if info.status == _basics.MatchStatus.SUCCESS or matched < 2 or anchor in covered:
                 continue
             reason = info.match_result.reason or info.status.name.lower().replace("_", " ")
+            expected = _EXPECTED_OP.search(reason)
+            if expected and expected.group(1) not in present:
+                continue  # a later stage waiting for an op an earlier stage makes: not a near miss
             key = (by_rule[rewrite], anchor)
             if key not in closest or closest[key].matched_nodes < matched:
                 closest[key] = NearMiss(key[0], anchor, matched, reason)
