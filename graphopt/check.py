@@ -25,7 +25,8 @@ from graphopt.formats import onnx_format
 from graphopt.measure import INTERIM_CONFIDENCE, Comparison, alternate, bootstrap_ci, compare_samples
 from graphopt.optimize import prepare, verification_feeds
 from graphopt.search.loop import runner
-from graphopt.targets.onnxruntime import FusionReport, OrtTarget, ab_sessions
+from graphopt.search import session as ort_session
+from graphopt.targets.onnxruntime import FusionReport, OrtTarget
 from graphopt.verify import TOLERANCES, Equivalence, compare
 
 TOLERANCE_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
@@ -72,6 +73,7 @@ class CheckResult:
     candidate_report: FusionReport
     settings: CheckSettings
     seconds: float
+    session_settings: tuple[str, str] = ("ORT defaults", "ORT defaults")  # what each side ran with
 
     @property
     def lost_fusions(self) -> dict[str, int]:
@@ -87,6 +89,16 @@ class CheckResult:
         return self.verdict == "regression"
 
 
+def _with_recommended(target: OrtTarget, model_path) -> OrtTarget:
+    settings = ort_session.read(model_path)
+    return settings.apply(target) if settings else target
+
+
+def _settings_label(model_path) -> str:
+    settings = ort_session.read(model_path)
+    return f"ORT {settings.label()} (from {ort_session.settings_path(model_path).name})" if settings else "ORT defaults"
+
+
 def check(baseline_path: str | Path, candidate_path: str | Path, settings: CheckSettings, on_progress=None) -> CheckResult:
     from graphopt.targets import target_from_name
 
@@ -98,8 +110,11 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
     baseline = onnx_format.load(baseline_path)
     candidate = onnx_format.load(candidate_path)
     _check_same_interface(baseline, candidate)
+    # Each model runs with the ORT session settings recommended beside it, if any (graphopt
+    # optimize writes <model>.ort-session.json): that is how a user deploys it.
+    target_a, target_b = (_with_recommended(target, p) for p in (baseline_path, candidate_path))
     progress("compiling both models")
-    compiled_a, compiled_b = target.compile(baseline), target.compile(candidate)
+    compiled_a, compiled_b = target_a.compile(baseline), target_b.compile(candidate)
     feeds = verification_feeds(prepare(onnx_format.copy(baseline), []), None, settings.inputs)
     names = [o.name for o in compiled_a.session.get_outputs()]
     progress("comparing outputs")
@@ -112,7 +127,7 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
         bad = equivalence.first_failure()
         reasons.append(f"not equivalent: output {bad.name!r}: {bad.reason}")
     progress("timing (interleaved)")
-    a_sessions, b_sessions = ab_sessions(target, baseline, candidate)
+    a_sessions, b_sessions = ort_session.sessions((target_a, baseline), (target_b, candidate))
     timing, verdict = sequential_test(
         [runner(s, feeds[0]) for s in a_sessions], [runner(s, feeds[0]) for s in b_sessions], settings, deadline=start + settings.time_budget_s
     )
@@ -128,7 +143,8 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
             f"inconclusive: ratio {timing.ratio:.3f} (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}) straddles the allowed {allowed:.3f}x after {timing.rounds} rounds"
         )
     return CheckResult(str(baseline_path), str(candidate_path), verdict, reasons, equivalence, timing,
-                       compiled_a.report, compiled_b.report, settings, time.monotonic() - start)  # fmt: skip
+                       compiled_a.report, compiled_b.report, settings, time.monotonic() - start,
+                       tuple(_settings_label(p) for p in (baseline_path, candidate_path)))  # fmt: skip
 
 
 def _check_same_interface(baseline, candidate) -> None:

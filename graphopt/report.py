@@ -37,7 +37,17 @@ def to_dict(result: OptimizeResult) -> dict:
             "rounds": chosen.timing.rounds,
         },
         "candidates": [_evaluation(e) for e in result.evaluations],
+        "ort_session": _session(result),
     }  # fmt: skip
+
+
+def _session(result: OptimizeResult) -> dict:
+    choice = result.session
+    return {
+        "recommended": None if choice.settings.is_default else choice.settings.to_json(choice.timing),
+        "written_to": result.session_path,
+        "tried": [{"setting": s.label(), "ratio_vs_defaults": t.ratio, "ci95": [t.ci_low, t.ci_high]} for s, t in choice.tried],
+    }
 
 
 def _evaluation(e) -> dict:
@@ -86,6 +96,11 @@ def render(result: OptimizeResult, console: Console) -> None:
         fused = ", ".join(f"{k.split('::')[-1]} {gained.get(k, 0)}->{n}" for k, n in (e["fused"] or {}).items() if n != gained.get(k, 0))
         verdict = "[green]accepted[/]" if e["accepted"] else f"[yellow]rejected[/]: {e['rejected']}"
         console.print(f"candidate '{e['label']}': {sum(e['rewrites'].values())} rewrites, kernels {e['kernels']}, fusions {fused or 'unchanged'}; {verdict}", highlight=False)
+    for setting, t in result.session.tried:
+        console.print(f"ORT {setting.label()}: {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] vs ORT's defaults on the same graph", highlight=False)
+    if result.session_path:
+        console.print(f"[bold]recommended ORT session settings[/] ({result.session.settings.label()}) written to {result.session_path}: "
+                      "run the output with them to get the measured speed")  # fmt: skip
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     if result.kept_original:

@@ -73,8 +73,8 @@ def _check(context, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start,
     half = freq.size
     if x.dtype != ir.DataType.FLOAT or x.shape is None or x.shape.rank() != 4 or x.shape[3] != 2 * half:
         return MatchResult().fail(f"x must be float32 [B, H, S, {2 * half}], got {x.dtype} {x.shape}")
-    if positions.dtype != ir.DataType.INT64 or positions.shape is None or positions.shape.rank() != 1:
-        return MatchResult().fail("positions must be a 1-D int64 sequence")
+    if positions.shape is not None and positions.shape.rank() != 1:
+        return MatchResult().fail("positions must be a 1-D sequence")
     if constant(unsqueeze_axes) is None or constant(unsqueeze_axes).tolist() != [0, 2]:
         return MatchResult().fail("positions are not broadcast as [1, S, 1]")
     if constant(head_axis) is None or constant(head_axis).tolist() != [1]:
@@ -85,8 +85,13 @@ def _check(context, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start,
     lo0, lo1, hi0, hi1, axis, step = (int(b.reshape(())) for b in bounds)
     if axis not in (-1, 3) or step != 1 or lo0 != 0 or lo1 != half or hi0 != half or hi1 < 2 * half:
         return MatchResult().fail("the slices are not the two halves of the last axis")
-    if _consecutive(positions) is None:
+    form = _consecutive(positions)
+    if form is None:
         return MatchResult().fail("positions are not a Range(start, limit, 1) or arange + offset")
+    # Range and Add take one type for all inputs: one known int64 input and no other type will do.
+    known = {v.dtype for v in form[1].inputs if v.dtype is not None}
+    if known != {ir.DataType.INT64}:
+        return MatchResult().fail("positions are not int64 (RotaryEmbedding's position_ids type)")
     return True
 
 
