@@ -212,7 +212,8 @@ def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspec
 
 @app.command("rules")
 def list_rules() -> None:
-    """List the rewrite rules with their legality notes."""
+    """List the rewrite rules by family, with each family's legality notes."""
+    from graphopt.passes.onnx import FAMILIES
     from graphopt.rules import all_rules
 
     out = Console()
@@ -221,8 +222,9 @@ def list_rules() -> None:
         if r.family != family:
             family = r.family
             out.print(f"\n[bold]{family}[/]")
-            out.print(r.doc, highlight=False, markup=False, soft_wrap=True)
-        out.print(f"  [cyan]{r.name}[/]")
+            out.print((FAMILIES[family].__doc__ or r.doc).strip(), highlight=False, markup=False, soft_wrap=True)
+        summary = r.doc.strip().splitlines()[0] if r.doc.strip() else ""
+        out.print(f"  [cyan]{r.name}[/]  {summary}", highlight=False, soft_wrap=True)
 
 
 @zoo_app.command("list")

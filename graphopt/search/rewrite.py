@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import onnx_ir as ir
-from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass, ShapeInferencePass
+import onnxscript.optimizer
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
 
 from graphopt.rules import Rule
 from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
@@ -42,8 +43,14 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
 
 def _infer_shapes(model: ir.Model) -> None:
     """Give the nodes a round created their shapes: later stages check them (attention's MHA
-    rules read head counts from the shapes of what the SDPA stage wrote)."""
+    rules read head counts from the shapes of what the SDPA stage wrote).
+
+    onnxscript's constant folder infers node by node and carries symbolic dimensions through
+    Shape/Gather/Concat/Reshape chains, so two values of one sequence length keep one symbol;
+    onnx's whole-model inference gives each a fresh ``unk__`` symbol, and rules that check "same
+    dimension" then fail on legacy exports. It only folds nodes whose inputs are all constant.
+    """
     try:
-        ShapeInferencePass()(model)
+        onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True)
     except Exception:  # shape inference is a help: a rule that needs a missing shape does not match
         pass
