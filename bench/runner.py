@@ -28,7 +28,7 @@ from graphopt.optimize import load_feeds, prepare
 from graphopt.search import session as ort_session
 from graphopt.search.loop import runner
 from graphopt.targets import OrtTarget
-from graphopt.targets.onnxruntime import ab_sessions
+from graphopt.targets.onnxruntime import ab_sessions, paired_sessions
 from graphopt.targets.ort_compat import clamp_ir_version
 from graphopt.verify import compare
 
@@ -107,23 +107,15 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         "path": str(path),
     }
     if settings is not None:
-        a_sessions, b_sessions = ort_session.sessions((OrtTarget(), original), (target, model))
+        a_sessions, b_sessions = paired_sessions((OrtTarget(), original), (target, model))
     elif contender.level == "all":
         a_sessions, b_sessions = ab_sessions(OrtTarget(), original, model)
-    else:
-        a_sessions, b_sessions = _level_sessions(original, target)
+    else:  # the original at ENABLE_ALL (A) and at the contender's level (B)
+        a_sessions, b_sessions = paired_sessions((OrtTarget(), original), (target, original))
     timing = interleaved([runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s)
     result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
                "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip
     return result
-
-
-def _level_sessions(original, target: OrtTarget):
-    """The original at ENABLE_ALL (A) and at another ORT level (B), created A1 B1 B2 A2."""
-    reference = OrtTarget()
-    a1, b1 = reference.compile(original, report=False), target.compile(original, report=False)
-    b2, a2 = target.compile(original, report=False), reference.compile(original, report=False)
-    return [a1, a2], [b1, b2]
 
 
 def op_time_breakdown(path: Path, feeds, settings=None, runs: int = 20, warmup: int = 5) -> dict[str, float]:

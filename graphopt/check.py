@@ -26,7 +26,7 @@ from graphopt.measure import INTERIM_CONFIDENCE, Comparison, alternate, bootstra
 from graphopt.optimize import prepare, verification_feeds
 from graphopt.search.loop import runner
 from graphopt.search import session as ort_session
-from graphopt.targets.onnxruntime import FusionReport, OrtTarget
+from graphopt.targets.onnxruntime import FusionReport, OrtTarget, paired_sessions
 from graphopt.verify import TOLERANCES, Equivalence, compare
 
 TOLERANCE_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
@@ -127,7 +127,7 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
         bad = equivalence.first_failure()
         reasons.append(f"not equivalent: output {bad.name!r}: {bad.reason}")
     progress("timing (interleaved)")
-    a_sessions, b_sessions = ort_session.sessions((target_a, baseline), (target_b, candidate))
+    a_sessions, b_sessions = paired_sessions((target_a, baseline), (target_b, candidate))
     timing, verdict = sequential_test(
         [runner(s, feeds[0]) for s in a_sessions], [runner(s, feeds[0]) for s in b_sessions], settings, deadline=start + settings.time_budget_s
     )

@@ -39,23 +39,25 @@ def _text_inputs(config, batch: int, seq: int, token_types: bool):
     return inputs, axes
 
 
-def bert(size: str, batch: int = 1, seq: int = 16):
-    dims = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
-    if size == "tiny":
-        dims = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000)
-    config = tf.BertConfig(**dims, attn_implementation="eager")
+_TINY_ENCODER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000)
+
+
+def _bert_encoder(dims: dict, size: str, batch: int, seq: int, seed: int):
+    config = tf.BertConfig(**(_TINY_ENCODER if size == "tiny" else dims), attn_implementation="eager")
     inputs, axes = _text_inputs(config, batch, seq, token_types=True)
-    return _randomize(tf.BertModel(config, add_pooling_layer=False), 1), inputs, axes
+    return _randomize(tf.BertModel(config, add_pooling_layer=False), seed), inputs, axes
+
+
+def bert(size: str, batch: int = 1, seq: int = 16):
+    """BERT-base: 12 layers, hidden 768, 12 heads."""
+    dims = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    return _bert_encoder(dims, size, batch, seq, seed=1)
 
 
 def minilm(size: str, batch: int = 1, seq: int = 16):
     """MiniLM-L6-H384 (all-MiniLM-L6-v2's shape): a BERT encoder, 6 layers, hidden 384, 12 heads."""
     dims = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
-    if size == "tiny":
-        dims = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000)
-    config = tf.BertConfig(**dims, attn_implementation="eager")
-    inputs, axes = _text_inputs(config, batch, seq, token_types=True)
-    return _randomize(tf.BertModel(config, add_pooling_layer=False), 7), inputs, axes
+    return _bert_encoder(dims, size, batch, seq, seed=7)
 
 
 def distilbert(size: str, batch: int = 1, seq: int = 16):

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 from graphopt.formats import onnx_format
 from graphopt.measure import Comparison, interleaved
-from graphopt.targets.onnxruntime import CompiledGraph, FusionReport, OrtTarget
+from graphopt.targets.onnxruntime import FusionReport, OrtTarget, paired_sessions
 
 # The ORT graph transformer that makes each fused op type (ORT 1.2x-1.3x names, CPU provider).
 ORT_FUSION_PASSES = {
@@ -82,18 +81,8 @@ def levers(report: FusionReport) -> list[SessionSettings]:
     return [SessionSettings(disabled_optimizers=(name,)) for name in names] + [SessionSettings(level="basic")]
 
 
-def sessions(a: tuple[OrtTarget, object], b: tuple[OrtTarget, object], pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
-    """Fresh sessions of two (target, model) pairs for timing, created A1 B1 B2 A2."""
-    a_sessions, b_sessions = [], []
-    for i in range(pairs):
-        order = [(a, a_sessions), (b, b_sessions)]
-        for (target, model), out in order if i % 2 == 0 else reversed(order):
-            out.append(target.compile(model, report=False))
-    return a_sessions, b_sessions
-
-
 def time_pair(a, b, feeds, budget_s: float, decide_at: float) -> Comparison:
-    a_sessions, b_sessions = sessions(a, b)
+    a_sessions, b_sessions = paired_sessions(a, b)
     return interleaved(
         [lambda s=s: s.run(feeds) for s in a_sessions], [lambda s=s: s.run(feeds) for s in b_sessions],
         budget_s=budget_s, decide_at=decide_at,
@@ -118,7 +107,3 @@ def read(model_path) -> SessionSettings | None:
     data = json.loads(path.read_text())
     level = {"ORT_ENABLE_ALL": "all", "ORT_ENABLE_EXTENDED": "extended", "ORT_ENABLE_BASIC": "basic", "ORT_DISABLE_ALL": "disable"}
     return SessionSettings(level[data["graph_optimization_level"]], tuple(data["disabled_optimizers"]))
-
-
-def now() -> float:
-    return time.monotonic()

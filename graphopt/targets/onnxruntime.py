@@ -132,11 +132,19 @@ def _session_source(model: ir.Model, workdir: Path) -> bytes | str:
 
 def ab_sessions(target: OrtTarget, a: ir.Model, b: ir.Model, pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
     """Fresh sessions of ``a`` and ``b`` for timing, created A1 B1 B2 A2 ... (see measure.py)."""
-    a_sessions, b_sessions = [], []
+    return paired_sessions((target, a), (target, b), pairs)
+
+
+def paired_sessions(a: tuple[OrtTarget, ir.Model], b: tuple[OrtTarget, ir.Model], pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
+    """Fresh sessions of two (target, model) pairs, created A1 B1 B2 A2 ...: the same model under
+    two settings, or two models under one (two sessions of one model differ by 1-2% here; the
+    alternating order keeps creation order from favouring either side)."""
+    a_sessions: list[CompiledGraph] = []
+    b_sessions: list[CompiledGraph] = []
     for i in range(pairs):
         order = [(a, a_sessions), (b, b_sessions)]
-        for model, sessions in order if i % 2 == 0 else reversed(order):
-            sessions.append(target.compile(model, report=False))
+        for (target, model), out in order if i % 2 == 0 else reversed(order):
+            out.append(target.compile(model, report=False))
     return a_sessions, b_sessions
 
 
