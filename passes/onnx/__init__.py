@@ -1,12 +1,13 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.passes.onnx import attention, cleanup, conv, gelu, masks, matmul, normalization, rotary, shapes
+from graphopt.passes.onnx import attention, cleanup, conv, embedding, gelu, masks, matmul, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
     "shapes": shapes,
     "masks": masks,
+    "embedding": embedding,
     "normalization": normalization,
     "rotary": rotary,
     "attention": attention,
