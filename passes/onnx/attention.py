@@ -29,6 +29,12 @@ the scale must be a constant (1/sqrt(head size) when omitted); the mask must bro
 ORT's attention kernels compute softmax in float32 with a max-subtraction, like the decomposed
 graph; a fully masked row gives NaN in the decomposed graph and ORT's kernel alike only when the
 mask is -inf (exports use the dtype's lowest value, which gives a uniform row in both).
+
+Measured (``python -m bench.rule_effects``): alone, 2-layer BERT 0.788 [0.777, 0.799], MiniLM-L6
+0.935 [0.920, 0.945], DistilBERT 0.977 [0.972, 0.989]; on the LLaMA-style decoder alone it is
+slower (1.038 [1.029, 1.046]: without the rotary family the SDPA stage ends in sdpa-via-mha's
+transposes), and beside rotary it is a wash (all 0.951 vs all but attention 0.947): the search
+measures which to keep.
 """
 
 from __future__ import annotations

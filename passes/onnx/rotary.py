@@ -21,6 +21,10 @@ accepts the two forms the exporter writes for them: ``Range(start, limit, 1)`` (
 ``Add(arange constant from 0, offset)`` (a decode step). The tables are ``cos/sin(p * inv_freq)``
 for p in [0, limit), the very float32 products the original computes (p < 2^24 is exact in float32), so
 the only difference is the kernel's rounding of ``x*cos - x'*sin`` (float32 tolerance).
+
+Measured (``python -m bench.rule_effects``): alone, LLaMA prefill 0.974 [0.958, 0.981], decode
+step 0.994 [0.987, 0.997]; leaving it out of the whole set costs 7.6% on prefill (all 0.951
+[0.932, 0.980] vs all but rotary 1.027 [1.015, 1.036]).
 """
 
 from __future__ import annotations
