@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_ir as ir
-from onnx_ir.passes.common import ShapeInferencePass
 
 from graphopt import inputs as input_gen
 from graphopt.errors import GraphoptError, InputGenerationError
 from graphopt.formats import onnx_format
+from graphopt.formats.shape_inference import infer_shapes
 from graphopt.rules import Rule, all_rules
 from graphopt.search import loop
 from graphopt.search import session as ort_session
@@ -76,10 +76,9 @@ def verification_feeds(model: ir.Model, shapes, inputs_file) -> list[dict[str, n
 def prepare(model: ir.Model, notes: list[str]) -> ir.Model:
     """Unique node names, shapes inferred where onnx can, an IR version ORT reads."""
     ensure_unique_names(model)
-    try:
-        ShapeInferencePass()(model)
-    except Exception as error:  # shape inference is a help, not a requirement
-        notes.append(f"shape inference failed, rules that need shapes will not fire ({str(error).splitlines()[0][:120]})")
+    note = infer_shapes(model)  # a help, not a requirement
+    if note:
+        notes.append(note)
     if model.ir_version > max_ir_version():
         notes.append(f"IR version {model.ir_version} lowered to {max_ir_version()} so onnxruntime can load it")
         model.ir_version = max_ir_version()

@@ -22,8 +22,9 @@ def test_optimize_example_writes_model_and_report(tmp_path):
     assert result.returncode == 0, result.stderr
     onnx.checker.check_model(onnx.load(str(out)))
     data = json.loads(report.read_text())
-    # two layers: two GELUs, two attention blocks (their first stage), four residual LayerNorms
-    assert data["sites_found"] == {"gelu-erf": 2, "sdpa": 2, "skip-layer-norm": 4}
+    # two layers: two GELUs, two attention blocks (their first stage), four residual LayerNorms;
+    # one embedding block and one padding-mask grid
+    assert data["sites_found"] == {"gelu-erf": 2, "sdpa": 2, "skip-layer-norm": 4, "embed-layer-norm": 1, "mask-grid-gather": 1}
     assert data["before"]["kernels"] == 91
     # either a candidate with its measured interval, or the original with the reason
     assert (data["latency"] is not None and data["latency"]["ci95"][1] < 1) or (data["kept_original"] and data["reason"])
@@ -36,7 +37,7 @@ def test_inspect_lists_sites_and_near_misses():
     result = graphopt("inspect", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    assert "sites graphopt finds: 8" in text and "gelu-erf" in text
+    assert "sites graphopt finds: 10" in text and "gelu-erf" in text
     # later attention stages wait for the SDPA op the first stage makes: not near misses
     assert "expected SDPA" not in text
     assert "near misses" in text and "Gemm needs 2-D" in text

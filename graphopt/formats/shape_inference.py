@@ -1,0 +1,63 @@
+"""Symbolic shapes for matching: ORT's symbolic shape inference, onnx's as the fallback.
+
+Rules check shapes ("Q and K have the same sequence length", "the head count is 12"). onnx's
+shape inference gives each dimension it cannot name a fresh ``unk__N`` symbol, so on a legacy
+export, whose reshapes take computed Concat(Shape, ...) targets, the query and key lengths come
+out as two unrelated symbols and every attention pattern's check fails. ORT's
+SymbolicShapeInference (onnxruntime.tools.symbolic_shape_infer, the pass ORT's transformers
+optimizer runs) evaluates those shape computations and merges dimensions that must be equal
+(``auto_merge``), so the same length keeps one name. Only the inferred value shapes are copied
+back onto the model; its weights are not re-read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import onnx_ir as ir
+from onnx_ir.passes.common import ShapeInferencePass
+
+
+def infer_shapes(model: ir.Model) -> str | None:
+    """Annotate ``model``'s values with symbolic shapes, in place. Returns a note when only
+    onnx's inference could run (or none), else None."""
+    try:
+        inferred = _symbolic(model)
+    except Exception as error:  # the symbolic pass does not know every op; onnx's is the fallback
+        inferred = None
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+    if inferred is not None:
+        _copy_shapes(inferred, model)
+        return None
+    try:
+        ShapeInferencePass()(model)
+    except Exception as error:
+        return f"shape inference failed, rules that need shapes will not fire ({str(error).splitlines()[0][:120]})"
+    return f"symbolic shape inference failed ({reason}); onnx's shape inference used"
+
+
+def _symbolic(model: ir.Model):
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    proto = ir.serde.serialize_model(model)
+    logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
+    finally:
+        logger.setLevel(level)
+
+
+def _copy_shapes(inferred, model: ir.Model) -> None:
+    values = {v.name: v for node in model.graph.all_nodes() for v in node.outputs}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
+        value = values.get(info.name)
+        if value is None or not info.type.HasField("tensor_type"):
+            continue
+        value.shape = ir.serde.deserialize_type_proto_for_shape(info.type)
+        if value.type is None:
+            value.type = ir.serde.deserialize_type_proto_for_type(info.type)
