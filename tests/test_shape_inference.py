@@ -1,0 +1,36 @@
+"""Shapes for matching: a reshape to a computed target (the legacy exporter's way) keeps the
+symbols of the dimensions it copies, so rules comparing "the same sequence length" can match."""
+
+from __future__ import annotations
+
+from graphopt.formats.shape_inference import infer_shapes
+from tests.passes.onnx.harness import parse
+
+LEGACY_RESHAPE = """<ir_version: 8, opset_import: ["" : 18]>
+g (float[batch, sequence, 64] x, float[batch, sequence, 64] y) => (float[batch, 4, sequence, 16] q, float[batch, 4, sequence, 16] k) {
+    shape_x = Shape(x)
+    i0 = Constant<value = int64[1] {0}>()
+    i1 = Constant<value = int64[1] {1}>()
+    b = Gather<axis = 0>(shape_x, i0)
+    s = Gather<axis = 0>(shape_x, i1)
+    heads = Constant<value = int64[1] {4}>()
+    width = Constant<value = int64[1] {16}>()
+    target = Concat<axis = 0>(b, s, heads, width)
+    qr = Reshape(x, target)
+    q = Transpose<perm = [0, 2, 1, 3]>(qr)
+    shape_y = Shape(y)
+    by = Gather<axis = 0>(shape_y, i0)
+    sy = Gather<axis = 0>(shape_y, i1)
+    target_y = Concat<axis = 0>(by, sy, heads, width)
+    kr = Reshape(y, target_y)
+    k = Transpose<perm = [0, 2, 1, 3]>(kr)
+}"""
+
+
+def test_computed_reshapes_keep_the_input_symbols():
+    model = parse(LEGACY_RESHAPE)
+    assert infer_shapes(model) is None  # the symbolic pass ran
+    values = {v.name: v for n in model.graph for v in n.outputs}
+    q, k = values["qr"].shape, values["kr"].shape
+    assert [str(d) for d in q] == ["batch", "sequence", "4", "16"]
+    assert list(q) == list(k)  # one symbol per length: Q and K can be checked against each other
