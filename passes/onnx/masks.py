@@ -75,7 +75,7 @@ def _is_grid_shape(shape: ir.Value, b_idx: ir.Value, k_idx: ir.Value) -> bool:
 def _check(context, mask, b_idx, k_idx, shape_b, shape_k, last_b, last_k, gathered, **_):
     if mask.shape is None or mask.shape.rank() != 2:
         return MatchResult().fail("the gathered tensor is not 2-D")
-    if (gathered.producer().attributes.get("batch_dims") or ir.AttrInt64("batch_dims", 0)).value != 0:
+    if gathered.producer().attributes.get_int("batch_dims", 0) != 0:
         return MatchResult().fail("batch_dims is not 0")
     b, k = _arange_axis(b_idx), _arange_axis(k_idx)
     if b is None or k is None:
