@@ -84,6 +84,8 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
             return result
         finally:
             result["tool_s"] = time.monotonic() - start
+    if contender.transform and _same_bytes(path, workload.model):
+        result["identical"] = True
     # A tool may recommend ORT session settings for its output (graphopt writes them beside it):
     # its result runs with them, the original with ORT's defaults, as a user would run each.
     settings = ort_session.read(path) if contender.transform else None
@@ -116,6 +118,11 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
     result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
                "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip
     return result
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    a, b = Path(a), Path(b)
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 def op_time_breakdown(path: Path, feeds, settings=None, runs: int = 20, warmup: int = 5) -> dict[str, float]:

@@ -9,6 +9,8 @@ def _cell(result: dict) -> str:
     text = f"{1 / result['ratio']:.2f}x"
     if not result["equivalent"]:
         return f"{text} WRONG"
+    if result.get("identical"):
+        return f"= ({text})"  # the tool handed back the input unchanged: the ratio is the A/A noise
     low, high = result["ci95"]
     return text + ("" if low <= 1.0 <= high else "*")
 
@@ -27,7 +29,8 @@ def markdown(run: dict) -> str:
         f"copy bandwidth {run['rates']['gbytes_per_s']:.1f} GB/s. Versions: {run['versions']}.",
         "",
         "Speedup over the original under ORT ENABLE_ALL (median of interleaved runs; * = the 95% "
-        "interval excludes 1; WRONG = outputs differ beyond tolerance; fail = the tool or its result failed).",
+        "interval excludes 1; WRONG = outputs differ beyond tolerance; fail = the tool or its result failed; "
+        "= (..) = the tool returned the input file unchanged, so the ratio in brackets is two sessions of one model: noise).",
         "",
         "| workload | " + " | ".join(names) + " | floor ms | ORT-all ms | of floor |",
         "|---|" + "---|" * (len(names) + 3),

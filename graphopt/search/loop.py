@@ -36,6 +36,12 @@ class Baseline:
     feeds: list[dict[str, np.ndarray]]
     outputs: list[list[np.ndarray]]
     output_names: list[str]
+    compile_s: float = 0.0  # one ORT session of the original: what a timing pair's sessions cost
+
+    @property
+    def pair_setup_s(self) -> float:
+        """Seconds to create the four fresh sessions one A/B timing needs."""
+        return 4 * self.compile_s
 
 
 @dataclasses.dataclass
@@ -52,12 +58,14 @@ class Evaluation:
 
 
 def make_baseline(model: ir.Model, target: OrtTarget, feeds: list[dict[str, np.ndarray]]) -> Baseline:
+    start = time.monotonic()
     compiled = target.compile(model)
+    compile_s = time.monotonic() - start
     try:
         outputs = [compiled.run(f) for f in feeds]
     except Exception as error:  # ORT's runtime errors on bad inputs
         raise GraphoptError(f"onnxruntime cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
-    return Baseline(model, compiled, feeds, outputs, [o.name for o in compiled.session.get_outputs()])
+    return Baseline(model, compiled, feeds, outputs, [o.name for o in compiled.session.get_outputs()], compile_s)
 
 
 def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measure_budget_s: float) -> Evaluation:
@@ -105,15 +113,23 @@ def runner(compiled: CompiledGraph, feeds):
 
 def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None) -> list[Evaluation]:
     """Evaluate proposed candidates until ``deadline`` (time.monotonic()); returns every
-    evaluation made. The first candidate is always evaluated, however late."""
+    evaluation made. The first candidate is always evaluated, however late; a later one is not
+    started (not even rewritten: the policy makes it lazily) unless the last one's cost fits."""
     evaluations = []
-    for candidate in candidates:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 and evaluations:
+    candidates = iter(candidates)
+    last_cost = 0.0
+    while True:
+        started = time.monotonic()
+        if evaluations and started + last_cost > deadline:
             break
+        candidate = next(candidates, None)
+        if candidate is None:
+            break
+        remaining = deadline - time.monotonic()
         if on_progress:
             on_progress(f"evaluating candidate: {candidate.label} ({len(candidate.applied)} rewrites)")
         evaluations.append(evaluate(candidate, baseline, target, measure_budget_s=max(1.0, min(remaining / 2, 10.0))))
+        last_cost = time.monotonic() - started
     return evaluations
 
 
@@ -137,10 +153,11 @@ def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, ta
     feeds = baseline.feeds[0]
     kept = []
     for lever in levers(report):
-        remaining = deadline - time.monotonic()
-        if remaining < 6:
+        # room for this lever's pair and for the final pair, each with at least 2 s of timing
+        remaining = deadline - time.monotonic() - 2 * (baseline.pair_setup_s + 2.0)
+        if remaining < 0:
             break
-        timing = time_pair((target, model), (lever.apply(target), model), feeds, min(remaining / 3, 6.0), 1 - MIN_GAIN)
+        timing = time_pair((target, model), (lever.apply(target), model), feeds, 2.0 + min(remaining / 3, 4.0), 1 - MIN_GAIN)
         choice.tried.append((lever, timing))
         if timing.candidate_faster(MIN_GAIN):
             kept.append((lever, timing))
@@ -150,7 +167,9 @@ def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, ta
         combined = min(kept, key=lambda kt: kt[1].ratio)[0]
     else:
         combined = SessionSettings(disabled_optimizers=tuple(name for lever, _ in kept for name in lever.disabled_optimizers))
-    remaining = max(deadline - time.monotonic(), 2.0)
+    remaining = deadline - time.monotonic() - baseline.pair_setup_s
+    if remaining < 2.0:
+        return choice  # no time left to measure the combination against the original
     timing = time_pair((target, baseline.model), (combined.apply(target), model), feeds, min(remaining, 8.0), 1 - MIN_GAIN)
     if timing.candidate_faster(MIN_GAIN):
         choice.settings, choice.timing = combined, timing
