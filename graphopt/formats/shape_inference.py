@@ -23,6 +23,7 @@ from onnx_ir.passes.common import ShapeInferencePass
 def infer_shapes(model: ir.Model) -> str | None:
     """Annotate ``model``'s values with symbolic shapes, in place. Returns a note when only
     onnx's inference could run (or none), else None."""
+    reason = "it returned no model"
     try:
         inferred = _symbolic(model)
     except Exception as error:  # the symbolic pass does not know every op; onnx's is the fallback
