@@ -6,8 +6,8 @@ torch's dynamo exporter writes the embedding block of a BERT-family encoder as
     pos = Gather(position_table, Slice(position_ids_buffer, [0], Shape(input_ids)[1:2], [1]))
     out = LayerNormalization(Gather(word_table, input_ids) + Gather(type_table, token_type_ids) + pos)
 
-which ORT runs as seven kernels: its EmbedLayerNormFusion expects the legacy exporter's graph and
-does not fire. EmbedLayerNormalization does the three lookups, the sums and the LayerNorm in one
+which ORT runs as seven kernels (DistilBERT: the same without token types, five): ORT's
+EmbedLayerNormFusion expects the legacy exporter's graph and does not fire. EmbedLayerNormalization does the three lookups, the sums and the LayerNorm in one
 pass over each row (two Casts to int32 in front: the kernel takes int32 ids).
 
 Legality, checked: the three tables are constant 2-D float32 of one width H; gamma and beta are
@@ -38,8 +38,16 @@ def _pattern(op, input_ids, segment_ids, word, segment, position, buffer, starts
     return op.LayerNormalization(total, gamma, beta, _outputs=["normed"])
 
 
-def _check(context, input_ids, segment_ids, word, segment, position, buffer, starts, ends, axes, steps, gamma, beta, words, segments, positions, normed, **_):
-    tables = [constant(t) for t in (word, segment, position)]
+def _pattern_without_segments(op, input_ids, word, position, buffer, starts, ends, axes, steps, gamma, beta):
+    """DistilBERT's form: no token types."""
+    words = op.Gather(word, input_ids, _outputs=["words"])
+    positions = op.Gather(position, op.Slice(buffer, starts, ends, axes, steps), _outputs=["positions"])
+    return op.LayerNormalization(op.Add(words, positions), gamma, beta, _outputs=["normed"])
+
+
+def _check(context, input_ids, word, position, buffer, starts, ends, axes, steps, gamma, beta, words, positions, normed,
+           segment_ids=None, segment=None, segments=None, **_):  # fmt: skip
+    tables = [constant(t) for t in (word, segment, position) if t is not None]
     if any(t is None or t.ndim != 2 or t.dtype != np.float32 for t in tables) or len({t.shape[1] for t in tables}) != 1:
         return MatchResult().fail("the embedding tables are not constant 2-D float32 of one width")
     width = tables[0].shape[1]
@@ -50,10 +58,10 @@ def _check(context, input_ids, segment_ids, word, segment, position, buffer, sta
     norm = normed.producer()
     if norm.attributes.get_int("axis", -1) not in (-1, 2) or len(norm.outputs) != 1:
         return MatchResult().fail("the LayerNorm is not over the last axis alone")
-    for gathered in (words, segments, positions):
+    for gathered in (g for g in (words, segments, positions) if g is not None):
         if gathered.producer().attributes.get_int("axis", 0) != 0:
             return MatchResult().fail("a lookup is not on axis 0")
-    for ids in (input_ids, segment_ids):
+    for ids in (i for i in (input_ids, segment_ids) if i is not None):
         if ids.dtype not in (ir.DataType.INT64, ir.DataType.INT32) or ids.shape is None or ids.shape.rank() != 2:
             return MatchResult().fail("the ids are not int32/int64 [batch, sequence]")
     array = constant(buffer)
@@ -71,15 +79,19 @@ def _int32(op, ids):
     return ids if ids.dtype == ir.DataType.INT32 else op.Cast(ids, to=ir.DataType.INT32)
 
 
-def _embed_layer_norm(op, input_ids, segment_ids, word, segment, position, gamma, beta, normed, **_):
+def _embed_layer_norm(op, input_ids, word, position, gamma, beta, normed, segment_ids=None, segment=None, **_):
     epsilon = normed.producer().attributes.get_float("epsilon", 1e-5)
+    segment_ids = None if segment_ids is None else _int32(op, segment_ids)
     out, _mask_index = op.EmbedLayerNormalization(
-        _int32(op, input_ids), _int32(op, segment_ids), word, position, segment, gamma, beta,
+        _int32(op, input_ids), segment_ids, word, position, segment, gamma, beta,
         epsilon=epsilon, _domain="com.microsoft", _outputs=2,
     )  # fmt: skip
     return out
 
 
 embed_layer_norm = rule("embed-layer-norm", "embedding", __doc__, _pattern, _embed_layer_norm, _check, commute=True)
+embed_layer_norm_no_types = rule(
+    "embed-layer-norm-no-types", "embedding", __doc__, _pattern_without_segments, _embed_layer_norm, _check, commute=True
+)
 
-RULES = [embed_layer_norm]
+RULES = [embed_layer_norm, embed_layer_norm_no_types]

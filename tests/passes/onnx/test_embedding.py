@@ -1,4 +1,4 @@
-"""Embedding family: BERT's embedding block as torch exports it becomes EmbedLayerNormalization
+"""Embedding family: BERT's (and DistilBERT's) embedding block as torch exports it becomes EmbedLayerNormalization
 with equal outputs at other batch sizes and lengths; a position buffer that is not 0, 1, 2, ...
 (the kernel's implied positions) is left alone."""
 
@@ -20,11 +20,12 @@ from tests.passes.onnx.harness import run
 pytestmark = pytest.mark.slow
 
 
-def test_bert_embeddings_become_embed_layer_norm(tiny_export):
-    path, _ = tiny_export("bert")
+@pytest.mark.parametrize(("arch", "rule"), [("bert", "embed-layer-norm"), ("distilbert", "embed-layer-norm-no-types")])
+def test_bert_embeddings_become_embed_layer_norm(tiny_export, arch, rule):
+    path, _ = tiny_export(arch)
     original = onnx_format.load(path)
     rewritten = onnx_format.copy(original)
-    assert [s.rule for s in rewrite_to_fixpoint(rewritten, embedding.RULES)] == ["embed-layer-norm"]
+    assert [s.rule for s in rewrite_to_fixpoint(rewritten, embedding.RULES)] == [rule]
     before, made = Counter(n.op_type for n in original.graph), Counter(n.op_type for n in rewritten.graph)
     assert made["EmbedLayerNormalization"] == 1
     assert made["LayerNormalization"] == before["LayerNormalization"] - 1  # the embeddings' own
@@ -34,8 +35,9 @@ def test_bert_embeddings_become_embed_layer_norm(tiny_export):
         feeds = {
             "input_ids": rng.integers(0, 1000, (batch, seq)),
             "attention_mask": np.ones((batch, seq), np.int64),
-            "token_type_ids": rng.integers(0, 2, (batch, seq)),
         }
+        if arch == "bert":
+            feeds["token_type_ids"] = rng.integers(0, 2, (batch, seq))
         equivalence = compare(names, run(original, feeds), run(rewritten, feeds))
         assert equivalence.ok, equivalence.first_failure()
 
