@@ -18,6 +18,10 @@ position_ids. The kernel sums the three rows then normalizes in float32, like th
 results agree to float32 rounding. One difference on inputs models never get: an id outside
 [0, vocabulary) - negative ids, which ONNX Gather wraps around - makes the kernel fail with an
 error instead of returning a row; ids past the table fail in both.
+
+Measured (``python -m bench.rule_effects``): alone, 2-layer BERT 0.989 [0.984, 0.995]; on the whole
+rule set there, leaving it out costs 3.5% (all 0.735 vs all but embedding 0.769 [0.760, 0.788]);
+on MiniLM and DistilBERT within the noise (1.001, 1.009 alone).
 """
 
 from __future__ import annotations

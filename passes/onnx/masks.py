@@ -19,6 +19,11 @@ axis (the batch index's axis before the key index's); the Expand shape is ``Shap
 k_idx))`` of those very two values; ``batch_dims`` is 0. Then ``out[.., i, .., j, ..] = mask[i,
 j]`` for i < B, j < S, exactly (a copy, no arithmetic). Where the original would fail (an index past
 the mask's size) the Slice clamps instead; no input on which the original runs is affected.
+
+Measured (``python -m bench.rule_effects``, bench/results/rule-effects.md): alone, 2-layer BERT
+0.973 [0.961, 0.989] (91 -> 81 ORT kernels); on the whole rule set there, leaving it out costs 4%
+(all 0.735 [0.718, 0.752] vs all but masks 0.765 [0.754, 0.775]). On MiniLM, DistilBERT and the
+LLaMA-style decoder it saves 10 kernels but its effect is within the noise (0.996-1.007 alone).
 """
 
 from __future__ import annotations
