@@ -30,11 +30,12 @@ ORT's attention kernels compute softmax in float32 with a max-subtraction, like 
 graph; a fully masked row gives NaN in the decomposed graph and ORT's kernel alike only when the
 mask is -inf (exports use the dtype's lowest value, which gives a uniform row in both).
 
-Measured (``python -m bench.rule_effects``): alone, 2-layer BERT 0.788 [0.777, 0.799], MiniLM-L6
-0.935 [0.920, 0.945], DistilBERT 0.977 [0.972, 0.989]; on the LLaMA-style decoder alone it is
-slower (1.038 [1.029, 1.046]: without the rotary family the SDPA stage ends in sdpa-via-mha's
-transposes), and beside rotary it is a wash (all 0.951 vs all but attention 0.947): the search
-measures which to keep.
+Measured (``python -m bench.rule_effects``): alone, 2-layer BERT 0.781 [0.762, 0.785], MiniLM-L6
+0.958 [0.950, 0.963], DistilBERT 0.970 [0.961, 0.976]; on the LLaMA-style decoder alone it is
+slower (1.054 [1.049, 1.065]: without the rotary family the SDPA stage ends in sdpa-via-mha's
+transposes), and beside the others it is a wash on prefill (all 0.946 vs all but attention 0.948)
+and a loss on the decode step (all 0.937 vs all but attention 0.969, noisy): the search measures
+which to keep.
 """
 
 from __future__ import annotations
