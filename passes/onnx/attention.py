@@ -34,7 +34,8 @@ Measured (``python -m bench.rule_effects``): alone, 2-layer BERT 0.781 [0.762, 0
 0.958 [0.950, 0.963], DistilBERT 0.970 [0.961, 0.976]; on the LLaMA-style decoder alone it is
 slower (1.054 [1.049, 1.065]: without the rotary family the SDPA stage ends in sdpa-via-mha's
 transposes), and beside the others it is a wash on prefill (all 0.946 vs all but attention 0.948)
-and a loss on the decode step (all 0.937 vs all but attention 0.969, noisy): the search measures
+and a gain on the decode step (all 0.937 vs all but attention 0.969; earlier runs
+saw the opposite, so it is near the noise): the search measures
 which to keep.
 """
 
