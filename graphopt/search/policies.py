@@ -35,7 +35,7 @@ class Candidate:
 class Greedy:
     name = "greedy"
 
-    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
+    def propose(self, model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> Iterator[Candidate]:
         candidate = onnx_format.copy(model)
         applied = rewrite_to_fixpoint(candidate, rules)
         if applied:
@@ -45,8 +45,9 @@ class Greedy:
 class FamilySearch:
     name = "search"
 
-    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
-        matched = {site.rule for site in find_sites(model, rules)}
+    def propose(self, model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> Iterator[Candidate]:
+        """``sites``: those already found on ``model`` for ``rules``, if the caller has them."""
+        matched = {site.rule for site in (find_sites(model, rules) if sites is None else sites)}
         families = list(dict.fromkeys(r.family for r in rules if r.name in matched))
         subsets = [("all rules", rules)]
         if len(families) > 1:
