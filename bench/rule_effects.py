@@ -23,7 +23,6 @@ from graphopt.optimize import prepare
 from graphopt.rules import all_rules
 from graphopt.search.loop import runner
 from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import find_sites
 from graphopt.targets import OrtTarget
 from graphopt.targets.onnxruntime import ab_sessions
 from graphopt.verify import compare
@@ -48,21 +47,32 @@ def measure(original, rules, feeds, expected, names, budget_s):
     }
 
 
+def fired_families(original, rules) -> list[str]:
+    """Families that fire on the way to the greedy fixpoint (stage families like gqa only match
+    what an earlier family wrote, so the input's own sites would miss them)."""
+    greedy = prepare(onnx_format.copy(original), [])
+    fired = {s.rule for s in rewrite_to_fixpoint(greedy, rules)}
+    return list(dict.fromkeys(r.family for r in rules if r.name in fired))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=6.0, help="timing seconds per measurement")
     parser.add_argument("--work", default="/tmp/graphopt-zoo")
     parser.add_argument("--out", default="bench/results/rule-effects.md")
+    parser.add_argument("--only", help="comma-separated workload names (default: the whole latency set)")
     args = parser.parse_args()
     rules = all_rules()
     rows = []
-    for workload in latency_set(Path(args.work)):
+    workloads = latency_set(Path(args.work))
+    if args.only:
+        workloads = [w for w in workloads if w.name in args.only.split(",")]
+    for workload in workloads:
         original = onnx_format.load(workload.model)
         feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
         reference = OrtTarget().compile(original)
         expected, names = reference.run(feeds), [o.name for o in reference.session.get_outputs()]
-        matched = {s.rule for s in find_sites(prepare(onnx_format.copy(original), []), rules)}
-        families = list(dict.fromkeys(r.family for r in rules if r.name in matched))
+        families = fired_families(original, rules)
         row = {"workload": workload.name, "kernels": reference.report.kernels, "all": measure(original, rules, feeds, expected, names, args.budget)}
         for family in families:
             row[f"only {family}"] = measure(original, [r for r in rules if r.family == family], feeds, expected, names, args.budget)

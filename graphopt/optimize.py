@@ -120,7 +120,7 @@ def optimize(
     for miss in near_misses(model, rules, sites):
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
-    candidates = _as_written(POLICIES[policy]().propose(model, rules, sites), annotated)
+    candidates = _as_written(POLICIES[policy]().propose(model, rules), annotated)
     # The budget is the whole command's: leave time to write the result, and a quarter of it
     # (at most 15 s) for ORT's session settings once the graph is chosen.
     deadline = start + budget_s - _save_allowance_s(model)

@@ -62,3 +62,27 @@ def _copy_shapes(inferred, model: ir.Model) -> None:
         value.shape = ir.serde.deserialize_type_proto_for_shape(info.type)
         if value.type is None:
             value.type = ir.serde.deserialize_type_proto_for_type(info.type)
+
+
+# ORT contrib ops whose first output has the type and shape of their first input. onnx's
+# inference does not know them, so a value a rule wrote through one would lose its shape and the
+# next stage's checks (head counts, dtypes) could not run.
+SHAPE_PRESERVING_CONTRIB_OPS = frozenset({
+    "RotaryEmbedding", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization",
+    "SkipLayerNormalization", "FastGelu", "BiasGelu", "Gelu", "QuickGelu",
+})  # fmt: skip
+
+
+def fill_contrib_shapes(model: ir.Model) -> None:
+    """Give the first output of each shape-preserving contrib op its input's type and shape
+    where inference left them unknown, in place."""
+    for node in model.graph.all_nodes():
+        if node.domain != "com.microsoft" or node.op_type not in SHAPE_PRESERVING_CONTRIB_OPS:
+            continue
+        source, out = node.inputs[0], node.outputs[0]
+        if source is None:
+            continue
+        if out.type is None and source.type is not None:
+            out.type = source.type
+        if out.shape is None and source.shape is not None:
+            out.shape = source.shape

@@ -9,7 +9,8 @@ interface the learned policy implements later the same as these two:
   fusion that costs time: attention on a GQA decoder, say) is found by measurement rather than
   by a fixed priority. "All but one" comes before "only one" because the budget usually ends
   the search early and dropping one harmful family from the greedy result is the likelier win.
-  Families with no site are left out, and candidates identical to one already proposed are skipped.
+  Families that do not fire on the way to the greedy fixpoint are left out, and candidates
+  identical to one already proposed are skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import onnx_ir as ir
 from graphopt.formats import onnx_format
 from graphopt.rules import Rule
 from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import Site, find_sites
+from graphopt.search.sites import Site
 
 
 @dataclasses.dataclass
@@ -35,7 +36,7 @@ class Candidate:
 class Greedy:
     name = "greedy"
 
-    def propose(self, model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> Iterator[Candidate]:
+    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
         candidate = onnx_format.copy(model)
         applied = rewrite_to_fixpoint(candidate, rules)
         if applied:
@@ -45,22 +46,30 @@ class Greedy:
 class FamilySearch:
     name = "search"
 
-    def propose(self, model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> Iterator[Candidate]:
-        """``sites``: those already found on ``model`` for ``rules``, if the caller has them."""
-        matched = {site.rule for site in (find_sites(model, rules) if sites is None else sites)}
-        families = list(dict.fromkeys(r.family for r in rules if r.name in matched))
-        subsets = [("all rules", rules)]
+    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
+        greedy = next(Greedy().propose(model, rules), None)
+        if greedy is None:
+            return
+        yield greedy
+        # The families that fired on the way to the fixpoint, not only those with a site in the
+        # input: a stage family (gqa) matches only what an earlier one (attention) wrote.
+        fired = {site.rule for site in greedy.applied}
+        families = list(dict.fromkeys(r.family for r in rules if r.name in fired))
+        subsets = []
         if len(families) > 1:
             subsets += [(f"all but {f}", [r for r in rules if r.family != f]) for f in families]
             subsets += [(f"only {f}", [r for r in rules if r.family == f]) for f in families]
-        seen: set[tuple[Site, ...]] = set()
+        seen: set[tuple[Site, ...]] = {_key(greedy.applied)}
         for label, subset in subsets:
             candidate = onnx_format.copy(model)
             applied = rewrite_to_fixpoint(candidate, subset)
-            key = tuple(sorted(applied, key=repr))
-            if applied and key not in seen:
-                seen.add(key)
+            if applied and _key(applied) not in seen:
+                seen.add(_key(applied))
                 yield Candidate(label, candidate, applied)
+
+
+def _key(applied: list[Site]) -> tuple[Site, ...]:
+    return tuple(sorted(applied, key=repr))
 
 
 POLICIES = {"greedy": Greedy, "search": FamilySearch}

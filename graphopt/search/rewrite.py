@@ -6,6 +6,7 @@ import onnx_ir as ir
 import onnxscript.optimizer
 from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
 
+from graphopt.formats.shape_inference import fill_contrib_shapes
 from graphopt.rules import Rule
 from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
 
@@ -54,3 +55,4 @@ def _infer_shapes(model: ir.Model) -> None:
         onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True)
     except Exception:  # shape inference is a help: a rule that needs a missing shape does not match
         pass
+    fill_contrib_shapes(model)  # onnx's inference does not know ORT's ops

@@ -1,7 +1,7 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.passes.onnx import attention, cleanup, conv, embedding, gelu, masks, matmul, normalization, rotary, shapes
+from graphopt.passes.onnx import attention, cleanup, conv, embedding, gelu, gqa, masks, matmul, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -11,6 +11,7 @@ FAMILIES = {
     "normalization": normalization,
     "rotary": rotary,
     "attention": attention,
+    "gqa": gqa,
     "gelu": gelu,
     "matmul": matmul,
     "conv": conv,

@@ -15,9 +15,11 @@ patterns, adopted as graphopt rules and applied in stages, each a rule here:
    the weights concatenated (the horizontal merge the issue calls QKV).
 4. ``sdpa-via-mha``: an ``SDPA`` no later stage took (GQA heads repeated by Expand, say) to
    MultiHeadAttention on 4-D tensors by transposes, so no intermediate op is left.
-5. ``gqa``: LLaMA-style grouped-query attention with rotary and KV cache to
-   ``com.microsoft::GroupQueryAttention`` (needs the rotary and cache pattern of onnxscript's
-   GQA rule; the search keeps it only if it fires and pays).
+
+Grouped-query attention (LLaMA's repeated K/V heads) is the next family, passes/onnx/gqa.py: it
+starts from the MultiHeadAttention these stages leave. onnxscript's own GQA rule is not adopted:
+it needs transformers 4's causal-mask subgraph and a ``position_ids`` input, and fires on no
+torch 2.13 / transformers 5 export.
 
 The intermediate ``SDPA`` op lives in onnxscript's private ``ai.onnxruntime._fusion`` domain and
 no runtime has a kernel for it: a candidate that still holds one is refused by ORT, so the
@@ -41,7 +43,7 @@ which to keep.
 
 from __future__ import annotations
 
-from onnxscript.rewriter.ort_fusions import attention, gqa, mha, mha_bias, mha_scale, sdpa, sdpa_via_mha
+from onnxscript.rewriter.ort_fusions import attention, mha, mha_bias, mha_scale, sdpa, sdpa_via_mha
 
 from graphopt.rules import adopt
 
@@ -49,7 +51,6 @@ FAMILY = "attention"
 
 RULES = [
     adopt("sdpa", FAMILY, "Softmax(Q K^T * scale + mask) V  ->  SDPA (intermediate)", sdpa.sdpa_rules.rules),
-    adopt("gqa", FAMILY, "grouped-query SDPA with rotary and KV cache  ->  com.microsoft GroupQueryAttention", gqa.gqa_rules.rules),
     adopt("mha-past", FAMILY, "SDPA with KV-cache concat  ->  com.microsoft MultiHeadAttention", mha.mha_rules_with_past.rules),
     adopt("mha", FAMILY, "reshape/transpose + SDPA  ->  com.microsoft MultiHeadAttention", mha.mha_rules_no_past.rules),
     adopt("mha-scale", FAMILY, "MultiHeadAttention(Q * c)  ->  MultiHeadAttention(Q, scale=c/sqrt(d))", mha_scale._mha_scale_rules.rules),

@@ -1,0 +1,146 @@
+"""Grouped-query attention: MultiHeadAttention over repeated K/V heads to ORT's
+``com.microsoft::GroupQueryAttention``.
+
+After the rotary and attention families, a LLaMA-style layer exported by torch 2.13 still
+computes its keys and values the long way, per layer:
+
+    k  = RotaryEmbedding(Transpose(Reshape(k3, [B, S, Hkv, Dh]), [0, 2, 1, 3]))   # [B, Hkv, S, Dh]
+    kt = Concat(past_key, k, axis=-2)                     # the present key (decode step only)
+    kr = Reshape(Expand(Unsqueeze(kt, [2]), [B, Hkv, G, T, Dh]), [B, H, T, Dh])   # repeat_kv
+    (v the same without rotary)
+    y  = MultiHeadAttention(q3, kr, vr, attention_bias=mask, num_heads=H)
+
+GroupQueryAttention reads K/V with Hkv heads directly (head h uses K/V head h // G, exactly
+transformers' ``repeat_kv`` order), appends them to the cache itself and returns the present
+key/value, so the transposes, the cache concat and the H/Hkv-fold copy of K and V go away
+(~11 kernels per layer, and the copies are the largest tensors of the step).
+
+Legality, checked: the K/V repeat is Unsqueeze at axis 2, Expand and Reshape with static Hkv,
+G = H / Hkv and head size, into the head count MultiHeadAttention was given; the head split is
+Reshape + Transpose(0, 2, 1, 3) of a 3-D [B, S, Hkv * Dh] projection; the cache concat is on the
+sequence axis; MultiHeadAttention has no bias, key padding mask or past inputs of its own and is
+not unidirectional; float32 or float16. Rotary on K, when there, is ORT's RotaryEmbedding and is
+applied to the 3-D projection instead (same per-head rotation, position and cos/sin inputs).
+
+No input contract is needed: GroupQueryAttention is used with ``causal=0`` and the model's own
+mask as ``attention_bias`` (ORT >= 1.22), with ``seqlens_k = T - 1`` for every row, so it attends
+to exactly the keys the mask allows, padding included, as the decomposed graph does. ORT refuses a
+step with past context, more than one query token and batch > 1, so with a cache the query must
+be one token (static); prefill without a cache takes any length.
+
+Its sites appear only once the attention family has run (it rewrites what that family leaves),
+so the family search takes its families from the greedy candidate's rewrites, not the input's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+from onnxscript.rewriter import MatchResult
+from onnxscript.rewriter import pattern as orp
+
+from graphopt.passes.onnx._util import constant
+from graphopt.rules import rule
+
+FAMILY = "gqa"
+_HEAD_SPLIT = [0, 2, 1, 3]
+
+
+def _heads(op, x3, shape, prefix):
+    return op.Transpose(op.Reshape(x3, shape, _outputs=[f"{prefix}_split"]), perm=_HEAD_SPLIT, _outputs=[f"{prefix}_heads"])
+
+
+def _pattern(op, q, k3, k_shape, v3, v_shape, positions, cos, sin, past_key, past_value, k_axes, k_expand, k_flat, v_axes, v_expand, v_flat, mask):
+    k_heads = _heads(op, k3, k_shape, "k")
+    k_rotated = op.RotaryEmbedding(k_heads, positions, cos, sin, _domain="com.microsoft", _outputs=["k_rotary"])
+    k_new = orp.OrValue([k_rotated, k_heads])
+    k_all = orp.OrValue([op.Concat(past_key, k_new, _outputs=["k_concat"]), k_new])
+    v_new = _heads(op, v3, v_shape, "v")
+    v_all = orp.OrValue([op.Concat(past_value, v_new, _outputs=["v_concat"]), v_new])
+    k_repeated = op.Reshape(op.Expand(op.Unsqueeze(k_all, k_axes), k_expand, _outputs=["k_grouped"]), k_flat, _outputs=["k_repeated"])
+    v_repeated = op.Reshape(op.Expand(op.Unsqueeze(v_all, v_axes), v_expand, _outputs=["v_grouped"]), v_flat, _outputs=["v_repeated"])
+    out = op.MultiHeadAttention(q, k_repeated, v_repeated, None, None, mask, _domain="com.microsoft", _outputs=["attention"])
+    return out, k_all, v_all
+
+
+def _dims(value: ir.Value, rank: int):
+    """Static ints where known, None for symbolic dims; None when the rank is not ``rank``."""
+    if value.shape is None or value.shape.rank() != rank:
+        return None
+    return tuple(d if isinstance(d, int) else None for d in value.shape)
+
+
+def _check(context, q, k3, v3, k_axes, v_axes, attention, k_grouped, v_grouped, k_repeated, v_repeated, k_split, v_split, mask, k_heads, v_heads, k_concat=None, v_concat=None, k_rotary=None, **_):
+    fail = MatchResult().fail
+    node = attention.producer()
+    attrs = node.attributes
+    heads = attrs.get_int("num_heads", None)
+    if attrs.get_int("unidirectional", 0) != 0 or heads is None:
+        return fail("MultiHeadAttention is unidirectional or has no num_heads")
+    if len(node.inputs) > 6 and any(v is not None for v in node.inputs[6:]):
+        return fail("MultiHeadAttention has past inputs of its own")
+    if q.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) or {k3.dtype, v3.dtype, mask.dtype} != {q.dtype}:
+        return fail(f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}")
+    for axes in (k_axes, v_axes):
+        if constant(axes) is None or constant(axes).tolist() != [2]:
+            return fail("K/V heads are not repeated by Unsqueeze at axis 2")
+    q_dims, k_dims, v_dims = _dims(q, 3), _dims(k3, 3), _dims(v3, 3)
+    if q_dims is None or k_dims is None or v_dims is None or None in (q_dims[2], k_dims[2], v_dims[2]):
+        return fail("Q/K/V are not 3-D with a static hidden size")
+    for split, grouped, repeated, kv_dims in ((k_split, k_grouped, k_repeated, k_dims), (v_split, v_grouped, v_repeated, v_dims)):
+        split_dims, grouped_dims, repeated_dims = _dims(split, 4), _dims(grouped, 5), _dims(repeated, 4)
+        if split_dims is None or grouped_dims is None or repeated_dims is None:
+            return fail("the K/V head split or repeat has no inferred shape")
+        kv_heads, head_size = split_dims[2], split_dims[3]
+        if kv_heads is None or head_size is None or kv_heads * head_size != kv_dims[2]:
+            return fail("the K/V head split is not [B, S, Hkv, Dh] with static Hkv and Dh")
+        if grouped_dims[1] != kv_heads or grouped_dims[2] is None or grouped_dims[4] != head_size:
+            return fail("the K/V repeat is not [B, Hkv, G, T, Dh]")
+        if repeated_dims[1] != heads or repeated_dims[3] != head_size or kv_heads * grouped_dims[2] != heads:
+            return fail(f"the K/V repeat does not give the {heads} heads MultiHeadAttention was given")
+    if q_dims[2] != heads * head_size:
+        return fail(f"Q is not {heads} heads of size {head_size}")
+    if (k_concat is None) != (v_concat is None):
+        return fail("only one of K and V has a cache")
+    for concat, heads_value in ((k_concat, k_rotary or k_heads), (v_concat, v_heads)):
+        if concat is not None:
+            node_concat = concat.producer()
+            if node_concat.attributes.get_int("axis", None) not in (2, -2) or node_concat.inputs[1] is not heads_value:
+                return fail("the cache is not concatenated on the sequence axis, past first")
+    if k_concat is not None and q_dims[1] != 1:
+        return fail("with a cache ORT's GroupQueryAttention takes one query token (batch > 1)")
+    if k_rotary is not None:
+        rotary_attrs = k_rotary.producer().attributes
+        if rotary_attrs.get_int("rotary_embedding_dim", 0) not in (0, head_size):
+            return fail("K's rotary covers part of the head only")
+    mask_dims = _dims(mask, 4)
+    if mask_dims is None or mask_dims[1] not in (1, heads):
+        return fail("the mask is not [B or 1, 1 or H, S, T]")
+    return True
+
+
+def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=None, past_value=None, mask=None, k_split=None, k_rotary=None, k_concat=None, **_):
+    mha = attention.producer().attributes
+    heads = mha.get_int("num_heads")
+    kv_heads = k_split.shape[2]
+    if k_rotary is not None:
+        rotary = {name: a.value for name, a in k_rotary.producer().attributes.items() if name != "num_heads"}
+        k3 = op.RotaryEmbedding(k3, positions, cos, sin, **rotary, _domain="com.microsoft")
+    length = op.Shape(k3, start=1, end=2)
+    if k_concat is not None:
+        length = op.Add(op.Shape(past_key, start=2, end=3), length)
+    else:
+        past_key = past_value = None
+    total = op.Cast(op.Reshape(length, op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), to=ir.DataType.INT32)
+    last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
+    seqlens_k = op.Expand(last, op.Shape(q, start=0, end=1))
+    scale = {"scale": mha.get_float("scale")} if "scale" in mha else {}
+    return op.GroupQueryAttention(
+        q, k3, v3, past_key, past_value, seqlens_k, total, None, None, None, mask,
+        num_heads=heads, kv_num_heads=kv_heads, causal=0, **scale, _domain="com.microsoft", _outputs=3,
+    )  # fmt: skip
+
+
+gqa = rule("gqa", FAMILY, __doc__, _pattern, _gqa, _check)
+
+RULES = [gqa]
