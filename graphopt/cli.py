@@ -29,17 +29,27 @@ def _fail(error: GraphoptError) -> None:
     raise typer.Exit(error.exit_code)
 
 
-def _parse_shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
+def _parse_shapes(values: list[str], flag: str = "--shape") -> dict[str, tuple[int, ...]]:
     shapes = {}
     for value in values:
         name, _, dims = value.partition("=")
         try:
             shapes[name] = tuple(int(d) for d in dims.replace("x", ",").split(",") if d)
         except ValueError:
-            raise GraphoptError(f"--shape {value!r}: expected NAME=D0,D1,... with integer sizes") from None
+            raise GraphoptError(f"{flag} {value!r}: expected NAME=D0,D1,... with integer sizes") from None
         if not name or not shapes[name]:
-            raise GraphoptError(f"--shape {value!r}: expected NAME=D0,D1,...")
+            raise GraphoptError(f"{flag} {value!r}: expected NAME=D0,D1,...")
     return shapes
+
+
+def _parse_dims(values: list[str]) -> dict[str, int]:
+    dims = {}
+    for value in values:
+        name, _, size = value.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise GraphoptError(f"--fix-dim {value!r}: expected SYMBOL=N with a positive integer N")
+        dims[name] = int(size)
+    return dims
 
 
 def example_path(name: str) -> Path:
@@ -55,7 +65,9 @@ def optimize(
     example: Annotated[Optional[str], typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")] = None,
     target: Annotated[str, typer.Option(help="ort-cpu, or ort-cpu-<disable|basic|extended|all>.")] = "ort-cpu",
     inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input.")] = None,
-    shape: Annotated[list[str], typer.Option(help="Bind an input's shape: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
+    shape: Annotated[list[str], typer.Option(help="Bind an input's shape for verification and timing: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
+    fix_dim: Annotated[list[str], typer.Option(help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size.")] = [],  # noqa: B006
+    fix_shape: Annotated[list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
     budget: Annotated[float, typer.Option(help="Seconds the search may spend evaluating candidates.")] = 60.0,
     policy: Annotated[str, typer.Option(help="greedy or search.")] = "search",
     rules: Annotated[Optional[str], typer.Option(help="Comma-separated rule names (default: all).")] = None,
@@ -81,6 +93,7 @@ def optimize(
                 rules=rules_by_name(rules.split(",") if rules else None), shapes=_parse_shapes(shape),
                 inputs_file=str(inputs) if inputs else None, budget_s=budget,
                 on_progress=lambda message: status.update(f"graphopt: {message}"),
+                fix_dims=_parse_dims(fix_dim), fix_shapes=_parse_shapes(fix_shape, "--fix-shape"),
             )  # fmt: skip
         report_mod.render(result, Console())
         if report:

@@ -20,13 +20,14 @@ import onnx
 import onnx_ir as ir
 
 from graphopt import inputs as input_gen
+from graphopt import specialize
 from graphopt.errors import GraphoptError, InputGenerationError
 from graphopt.formats import onnx_format
 from graphopt.formats.shape_inference import infer_shapes
 from graphopt.rules import Rule, all_rules
 from graphopt.search import loop
 from graphopt.search import session as ort_session
-from graphopt.search.policies import POLICIES
+from graphopt.search.policies import POLICIES, Candidate
 from graphopt.search.sites import ensure_unique_names, find_sites, near_misses
 from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.targets.ort_compat import max_ir_version
@@ -96,7 +97,11 @@ def optimize(
     inputs_file: str | None = None,
     budget_s: float = 60.0,
     on_progress=None,
+    fix_dims: dict[str, int] | None = None,
+    fix_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> OptimizeResult:
+    """``shapes`` binds inputs' sizes for verification only; ``fix_dims`` / ``fix_shapes`` fix them
+    in the graph (see graphopt.specialize): the output then accepts only those shapes."""
     start = time.monotonic()
     target = target or OrtTarget()
     rules = rules if rules is not None else all_rules()
@@ -108,6 +113,10 @@ def optimize(
     input_ir_version = original.ir_version
     annotated = onnx_format.annotated_values(original)
     model = prepare(onnx_format.copy(original), notes)  # names and inferred shapes, for the rules
+    fixed = specialize.fix_shapes(model, fix_dims or {}, fix_shapes or {})
+    notes += fixed
+    if fixed:
+        _check_agrees_with_fixed(model, shapes or {})
     feeds = verification_feeds(model, shapes, inputs_file)
     progress("compiling the original with onnxruntime")
     baseline = loop.make_baseline(original, target, feeds)
@@ -120,7 +129,10 @@ def optimize(
     for miss in near_misses(model, rules, sites):
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
-    candidates = _as_written(POLICIES[policy]().propose(model, rules), annotated)
+    proposals = POLICIES[policy]().propose(model, rules)
+    if fixed:  # the fixed, folded graph is a candidate of its own, rules or not
+        proposals = _after_first(proposals, Candidate("fixed shapes only", onnx_format.copy(model), []))
+    candidates = _as_written(proposals, annotated)
     # The budget is the whole command's: leave time to write the result, and a quarter of it
     # (at most 15 s) for ORT's session settings once the graph is chosen.
     deadline = start + budget_s - _save_allowance_s(model)
@@ -176,6 +188,22 @@ def optimize(
         session=session,
         session_path=session_path,
     )
+
+
+def _after_first(proposals, extra):
+    """``proposals`` with ``extra`` second: after the policy's first (greedy) candidate."""
+    first = next(proposals, None)
+    if first is not None:
+        yield first
+    yield extra
+    yield from proposals
+
+
+def _check_agrees_with_fixed(model: ir.Model, shapes: dict[str, tuple[int, ...]]) -> None:
+    for value in model.graph.inputs:
+        if value.name in shapes and value.shape is not None and all(isinstance(d, int) for d in value.shape):
+            if tuple(shapes[value.name]) != tuple(value.shape):
+                raise GraphoptError(f"--shape {value.name}={list(shapes[value.name])} disagrees with the fixed shape {list(value.shape)}")
 
 
 def _choose_session(chosen, evaluations, original, baseline, target, deadline):
