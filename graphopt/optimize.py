@@ -113,11 +113,14 @@ def optimize(
     input_ir_version = original.ir_version
     annotated = onnx_format.annotated_values(original)
     model = prepare(onnx_format.copy(original), notes)  # names and inferred shapes, for the rules
-    fixed = specialize.fix_shapes(model, fix_dims or {}, fix_shapes or {})
+    # Fixed shapes are applied to each candidate after its rewrites: the rules match the dynamic
+    # graph they were written for (folded shape arithmetic hides the exporters' patterns).
+    fixed_model = onnx_format.copy(model)
+    fixed = specialize.fix_shapes(fixed_model, fix_dims or {}, fix_shapes or {})
     notes += fixed
     if fixed:
-        _check_agrees_with_fixed(model, shapes or {})
-    feeds = verification_feeds(model, shapes, inputs_file)
+        _check_agrees_with_fixed(fixed_model, shapes or {})
+    feeds = verification_feeds(fixed_model, shapes, inputs_file)
     progress("compiling the original with onnxruntime")
     baseline = loop.make_baseline(original, target, feeds)
     sites = find_sites(model, rules)
@@ -129,15 +132,16 @@ def optimize(
     for miss in near_misses(model, rules, sites):
         missed[miss.rule] = missed.get(miss.rule, 0) + 1
 
-    proposals = POLICIES[policy]().propose(model, rules)
-    if fixed:  # the fixed, folded graph is a candidate of its own, rules or not
-        proposals = _after_first(proposals, Candidate("fixed shapes only", onnx_format.copy(model), []))
+    judged: list[loop.Evaluation] = []  # the policy reads what has been measured so far
+    proposals = POLICIES[policy]().propose(model, rules, judged)
+    if fixed:  # each candidate fixed in turn, and the fixed input a candidate of its own
+        proposals = _after_first(_fixed(proposals, fix_dims or {}, fix_shapes or {}), Candidate("fixed shapes only", fixed_model, []))
     candidates = _as_written(proposals, annotated)
     # The budget is the whole command's: leave time to write the result, and a quarter of it
     # (at most 15 s) for ORT's session settings once the graph is chosen.
     deadline = start + budget_s - _save_allowance_s(model)
     graph_deadline = deadline - min(15.0, budget_s / 4)
-    evaluations = loop.search(candidates, baseline, target, graph_deadline, on_progress=progress)
+    evaluations = loop.search(candidates, baseline, target, graph_deadline, on_progress=progress, evaluations=judged)
     chosen = loop.best(evaluations)
     if chosen is not None:
         reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster"
@@ -188,6 +192,12 @@ def optimize(
         session=session,
         session_path=session_path,
     )
+
+
+def _fixed(proposals, dims, shapes):
+    for candidate in proposals:
+        specialize.fix_shapes(candidate.model, dims, shapes)
+        yield candidate
 
 
 def _after_first(proposals, extra):

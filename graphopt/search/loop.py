@@ -111,11 +111,12 @@ def runner(compiled: CompiledGraph, feeds):
     return lambda: compiled.run(feeds)
 
 
-def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None) -> list[Evaluation]:
+def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None, evaluations=None) -> list[Evaluation]:
     """Evaluate proposed candidates until ``deadline`` (time.monotonic()); returns every
-    evaluation made. The first candidate is always evaluated, however late; a later one is not
+    evaluation made, appended to ``evaluations`` when given (a policy may read that list while it
+    proposes). The first candidate is always evaluated, however late; a later one is not
     started (not even rewritten: the policy makes it lazily) unless the last one's cost fits."""
-    evaluations = []
+    evaluations = [] if evaluations is None else evaluations
     candidates = iter(candidates)
     last_cost = 0.0
     while True:

@@ -16,6 +16,7 @@ interface the learned policy implements later the same as these two:
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 
 import onnx_ir as ir
@@ -31,22 +32,39 @@ class Candidate:
     label: str
     model: ir.Model
     applied: list[Site]
+    rules: tuple[Rule, ...] = ()  # what it was rewritten with, to derive refinements from it
+    excluded: frozenset[tuple[str, str]] = frozenset()  # site classes left out (Site.site_class)
+
+
+def rewrite_candidate(label: str, model: ir.Model, rules, excluded=frozenset()) -> Candidate:
+    """``model`` rewritten to a fixpoint with ``rules``, skipping sites of the ``excluded`` classes."""
+    candidate = onnx_format.copy(model)
+    choose = (lambda sites: [s for s in sites if s.site_class not in excluded]) if excluded else None
+    applied = rewrite_to_fixpoint(candidate, list(rules), choose)
+    return Candidate(label, candidate, applied, tuple(rules), frozenset(excluded))
 
 
 class Greedy:
     name = "greedy"
 
-    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
-        candidate = onnx_format.copy(model)
-        applied = rewrite_to_fixpoint(candidate, rules)
-        if applied:
-            yield Candidate("all rules", candidate, applied)
+    def propose(self, model: ir.Model, rules: list[Rule], judged=None) -> Iterator[Candidate]:
+        candidate = rewrite_candidate("all rules", model, rules)
+        if candidate.applied:
+            yield candidate
 
 
 class FamilySearch:
+    """Families first (all, all but one, only one), then site classes: starting from the best
+    candidate judged so far, leave out one class of sites at a time (one rule on values of one
+    shape: in a transformer, that rule in every layer), largest class first.
+
+    ``judged`` is the live list of evaluations the loop appends to; the generator reads it
+    between candidates, so each refinement starts from what has been measured so far.
+    """
+
     name = "search"
 
-    def propose(self, model: ir.Model, rules: list[Rule]) -> Iterator[Candidate]:
+    def propose(self, model: ir.Model, rules: list[Rule], judged=None) -> Iterator[Candidate]:
         greedy = next(Greedy().propose(model, rules), None)
         if greedy is None:
             return
@@ -61,11 +79,33 @@ class FamilySearch:
             subsets += [(f"only {f}", [r for r in rules if r.family == f]) for f in families]
         seen: set[tuple[Site, ...]] = {_key(greedy.applied)}
         for label, subset in subsets:
-            candidate = onnx_format.copy(model)
-            applied = rewrite_to_fixpoint(candidate, subset)
-            if applied and _key(applied) not in seen:
-                seen.add(_key(applied))
-                yield Candidate(label, candidate, applied)
+            candidate = rewrite_candidate(label, model, subset)
+            if candidate.applied and _key(candidate.applied) not in seen:
+                seen.add(_key(candidate.applied))
+                yield candidate
+        if judged is not None:
+            yield from self._site_classes(model, judged, seen)
+
+    def _site_classes(self, model: ir.Model, judged, seen) -> Iterator[Candidate]:
+        tried: set[tuple[int, tuple[str, str]]] = set()
+        while True:
+            accepted = [e for e in judged if e.accepted]
+            if not accepted:
+                return
+            best = min(accepted, key=lambda e: e.timing.ratio).candidate
+            classes = Counter(site.site_class for site in best.applied)
+            untried = [c for c, _ in classes.most_common() if (id(best), c) not in tried]
+            if not untried:
+                return
+            site_class = untried[0]
+            tried.add((id(best), site_class))
+            rule_classes = sum(1 for c in classes if c[0] == site_class[0])
+            where = f" on {site_class[1] or 'constants'}" if rule_classes > 1 else ""
+            label = f"{best.label}, without {site_class[0]}{where}"
+            candidate = rewrite_candidate(label, model, best.rules, best.excluded | {site_class})
+            if candidate.applied and _key(candidate.applied) not in seen:
+                seen.add(_key(candidate.applied))
+                yield candidate
 
 
 def _key(applied: list[Site]) -> tuple[Site, ...]:

@@ -28,6 +28,13 @@ class Site:
     graph: str  # "" for the main graph, else the owning node's name and attribute ("If_3/then_branch")
     anchor: str  # the node the pattern is rooted at (its last node)
     nodes: tuple[str, ...]  # every node the match covers
+    signature: str = ""  # dtypes and shapes the match reads from outside it (see site_signature)
+
+    @property
+    def site_class(self) -> tuple[str, str]:
+        """Sites of one rule reading values of the same types and shapes cost the same after
+        compilation (the layers of a transformer): a search decides them together."""
+        return self.rule, self.signature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,12 +71,25 @@ def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
                     delta = r.try_rewrite(model, graph, node)
                     if delta is not None:
                         names = tuple(n.name for n in delta.match.nodes)
-                        sites.append(Site(r.name, path, node.name, names))
+                        sites.append(Site(r.name, path, node.name, names, site_signature(delta.match.nodes)))
                         discard(delta)
             _restore(graph.opset_imports, saved_graph_opsets)
     finally:
         _restore(model.opset_imports, saved_opsets)
     return sites
+
+
+def site_signature(nodes) -> str:
+    """The types and shapes of the non-constant values ``nodes`` read from outside themselves."""
+    inside = {id(out) for node in nodes for out in node.outputs}
+    read = set()
+    for node in nodes:
+        for value in node.inputs:
+            if value is None or id(value) in inside or value.const_value is not None or ir.convenience.get_const_tensor(value) is not None:
+                continue
+            dtype = value.dtype.name.lower() if value.dtype is not None else "?"
+            read.add(f"{dtype}{value.shape if value.shape is not None else '[?]'}")
+    return " ".join(sorted(read))
 
 
 _EXPECTED_OP = re.compile(r"expected (\w+), got")
