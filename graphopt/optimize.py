@@ -143,16 +143,23 @@ def optimize(
     graph_deadline = deadline - min(15.0, budget_s / 4)
     evaluations = loop.search(candidates, baseline, target, graph_deadline, on_progress=progress, evaluations=judged)
     chosen = loop.best(evaluations)
+    unconfirmed = None
     if chosen is not None:
-        reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster"
+        progress("timing the best candidate again")
+        unconfirmed = loop.confirm(chosen, evaluations, baseline, target, deadline)
+        if unconfirmed:
+            chosen = None
+    if chosen is not None:
+        confirmed = " (confirmed by a second timing)" if chosen.selection_timing else ""
+        reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster{confirmed}"
+    elif unconfirmed:
+        reason = unconfirmed
     elif not evaluations:
         reason = "no rule applies to this model"
     else:
         reason = "; ".join(f"{e.candidate.label}: {e.rejected}" for e in evaluations)
     progress("timing ORT's own fusions on the chosen graph")
     chosen, session = _choose_session(chosen, evaluations, original, baseline, target, deadline)
-    if chosen is not None and session.timing is None:
-        reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster"
     if not session.settings.is_default:
         label = f"candidate '{chosen.candidate.label}'" if chosen else "the original graph"
         reason = f"kept {label} run with ORT {session.settings.label()}: {session.timing.speedup:.3f}x faster than the original at ORT's defaults"

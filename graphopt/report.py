@@ -35,6 +35,8 @@ def to_dict(result: OptimizeResult) -> dict:
             "ratio": chosen.timing.ratio,
             "ci95": [chosen.timing.ci_low, chosen.timing.ci_high],
             "rounds": chosen.timing.rounds,
+            # set when the timing above is a confirmation: the one the candidate was chosen on
+            "selection_ratio": chosen.selection_timing.ratio if chosen.selection_timing else None,
         },
         "candidates": [_evaluation(e) for e in result.evaluations],
         "ort_session": _session(result),

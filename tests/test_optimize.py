@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -81,3 +83,24 @@ def test_kept_original_with_a_newer_ir_version_is_written_so_ort_loads_it(tmp_pa
     assert written.ir_version == max_ir_version()
     written.ir_version = proto.ir_version
     assert written.graph == proto.graph  # only the IR version changed
+
+
+def test_a_lucky_first_timing_is_not_kept_when_timed_again(tmp_path):
+    # The winner's curse: a candidate chosen among several on a timing that flattered it must
+    # hold up in a second, independent timing. The "candidate" here is the original itself,
+    # given a first timing that says 2x faster; timed again it is not 1.5% faster.
+    from graphopt.measure import Comparison
+    from graphopt.search import loop
+    from graphopt.search.policies import Candidate
+
+    path = tmp_path / "m.onnx"
+    onnx.save(_mlp_with_erf_gelu(np.float32), str(path))
+    model = onnx_format.load(path)
+    target = OrtTarget()
+    baseline = loop.make_baseline(model, target, [{"x": RNG.standard_normal((4, 16)).astype(np.float32)}])
+    lucky = Comparison(1.0, 0.5, 0.5, 0.49, 0.51, 30)
+    chosen = loop.Evaluation(Candidate("same graph", onnx_format.copy(model), []), timing=lucky)
+    others = [loop.Evaluation(Candidate(f"other {i}", model, []), timing=Comparison(1.0, 1.0, 1.0, 0.99, 1.01, 30)) for i in range(2)]
+    why = loop.confirm(chosen, [chosen, *others], baseline, target, deadline=time.monotonic() + 30)
+    assert why is not None and "was not 1.5% faster when timed again" in why
+    assert chosen.timing is lucky  # a failed confirmation changes nothing on the evaluation
