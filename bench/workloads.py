@@ -60,7 +60,7 @@ FULL_SET = [  # (architecture, exporter, dynamic axes, batch, sequence)
     ("llama", "dynamo", True, 1, 16), ("llama", "legacy", True, 1, 16),
     ("llama-decode", "dynamo", True, 1, 16), ("llama-decode", "legacy", True, 1, 16),
     ("vit", "dynamo", True, 1, 0), ("vit", "legacy", True, 1, 0),
-    ("resnet50", "dynamo", False, 1, 0), ("mobilenetv2", "dynamo", True, 1, 0),
+    ("resnet50", "dynamo", False, 1, 0), ("resnet50-clamp", "dynamo", False, 1, 0), ("mobilenetv2", "dynamo", True, 1, 0),
 ]  # fmt: skip
 
 

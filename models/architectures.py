@@ -107,6 +107,23 @@ def resnet(size: str, batch: int = 1, seq: int = 0):
     return _randomize(tf.ResNetModel(config), 5), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
 
 
+class ClampMin(torch.nn.Module):
+    """``x.clamp(min=0)``: ReLU as model code often writes it (torch exports it as Max(x, 0))."""
+
+    def forward(self, x):
+        return x.clamp(min=0)
+
+
+def resnet_clamp(size: str, batch: int = 1, seq: int = 0):
+    """ResNet-50 with every ReLU written as ``x.clamp(min=0)``: same function, another graph."""
+    model, inputs, axes = resnet(size, batch, seq)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(parent, name, ClampMin())
+    return model, inputs, axes
+
+
 def mobilenet_v2(size: str, batch: int = 1, seq: int = 0):
     config = tf.MobileNetV2Config()
     resolution = 224
@@ -125,6 +142,7 @@ ARCHITECTURES = {
     "llama": llama,
     "vit": vit,
     "resnet50": resnet,
+    "resnet50-clamp": resnet_clamp,
     "mobilenetv2": mobilenet_v2,
 }
 

@@ -1,7 +1,7 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.passes.onnx import attention, cleanup, conv, embedding, gelu, gqa, masks, matmul, normalization, rotary, shapes
+from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, masks, matmul, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -13,6 +13,7 @@ FAMILIES = {
     "attention": attention,
     "gqa": gqa,
     "gelu": gelu,
+    "activation": activation,
     "matmul": matmul,
     "conv": conv,
 }
