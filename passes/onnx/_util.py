@@ -31,3 +31,24 @@ def rank(value: ir.Value) -> int | None:
 
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
+
+
+def same_computation(a: ir.Value | None, b: ir.Value | None, depth: int = 12) -> bool:
+    """True when ``a`` and ``b`` are the same value, or provably equal: the same output of nodes
+    with equal op, attributes and (recursively) inputs, or constants with equal contents. Two
+    rewrites that each built the same helper (RoPE's cos/sin tables) give such twins until CSE."""
+    if a is b:
+        return True
+    if a is None or b is None or depth == 0:
+        return False
+    ca, cb = constant(a), constant(b)
+    if ca is not None or cb is not None:
+        return ca is not None and cb is not None and ca.dtype == cb.dtype and ca.shape == cb.shape and bool(np.array_equal(ca, cb))
+    na, nb = a.producer(), b.producer()
+    if na is None or nb is None or a.index() != b.index():
+        return False
+    if (na.op_type, na.domain, len(na.inputs)) != (nb.op_type, nb.domain, len(nb.inputs)):
+        return False
+    if {k: str(v.value) for k, v in na.attributes.items()} != {k: str(v.value) for k, v in nb.attributes.items()}:
+        return False
+    return all(same_computation(x, y, depth - 1) for x, y in zip(na.inputs, nb.inputs))

@@ -15,6 +15,12 @@ transformers' ``repeat_kv`` order), appends them to the cache itself and returns
 key/value, so the transposes, the cache concat and the H/Hkv-fold copy of K and V go away
 (~11 kernels per layer, and the copies are the largest tensors of the step).
 
+When Q and K are both rotated by RotaryEmbedding with the same positions and cos/sin tables
+(what the rotary family writes), GroupQueryAttention rotates them itself (``do_rotary=1``, the
+tables as its cos/sin caches, RotaryEmbedding's start offset spelled out as [B, S]
+``position_ids``): two fewer kernels per layer. The sequence lengths it needs are read off the
+mask, which all layers share, so they are computed once.
+
 Legality, checked: the K/V repeat is Unsqueeze at axis 2, Expand and Reshape with static Hkv,
 G = H / Hkv and head size, into the head count MultiHeadAttention was given; the head split is
 Reshape + Transpose(0, 2, 1, 3) of a 3-D [B, S, Hkv * Dh] projection; the cache concat is on the
@@ -39,7 +45,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
-from graphopt.passes.onnx._util import constant
+from graphopt.passes.onnx._util import constant, same_computation
 from graphopt.rules import rule
 
 FAMILY = "gqa"
@@ -119,25 +125,62 @@ def _check(context, q, k3, v3, k_axes, v_axes, attention, k_grouped, v_grouped, 
     return True
 
 
+def _fusable_query_rotary(q: ir.Value, positions, cos, sin, k_rotary: ir.Value | None, head_size: int):
+    """The RotaryEmbedding producing ``q``, when GroupQueryAttention can do it (and K's) itself:
+    same positions and cos/sin tables as K's, full-head rotation, [max_positions, Dh/2] tables."""
+    node = q.producer()
+    if k_rotary is None or node is None or node.op_type != "RotaryEmbedding" or node.domain != "com.microsoft":
+        return None
+    k_node = k_rotary.producer()
+    if len(node.inputs) > 4 or not all(same_computation(a, b) for a, b in zip(node.inputs[1:4], (positions, cos, sin))):
+        return None
+    interleaved = {n.attributes.get_int("interleaved", 0) for n in (node, k_node)}
+    if len(interleaved) != 1 or node.attributes.get_int("rotary_embedding_dim", 0) not in (0, head_size):
+        return None
+    if any(_dims(table, 2) is None or _dims(table, 2)[1] != head_size // 2 for table in (cos, sin)):
+        return None
+    if positions.shape is None or positions.shape.rank() not in (1, 2) or (positions.shape.rank() == 1 and positions.shape[0] != 1):
+        return None
+    return node
+
+
+def _position_ids(op, positions, q3):
+    """[B, S] position ids: RotaryEmbedding's one-element start offset spelled out per token."""
+    if positions.shape.rank() == 2:
+        return positions
+    length = op.Squeeze(op.Shape(q3, start=1, end=2))
+    zero, one = (op.Constant(value=ir.tensor(np.array(v, np.int64))) for v in (0, 1))
+    offsets = op.Unsqueeze(op.Range(zero, length, one), op.Constant(value_ints=[0]))
+    per_token = op.Add(op.Reshape(positions, op.Constant(value_ints=[1, 1])), offsets)
+    return op.Expand(per_token, op.Shape(q3, start=0, end=2))
+
+
 def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=None, past_value=None, mask=None, k_split=None, k_rotary=None, k_concat=None, **_):
     mha = attention.producer().attributes
     heads = mha.get_int("num_heads")
-    kv_heads = k_split.shape[2]
-    if k_rotary is not None:
+    kv_heads, head_size = k_split.shape[2], k_split.shape[3]
+    same_batch = mask.shape[0] == q.shape[0]
+    rotary_inputs, rotary_attrs = [None, None, None], {}
+    q_rotary = _fusable_query_rotary(q, positions, cos, sin, k_rotary, head_size)
+    if q_rotary is not None:  # GroupQueryAttention rotates Q and K itself
+        q = q_rotary.inputs[0]
+        rotary_inputs = [cos, sin, _position_ids(op, positions, q)]
+        rotary_attrs = {"do_rotary": 1, "rotary_interleaved": q_rotary.attributes.get_int("interleaved", 0)}
+    elif k_rotary is not None:
         rotary = {name: a.value for name, a in k_rotary.producer().attributes.items() if name != "num_heads"}
         k3 = op.RotaryEmbedding(k3, positions, cos, sin, **rotary, _domain="com.microsoft")
-    length = op.Shape(k3, start=1, end=2)
-    if k_concat is not None:
-        length = op.Add(op.Shape(past_key, start=2, end=3), length)
-    else:
+    if k_concat is None:
         past_key = past_value = None
-    total = op.Cast(op.Reshape(length, op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), to=ir.DataType.INT32)
+    # Lengths from the mask, which every layer shares (so CSE leaves one copy): its last axis is
+    # the total key length T, and its first the batch when it is not broadcast over it.
+    total = op.Cast(op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), to=ir.DataType.INT32)
     last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
-    seqlens_k = op.Expand(last, op.Shape(q, start=0, end=1))
+    batch = op.Shape(mask if same_batch else q, start=0, end=1)
+    seqlens_k = op.Expand(last, batch)
     scale = {"scale": mha.get_float("scale")} if "scale" in mha else {}
     return op.GroupQueryAttention(
-        q, k3, v3, past_key, past_value, seqlens_k, total, None, None, None, mask,
-        num_heads=heads, kv_num_heads=kv_heads, causal=0, **scale, _domain="com.microsoft", _outputs=3,
+        q, k3, v3, past_key, past_value, seqlens_k, total, *rotary_inputs, mask,
+        num_heads=heads, kv_num_heads=kv_heads, causal=0, **rotary_attrs, **scale, _domain="com.microsoft", _outputs=3,
     )  # fmt: skip
 
 

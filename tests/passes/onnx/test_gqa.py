@@ -40,6 +40,9 @@ def test_prefill_attention_becomes_group_query_attention(tiny_export):
     assert counts["gqa"] == 2, counts
     assert _fused(rewritten)["GroupQueryAttention"] == 2
     assert _fused(rewritten)["MultiHeadAttention"] == 0
+    # Q and K share positions and tables: GroupQueryAttention rotates them itself.
+    assert _fused(rewritten)["RotaryEmbedding"] == 0
+    assert all(n.attributes.get_int("do_rotary", 0) == 1 for n in rewritten.graph if n.op_type == "GroupQueryAttention")
     # No copy of K or V per query head is left (the mask's integer Expand is not one).
     assert not [n for n in rewritten.graph if n.op_type == "Expand" and n.inputs[0].dtype == ir.DataType.FLOAT]
     assert_same_outputs(original, rewritten, feeds)
@@ -58,6 +61,7 @@ def test_decode_step_appends_to_the_cache_inside_group_query_attention(tiny_expo
     # The present key/value outputs now come from GroupQueryAttention, not a Concat.
     presents = [v for v in rewritten.graph.outputs if v.name.startswith("present_")]
     assert presents and all(v.producer().op_type == "GroupQueryAttention" for v in presents)
+    assert _fused(rewritten)["RotaryEmbedding"] == 0
     assert_same_outputs(original, rewritten, feeds)
     twice = {k: np.concatenate([v, v]) for k, v in feeds.items()}
     twice["attention_mask"][1, :5] = 0  # the second row left-padded
