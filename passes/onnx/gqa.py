@@ -21,6 +21,12 @@ tables as its cos/sin caches, RotaryEmbedding's start offset spelled out as [B, 
 ``position_ids``): two fewer kernels per layer. The sequence lengths it needs are read off the
 mask, which all layers share, so they are computed once.
 
+``gqa-packed-qkv`` then packs Q, K and V when they are MatMuls of one input by constant 2-D
+weights: one MatMul by [Wq | Wk | Wv] feeds GroupQueryAttention's packed query input, which the
+kernel splits as [H * Dh | Hkv * Dh | Hkv * Dh] columns, the concatenation order (the QKV
+horizontal merge; the sums are the same products, so the outputs are the same up to MLAS's
+blocking).
+
 Legality, checked: the K/V repeat is Unsqueeze at axis 2, Expand and Reshape with static Hkv,
 G = H / Hkv and head size, into the head count MultiHeadAttention was given; the head split is
 Reshape + Transpose(0, 2, 1, 3) of a 3-D [B, S, Hkv * Dh] projection; the cache concat is on the
@@ -144,35 +150,38 @@ def _fusable_query_rotary(q: ir.Value, positions, cos, sin, k_rotary: ir.Value |
     return node
 
 
-def _position_ids(op, positions, q3):
-    """[B, S] position ids: RotaryEmbedding's one-element start offset spelled out per token."""
+def _position_ids(op, positions, batch, length):
+    """[B, S] position ids: RotaryEmbedding's one-element start offset spelled out per token.
+    ``batch`` and ``length`` are 1-element shape values."""
     if positions.shape.rank() == 2:
         return positions
-    length = op.Squeeze(op.Shape(q3, start=1, end=2))
     zero, one = (op.Constant(value=ir.tensor(np.array(v, np.int64))) for v in (0, 1))
-    offsets = op.Unsqueeze(op.Range(zero, length, one), op.Constant(value_ints=[0]))
+    offsets = op.Unsqueeze(op.Range(zero, op.Squeeze(length), one), op.Constant(value_ints=[0]))
     per_token = op.Add(op.Reshape(positions, op.Constant(value_ints=[1, 1])), offsets)
-    return op.Expand(per_token, op.Shape(q3, start=0, end=2))
+    return op.Expand(per_token, op.Concat(batch, length, axis=0))
 
 
 def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=None, past_value=None, mask=None, k_split=None, k_rotary=None, k_concat=None, **_):
     mha = attention.producer().attributes
     heads = mha.get_int("num_heads")
     kv_heads, head_size = k_split.shape[2], k_split.shape[3]
+    # Shapes are read off the mask where it has them, since every layer shares it (CSE then
+    # leaves one copy of the length arithmetic): [B, 1, S, T] unless broadcast over B or S.
     same_batch = mask.shape[0] == q.shape[0]
+    same_length = mask.shape[2] == q.shape[1]
     rotary_inputs, rotary_attrs = [None, None, None], {}
     q_rotary = _fusable_query_rotary(q, positions, cos, sin, k_rotary, head_size)
     if q_rotary is not None:  # GroupQueryAttention rotates Q and K itself
         q = q_rotary.inputs[0]
-        rotary_inputs = [cos, sin, _position_ids(op, positions, q)]
+        batch = op.Shape(mask if same_batch else q, start=0, end=1)
+        length = op.Shape(mask, start=2, end=3) if same_length else op.Shape(q, start=1, end=2)
+        rotary_inputs = [cos, sin, _position_ids(op, positions, batch, length)]
         rotary_attrs = {"do_rotary": 1, "rotary_interleaved": q_rotary.attributes.get_int("interleaved", 0)}
     elif k_rotary is not None:
         rotary = {name: a.value for name, a in k_rotary.producer().attributes.items() if name != "num_heads"}
         k3 = op.RotaryEmbedding(k3, positions, cos, sin, **rotary, _domain="com.microsoft")
     if k_concat is None:
         past_key = past_value = None
-    # Lengths from the mask, which every layer shares (so CSE leaves one copy): its last axis is
-    # the total key length T, and its first the batch when it is not broadcast over it.
     total = op.Cast(op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), to=ir.DataType.INT32)
     last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
     batch = op.Shape(mask if same_batch else q, start=0, end=1)
@@ -186,4 +195,28 @@ def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=
 
 gqa = rule("gqa", FAMILY, __doc__, _pattern, _gqa, _check)
 
-RULES = [gqa]
+
+def _packed_pattern(op, x, wq, wk, wv):
+    return op.GroupQueryAttention(op.MatMul(x, wq), op.MatMul(x, wk), op.MatMul(x, wv), _allow_other_inputs=True, _domain="com.microsoft", _outputs=["gqa_out", "present_key", "present_value"])
+
+
+def _packed_check(context, x, wq, wk, wv, **_):
+    weights = [constant(w) for w in (wq, wk, wv)]
+    if any(w is None or w.ndim != 2 for w in weights) or len({w.shape[0] for w in weights}) != 1 or len({w.dtype for w in weights}) != 1:
+        return MatchResult().fail("Q/K/V weights are not 2-D constants of one type and input size")
+    return True
+
+
+def _packed(op, x, wq, wk, wv, gqa_out, **_):
+    node = gqa_out.producer()
+    packed = np.concatenate([constant(w) for w in (wq, wk, wv)], axis=1)
+    qkv = op.MatMul(x, op.initializer(ir.tensor(packed), name=f"{wq.name}_qkv"))
+    attributes = {k: a.value for k, a in node.attributes.items()}
+    return op.GroupQueryAttention(qkv, None, None, *node.inputs[3:], **attributes, _domain="com.microsoft", _outputs=3)
+
+
+# Q, K and V projected from one input: one MatMul over the concatenated weights, packed into
+# GroupQueryAttention's query input (the QKV merge; ORT splits it inside the kernel).
+gqa_packed = rule("gqa-packed-qkv", FAMILY, "GroupQueryAttention(x Wq, x Wk, x Wv)  ->  GroupQueryAttention(x [Wq Wk Wv])\n\n" + __doc__, _packed_pattern, _packed, _packed_check)
+
+RULES = [gqa, gqa_packed]

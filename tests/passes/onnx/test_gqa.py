@@ -43,6 +43,9 @@ def test_prefill_attention_becomes_group_query_attention(tiny_export):
     # Q and K share positions and tables: GroupQueryAttention rotates them itself.
     assert _fused(rewritten)["RotaryEmbedding"] == 0
     assert all(n.attributes.get_int("do_rotary", 0) == 1 for n in rewritten.graph if n.op_type == "GroupQueryAttention")
+    # Q, K and V come from one MatMul over the concatenated weights (packed QKV).
+    assert counts["gqa-packed-qkv"] == 2
+    assert all(n.inputs[1] is None and n.inputs[2] is None for n in rewritten.graph if n.op_type == "GroupQueryAttention")
     # No copy of K or V per query head is left (the mask's integer Expand is not one).
     assert not [n for n in rewritten.graph if n.op_type == "Expand" and n.inputs[0].dtype == ir.DataType.FLOAT]
     assert_same_outputs(original, rewritten, feeds)
@@ -112,6 +115,8 @@ def _model(**kwargs):
 def test_hand_written_grouped_attention_with_cache_fuses_with_equal_outputs():
     rewritten = assert_rewrites(_model(), gqa.gqa, _feeds())
     assert [n.op_type for n in rewritten.graph if n.domain == "com.microsoft"] == ["GroupQueryAttention"]
+    # Q, K and V are graph inputs here, not projections of one tensor: nothing to pack.
+    assert find_sites(rewritten, [gqa.gqa_packed]) == []
 
 
 def test_heads_repeated_in_tile_order_are_not_grouped_query_attention():
