@@ -115,7 +115,8 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
     target_a, target_b = (_with_recommended(target, p) for p in (baseline_path, candidate_path))
     progress("compiling both models")
     compiled_a, compiled_b = target_a.compile(baseline), target_b.compile(candidate)
-    feeds = verification_feeds(prepare(onnx_format.copy(baseline), []), None, settings.inputs)
+    # A side whose inputs have fixed sizes (optimize --fix-dim) runs only at those: bind them.
+    feeds = verification_feeds(prepare(onnx_format.copy(baseline), []), _fixed_shapes(baseline, candidate), settings.inputs)
     names = [o.name for o in compiled_a.session.get_outputs()]
     progress("comparing outputs")
     equivalence = None
@@ -145,6 +146,16 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
     return CheckResult(str(baseline_path), str(candidate_path), verdict, reasons, equivalence, timing,
                        compiled_a.report, compiled_b.report, settings, time.monotonic() - start,
                        tuple(_settings_label(p) for p in (baseline_path, candidate_path)))  # fmt: skip
+
+
+def _fixed_shapes(*models) -> dict[str, tuple[int, ...]]:
+    """Input shapes that are fully static in one of ``models``."""
+    fixed = {}
+    for model in models:
+        for value in model.graph.inputs:
+            if value.shape is not None and all(isinstance(d, int) for d in value.shape):
+                fixed.setdefault(value.name, tuple(value.shape))
+    return fixed
 
 
 def _check_same_interface(baseline, candidate) -> None:
