@@ -1,4 +1,4 @@
-"""Activations written as Max/Min to the ops ORT fuses into the Conv (or MatMul) before them.
+"""Activations written as Max/Min to the ops ORT fuses into the Conv (or Gemm) before them.
 
 ORT's ConvActivationFusion (and its NCHWc transformer) fuses Conv with Relu, Clip, Sigmoid,
 Tanh, LeakyRelu and HardSigmoid, by op type. torch 2.13's exporter writes ``x.clamp(min=0)`` /
