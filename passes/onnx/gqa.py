@@ -40,6 +40,13 @@ to exactly the keys the mask allows, padding included, as the decomposed graph d
 step with past context, more than one query token and batch > 1, so with a cache the query must
 be one token (static); prefill without a cache takes any length.
 
+Measured (``python -m bench.rule_effects``, bench/results/rule-effects.md): on the LLaMA-style
+decoder (4 layers, GQA 8/2, hidden 512) the whole rule set runs prefill at 0.919 [0.909, 0.928]
+of the original and without this family at 0.952 [0.943, 0.959]; the decode step at 0.923
+[0.917, 0.927] against 0.973 [0.965, 0.980] (139 ORT kernels down to 81). Packing Q/K/V alone,
+all rules with and without ``gqa-packed-qkv`` in two interleaved runs each: prefill 0.894 and
+0.922 against 0.942 and 0.940; decode 0.922 and 0.922 against 0.943 and 0.943.
+
 Its sites appear only once the attention family has run (it rewrites what that family leaves),
 so the family search takes its families from the greedy candidate's rewrites, not the input's.
 """
