@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 
 import onnx_ir as ir
 from onnx_ir.passes.common import ShapeInferencePass
@@ -47,8 +48,12 @@ def _symbolic(model: ir.Model):
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
+        # When it cannot infer every shape it saves the model, weights included, as
+        # sym_shape_infer_temp.onnx plus an external-data file into the current directory before
+        # raising: keep that out of the user's directory.
+        with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
     finally:
         logger.setLevel(level)
 
