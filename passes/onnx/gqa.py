@@ -98,6 +98,8 @@ def _check(context, q, k3, v3, k_axes, v_axes, attention, k_grouped, v_grouped, 
         return fail("MultiHeadAttention is unidirectional or has no num_heads")
     if len(node.inputs) > 6 and any(v is not None for v in node.inputs[6:]):
         return fail("MultiHeadAttention has past inputs of its own")
+    if mask is None:
+        return fail("MultiHeadAttention has no attention bias (the mask this rewrite passes on)")
     if q.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) or {k3.dtype, v3.dtype, mask.dtype} != {q.dtype}:
         return fail(f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}")
     for axes in (k_axes, v_axes):
@@ -207,10 +209,15 @@ def _packed_pattern(op, x, wq, wk, wv):
     return op.GroupQueryAttention(op.MatMul(x, wq), op.MatMul(x, wk), op.MatMul(x, wv), _allow_other_inputs=True, _domain="com.microsoft", _outputs=["gqa_out", "present_key", "present_value"])
 
 
-def _packed_check(context, x, wq, wk, wv, **_):
+def _packed_check(context, x, wq, wk, wv, gqa_out, **_):
     weights = [constant(w) for w in (wq, wk, wv)]
     if any(w is None or w.ndim != 2 for w in weights) or len({w.shape[0] for w in weights}) != 1 or len({w.dtype for w in weights}) != 1:
         return MatchResult().fail("Q/K/V weights are not 2-D constants of one type and input size")
+    attrs = gqa_out.producer().attributes
+    heads, kv_heads = attrs.get_int("num_heads", 0), attrs.get_int("kv_num_heads", 0)
+    q_cols, k_cols, v_cols = (w.shape[1] for w in weights)
+    if not heads or not kv_heads or k_cols != v_cols or q_cols * kv_heads != k_cols * heads:
+        return MatchResult().fail("the Q/K/V widths are not num_heads and kv_num_heads heads of one size")
     return True
 
 
