@@ -22,6 +22,7 @@ from graphopt.measure import interleaved
 from graphopt.optimize import prepare
 from graphopt.rules import all_rules
 from graphopt.search.loop import runner
+from graphopt.search.policies import fired_families
 from graphopt.search.rewrite import rewrite_to_fixpoint
 from graphopt.targets import OrtTarget
 from graphopt.targets.onnxruntime import ab_sessions
@@ -47,14 +48,6 @@ def measure(original, rules, feeds, expected, names, budget_s):
     }
 
 
-def fired_families(original, rules) -> list[str]:
-    """Families that fire on the way to the greedy fixpoint (stage families like gqa only match
-    what an earlier family wrote, so the input's own sites would miss them)."""
-    greedy = prepare(onnx_format.copy(original), [])
-    fired = {s.rule for s in rewrite_to_fixpoint(greedy, rules)}
-    return list(dict.fromkeys(r.family for r in rules if r.name in fired))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=6.0, help="timing seconds per measurement")
@@ -72,7 +65,7 @@ def main() -> None:
         feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
         reference = OrtTarget().compile(original)
         expected, names = reference.run(feeds), [o.name for o in reference.session.get_outputs()]
-        families = fired_families(original, rules)
+        families = fired_families(rewrite_to_fixpoint(prepare(onnx_format.copy(original), []), rules), rules)
         row = {"workload": workload.name, "kernels": reference.report.kernels, "all": measure(original, rules, feeds, expected, names, args.budget)}
         for family in families:
             row[f"only {family}"] = measure(original, [r for r in rules if r.family == family], feeds, expected, names, args.budget)

@@ -69,10 +69,7 @@ class FamilySearch:
         if greedy is None:
             return
         yield greedy
-        # The families that fired on the way to the fixpoint, not only those with a site in the
-        # input: a stage family (gqa) matches only what an earlier one (attention) wrote.
-        fired = {site.rule for site in greedy.applied}
-        families = list(dict.fromkeys(r.family for r in rules if r.name in fired))
+        families = fired_families(greedy.applied, rules)
         subsets = []
         if len(families) > 1:
             subsets += [(f"all but {f}", [r for r in rules if r.family != f]) for f in families]
@@ -106,6 +103,14 @@ class FamilySearch:
             if candidate.applied and _key(candidate.applied) not in seen:
                 seen.add(_key(candidate.applied))
                 yield candidate
+
+
+def fired_families(applied: list[Site], rules: list[Rule]) -> list[str]:
+    """The families of the rules that fired on the way to a fixpoint, in registry order: not
+    only those with a site in the input, since a stage family (gqa) matches only what an earlier
+    one (attention) wrote."""
+    fired = {site.rule for site in applied}
+    return list(dict.fromkeys(r.family for r in rules if r.name in fired))
 
 
 def _key(applied: list[Site]) -> tuple[Site, ...]:
