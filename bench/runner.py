@@ -8,7 +8,6 @@ ORT, from interleaved runs in one process (median and 95% bootstrap interval).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import traceback
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from bench.contenders import Contender
 from bench.limits import MachineRates, count_work
@@ -29,7 +27,7 @@ from graphopt.search import session as ort_session
 from graphopt.search.loop import runner
 from graphopt.targets import OrtTarget
 from graphopt.targets.onnxruntime import ab_sessions, paired_sessions
-from graphopt.targets.ort_compat import clamp_ir_version
+from graphopt.targets.ort_profile import op_times, scaled
 from graphopt.verify import compare
 
 PROFILED = ("ort-all", "graphopt-search")
@@ -61,13 +59,27 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
     with tempfile.TemporaryDirectory(prefix="graphopt-bench-") as tmp:
         for contender in contenders:
             log(f"  {workload.name}: {contender.name}")
-            result = _run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s)
-            record["results"].append(result)
-            if contender.name in PROFILED and result.get("path"):
-                settings = ort_session.read(result["path"]) or ort_session.SessionSettings()
-                record["op_time_ms"][contender.name] = op_time_breakdown(Path(result["path"]), feeds, settings)
-            result.pop("path", None)
+            record["results"].append(_run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s))
+        record["op_time_ms"] = _op_time(record["results"], feeds)
+    for result in record["results"]:
+        result.pop("path", None)
     return record
+
+
+def _op_time(results: list[dict], feeds) -> dict[str, dict[str, float]]:
+    """Time by op type for the PROFILED contenders, profiled together (their runs interleaved)
+    and each rescaled to the latency graphopt's A/B timing measured for it, so the bars agree
+    with the table's ratio."""
+    by_name = {r["contender"]: r for r in results if r.get("path") and r.get("equivalent")}
+    if not all(name in by_name for name in PROFILED) or "latency_ms" not in by_name[PROFILED[1]]:
+        return {}
+    sides = []
+    for name in PROFILED:
+        settings = ort_session.read(by_name[name]["path"]) or ort_session.SessionSettings()
+        sides.append((settings.apply(OrtTarget()), onnx_format.load(by_name[name]["path"])))
+    timed = by_name[PROFILED[1]]
+    latencies = (timed["baseline_ms"], timed["latency_ms"])
+    return {name: scaled(b, ms) for name, b, ms in zip(PROFILED, op_times(sides, feeds), latencies)}
 
 
 def _run_contender(contender, workload, tmp: Path, feeds, expected, names, original, budget_s) -> dict:
@@ -123,28 +135,3 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
 def _same_bytes(a: Path, b: Path) -> bool:
     a, b = Path(a), Path(b)
     return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
-
-
-def op_time_breakdown(path: Path, feeds, settings=None, runs: int = 20, warmup: int = 5) -> dict[str, float]:
-    """Mean milliseconds per run spent in each op type, from ORT's own profiler (warm runs only)."""
-    target = settings.apply(OrtTarget()) if settings else OrtTarget()
-    options = target.session_options()
-    options.enable_profiling = True
-    with tempfile.TemporaryDirectory() as tmp:
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        proto = clamp_ir_version(onnx.load(str(path)))
-        session = ort.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(target.disabled_optimizers) or None,
-        )  # fmt: skip
-        for _ in range(warmup + runs):
-            session.run(None, feeds)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    run_starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
-    measured_from = run_starts[warmup] if len(run_starts) > warmup else 0
-    totals: dict[str, float] = {}
-    for event in events:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") and event["ts"] >= measured_from:
-            op = event["args"].get("op_name", "?")
-            totals[op] = totals.get(op, 0.0) + event["dur"] / 1e3 / runs
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))

@@ -13,19 +13,20 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from graphopt.errors import GraphoptError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Rewrite ONNX graphs so that ONNX Runtime's fusions fire; verified and measured.")  # fmt: skip
-zoo_app = typer.Typer(no_args_is_help=True, help="Build the reference model zoo (needs the [zoo] extra).")
+zoo_app = typer.Typer(no_args_is_help=True, help="Build the reference model zoo (needs the \\[zoo] extra).")
 app.add_typer(zoo_app, name="zoo")
 console = Console(stderr=True)
 EXAMPLES = ("tiny-bert",)
 
 
 def _fail(error: GraphoptError) -> None:
-    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(error.exit_code)
 
 
@@ -61,46 +62,99 @@ def example_path(name: str) -> Path:
 @app.command()
 def optimize(
     model: Annotated[Optional[Path], typer.Argument(help="The ONNX model to optimize.")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the model (default MODEL.opt.onnx).")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the model (default MODEL.opt.onnx); its weights go beside it.")] = None,
     example: Annotated[Optional[str], typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")] = None,
     target: Annotated[str, typer.Option(help="ort-cpu, or ort-cpu-<disable|basic|extended|all>.")] = "ort-cpu",
     inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input.")] = None,
     shape: Annotated[list[str], typer.Option(help="Bind an input's shape for verification and timing: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
     fix_dim: Annotated[list[str], typer.Option(help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size.")] = [],  # noqa: B006
     fix_shape: Annotated[list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
-    budget: Annotated[float, typer.Option(help="Seconds the search may spend evaluating candidates.")] = 60.0,
+    budget: Annotated[float, typer.Option(help="Seconds the whole command may take (positive).")] = 60.0,
     policy: Annotated[str, typer.Option(help="greedy or search.")] = "search",
     rules: Annotated[Optional[str], typer.Option(help="Comma-separated rule names (default: all).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the report as JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the report here: .json, .md or .html.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw time by operator type, input vs output, to this .png (ORT's profiler; needs matplotlib).")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace MODEL (and its weights file) with the result.")] = False,
+    mkdir: Annotated[bool, typer.Option("--mkdir", help="Create the output folders if they do not exist.")] = False,
 ) -> None:
     """Rewrite MODEL, keep the result only if it is equivalent and faster, and report."""
+    written: list[str] = []
+    try:
+        source, out = _optimize_paths(model, example, output, in_place)
+        _check_side_files(report, plot, mkdir)
+        result = _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir)
+        written.append(str(out))
+        _write_side_files(result, target, report, plot, written)
+        console.print("wrote " + ", ".join(written + ([result.session_path] if result.session_path else [])), highlight=False)
+    except GraphoptError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        done = f"wrote {', '.join(written)}; nothing else" if written else "nothing written"
+        console.print(f"[bold red]interrupted:[/] {done}", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _optimize_paths(model, example, output, in_place) -> tuple[Path, Path]:
+    if (model is None) == (example is None):
+        raise GraphoptError("give either MODEL or --example NAME")
+    if example and in_place:
+        raise GraphoptError("--in-place needs a MODEL of yours, not an example")
+    source = model or example_path(example)
+    if output is None:
+        output = model if in_place else (model.with_suffix(".opt.onnx") if model else Path(f"{example}.opt.onnx"))
+    return source, output
+
+
+def _check_side_files(report: Path | None, plot: Path | None, mkdir: bool) -> None:
+    if report is not None and report.suffix.lower() not in (".json", ".md", ".html"):
+        raise GraphoptError(f"--report {report}: give a .json, .md or .html file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise GraphoptError(f"--plot {plot}: give a .png file name")
+    for path in (report, plot):
+        if path is not None and not path.parent.is_dir() and not mkdir:
+            raise GraphoptError(f"folder {path.parent} does not exist (pass --mkdir to create it)")
+
+
+def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir):
     from graphopt import report as report_mod
+    from graphopt.cli_progress import progress_display
     from graphopt.optimize import optimize as run_optimize
     from graphopt.rules import rules_by_name
     from graphopt.search.policies import POLICIES
     from graphopt.targets import target_from_name
 
-    try:
-        if (model is None) == (example is None):
-            raise GraphoptError("give either MODEL or --example NAME")
-        source = model or example_path(example)
-        out = output or (model.with_suffix(".opt.onnx") if model else Path(f"{example}.opt.onnx"))
-        if policy not in POLICIES:
-            raise GraphoptError(f"unknown policy {policy!r}; use {' or '.join(POLICIES)}")
-        with console.status("graphopt") as status:
-            result = run_optimize(
-                source, out, target=target_from_name(target), policy=policy,
-                rules=rules_by_name(rules.split(",") if rules else None), shapes=_parse_shapes(shape),
-                inputs_file=str(inputs) if inputs else None, budget_s=budget,
-                on_progress=lambda message: status.update(f"graphopt: {message}"),
-                fix_dims=_parse_dims(fix_dim), fix_shapes=_parse_shapes(fix_shape, "--fix-shape"),
-            )  # fmt: skip
-        report_mod.render(result, Console())
-        if report:
-            report_mod.write_json(result, report)
-        console.print(f"wrote {out}")
-    except GraphoptError as error:
-        _fail(error)
+    if policy not in POLICIES:
+        raise GraphoptError(f"unknown policy {policy!r}; use {' or '.join(POLICIES)}")
+    if not budget > 0:
+        raise GraphoptError(f"--budget must be a positive number of seconds (got {budget:g})")
+    with progress_display(console, "graphopt") as on_progress:
+        result = run_optimize(
+            source, out, target=target_from_name(target), policy=policy,
+            rules=rules_by_name(rules.split(",") if rules else None), shapes=_parse_shapes(shape),
+            inputs_file=str(inputs) if inputs else None, budget_s=budget, on_progress=on_progress,
+            fix_dims=_parse_dims(fix_dim), fix_shapes=_parse_shapes(fix_shape, "--fix-shape"),
+            in_place=in_place, make_dirs=mkdir,
+        )  # fmt: skip
+    report_mod.render(result, Console())
+    return result
+
+
+def _write_side_files(result, target: str, report: Path | None, plot: Path | None, written: list[str]) -> None:
+    from graphopt import report as report_mod
+    from graphopt.targets import target_from_name
+
+    for path in (report, plot):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    if plot is not None:
+        from graphopt import report_plot
+
+        console.print("profiling input and output for the plot", highlight=False)
+        report_plot.plot(result, plot, target_from_name(target))
+        written.append(str(plot))
+    if report is not None:
+        report_mod.write(result, report, str(plot) if plot else None)
+        written.append(str(report))
 
 
 @app.command()
@@ -130,7 +184,7 @@ def check(
     from graphopt.check import CheckSettings
     from graphopt.check import check as run_check
     from graphopt.config import check_settings, parse_fraction
-    from graphopt.formats.onnx_format import atomic_path
+    from graphopt.formats.atomic import atomic_path
 
     try:
         config = check_settings()
@@ -225,7 +279,7 @@ def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspec
 
 @app.command("rules")
 def list_rules() -> None:
-    """List the rewrite rules by family, with each family's legality notes."""
+    """List the rewrite rules by family: each family's legality notes, then one line per rule."""
     from graphopt.passes.onnx import FAMILIES
     from graphopt.rules import all_rules
 
@@ -235,9 +289,8 @@ def list_rules() -> None:
         if r.family != family:
             family = r.family
             out.print(f"\n[bold]{family}[/]")
-            out.print((FAMILIES[family].__doc__ or r.doc).strip(), highlight=False, markup=False, soft_wrap=True)
-        summary = r.doc.strip().splitlines()[0] if r.doc.strip() else ""
-        out.print(f"  [cyan]{r.name}[/]  {summary}", highlight=False, soft_wrap=True)
+            out.print((FAMILIES[family].__doc__ or "").strip(), highlight=False, markup=False, soft_wrap=True)
+        out.print(f"  [cyan]{r.name}[/]  {escape(r.summary)}", highlight=False, soft_wrap=True)
 
 
 @zoo_app.command("list")

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 
 from graphopt import inputs as input_gen
-from graphopt import specialize
+from graphopt import outputs, sizes, specialize
+from graphopt.progress import Reporter
 from graphopt.errors import GraphoptError, InputGenerationError
 from graphopt.formats import onnx_format
 from graphopt.formats.shape_inference import infer_shapes
@@ -37,17 +35,24 @@ from graphopt.targets.ort_compat import max_ir_version
 class OptimizeResult:
     model_path: str
     output_path: str | None
-    kept_original: bool
+    kept_original: bool  # the output's graph is the input's (it may still come with session settings)
     reason: str
     baseline: loop.Baseline
     evaluations: list[loop.Evaluation]
-    chosen: loop.Evaluation | None
+    chosen: loop.Evaluation | None  # the graph written; its ``timing`` is at ORT's defaults
     sites_found: dict[str, int]
     near_misses: dict[str, int]  # per rule: places where its pattern partly matched or its check failed
     notes: list[str]
     seconds: float
     session: loop.SessionChoice = dataclasses.field(default_factory=loop.SessionChoice)
     session_path: str | None = None  # where the recommended ORT session settings were written
+    selected: loop.Evaluation | None = None  # what the graph search chose, before the session step
+    unconfirmed: str | None = None  # why the search's choice was dropped when timed again
+
+    @property
+    def session_changed_choice(self) -> bool:
+        """The session-settings step kept another graph than the one the search chose."""
+        return self.chosen is not self.selected
 
 
 def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray]:
@@ -71,6 +76,8 @@ def verification_feeds(model: ir.Model, shapes, inputs_file) -> list[dict[str, n
     alternate = input_gen.bind_dims(specs, shapes, input_gen.ALTERNATE_SIZES)
     if alternate != bindings[0]:
         bindings.append(alternate)
+    for binding in bindings:
+        sizes.refuse_unfit(model, specs, binding)
     return [input_gen.generate(model, b, seed=i) for i, b in enumerate(bindings)]
 
 
@@ -99,19 +106,24 @@ def optimize(
     on_progress=None,
     fix_dims: dict[str, int] | None = None,
     fix_shapes: dict[str, tuple[int, ...]] | None = None,
+    in_place: bool = False,
+    make_dirs: bool = False,
 ) -> OptimizeResult:
     """``shapes`` binds inputs' sizes for verification only; ``fix_dims`` / ``fix_shapes`` fix them
-    in the graph (see graphopt.specialize): the output then accepts only those shapes."""
+    in the graph (see graphopt.specialize): the output then accepts only those shapes.
+    ``on_progress`` receives graphopt.progress.Event objects."""
     start = time.monotonic()
+    if budget_s <= 0:
+        raise GraphoptError(f"the budget must be a positive number of seconds (got {budget_s:g})")
+    if output_path is not None:
+        outputs.check_destination(model_path, output_path, in_place=in_place, make_dirs=make_dirs)
     target = target or OrtTarget()
     rules = rules if rules is not None else all_rules()
-    progress = on_progress or (lambda message: None)
+    progress = Reporter(on_progress, start + budget_s)
     notes: list[str] = []
 
-    progress("loading")
+    progress.stage("loading")
     original = onnx_format.load(model_path)  # the baseline is the model as the user gave it
-    input_ir_version = original.ir_version
-    annotated = onnx_format.annotated_values(original)
     model = prepare(onnx_format.copy(original), notes)  # names and inferred shapes, for the rules
     # Fixed shapes are applied to each candidate after its rewrites: the rules match the dynamic
     # graph they were written for (folded shape arithmetic hides the exporters' patterns).
@@ -121,84 +133,79 @@ def optimize(
     if fixed:
         _check_agrees_with_fixed(fixed_model, shapes or {})
     feeds = verification_feeds(fixed_model, shapes, inputs_file)
-    progress("compiling the original with onnxruntime")
+    progress.stage("compiling the original with onnxruntime")
     baseline = loop.make_baseline(original, target, feeds)
     sites = find_sites(model, rules)
-    counts: dict[str, int] = {}
-    for site in sites:
-        counts[site.rule] = counts.get(site.rule, 0) + 1
-
-    missed: dict[str, int] = {}
-    for miss in near_misses(model, rules, sites):
-        missed[miss.rule] = missed.get(miss.rule, 0) + 1
-
     judged: list[loop.Evaluation] = []  # the policy reads what has been measured so far
     proposals = POLICIES[policy]().propose(model, rules, judged)
     if fixed:  # each candidate fixed in turn, and the fixed input a candidate of its own
         proposals = _after_first(_fixed(proposals, fix_dims or {}, fix_shapes or {}), Candidate("fixed shapes only", fixed_model, []))
-    candidates = _as_written(proposals, annotated)
-    # The budget is the whole command's: leave time to write the result, and a quarter of it
-    # (at most 15 s) for ORT's session settings once the graph is chosen.
-    deadline = start + budget_s - _save_allowance_s(model)
-    graph_deadline = deadline - min(15.0, budget_s / 4)
-    evaluations = loop.search(candidates, baseline, target, graph_deadline, on_progress=progress, evaluations=judged)
-    chosen = loop.best(evaluations)
-    unconfirmed = None
-    if chosen is not None:
-        progress("timing the best candidate again")
-        unconfirmed = loop.confirm(chosen, evaluations, baseline, target, deadline)
-        if unconfirmed:
-            chosen = None
-    if chosen is not None:
-        confirmed = " (confirmed by a second timing)" if chosen.selection_timing else ""
-        reason = f"kept candidate '{chosen.candidate.label}': {chosen.timing.speedup:.3f}x faster{confirmed}"
-    elif unconfirmed:
-        reason = unconfirmed
-    elif not evaluations:
-        reason = "no rule applies to this model"
-    else:
-        reason = "; ".join(f"{e.candidate.label}: {e.rejected}" for e in evaluations)
-    progress("timing ORT's own fusions on the chosen graph")
-    chosen, session = _choose_session(chosen, evaluations, original, baseline, target, deadline)
-    if not session.settings.is_default:
-        label = f"candidate '{chosen.candidate.label}'" if chosen else "the original graph"
-        reason = f"kept {label} run with ORT {session.settings.label()}: {session.timing.speedup:.3f}x faster than the original at ORT's defaults"
-    session_path = None
+    candidates = _as_written(proposals, onnx_format.annotated_values(original))
+    result = OptimizeResult(
+        model_path=str(model_path), output_path=None if output_path is None else str(output_path),
+        kept_original=True, reason="", baseline=baseline, evaluations=judged, chosen=None,
+        sites_found=_count(s.rule for s in sites), near_misses=_count(m.rule for m in near_misses(model, rules, sites)),
+        notes=notes, seconds=0.0,
+    )  # fmt: skip
+    _search(result, candidates, target, start + budget_s - _save_allowance_s(model), budget_s, progress)
     if output_path is not None:
-        progress("saving")
-        stale = ort_session.settings_path(output_path)
-        if session.settings.is_default:
-            stale.unlink(missing_ok=True)  # an earlier run's advice does not apply to this output
-        else:
-            ort_session.write(stale, session.settings, session.timing)
-            session_path = str(stale)
-        if chosen is not None:
-            onnx_format.save(chosen.candidate.model, output_path)
-        elif onnx_format.has_external_data(model):
-            # Copying the .onnx file alone would leave its weights behind: rewrite them beside it.
-            original = onnx_format.load(model_path)
-            original.ir_version = model.ir_version
-            onnx_format.save(original, output_path)
-        elif model.ir_version != input_ir_version:
-            # The input unchanged but for its IR version, which ORT could not have loaded.
-            _write_with_ir_version(model_path, output_path, model.ir_version)
-        else:
-            _copy_atomically(model_path, output_path)
-    return OptimizeResult(
-        model_path=str(model_path),
-        output_path=None if output_path is None else str(output_path),
-        kept_original=chosen is None,
-        reason=reason,
-        baseline=baseline,
-        evaluations=evaluations,
-        chosen=chosen,
-        sites_found=counts,
-        near_misses=missed,
-        notes=notes,
-        seconds=time.monotonic() - start,
-        session=session,
-        session_path=session_path,
-    )
+        progress.stage("saving")
+        _write(result, original, model.ir_version)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _search(result: OptimizeResult, candidates, target, deadline: float, budget_s: float, progress) -> None:
+    """The graph search, its confirmation and the session-settings step, filling ``result``."""
+    # A quarter of the budget (at most 15 s) is kept for ORT's session settings once the graph is chosen.
+    graph_deadline = deadline - min(15.0, budget_s / 4)
+    evaluations = loop.search(candidates, result.baseline, target, graph_deadline, on_progress=progress, evaluations=result.evaluations)
+    chosen = loop.best(evaluations)
+    if chosen is not None:
+        progress.stage("timing the best candidate again")
+        result.unconfirmed = loop.confirm(chosen, evaluations, result.baseline, target, deadline)
+        if result.unconfirmed:
+            chosen = None
+    result.selected = chosen
+    progress.stage("timing ORT's own fusions on the chosen graph")
+    chosen, result.session = _choose_session(chosen, evaluations, result.baseline, target, deadline)
+    result.chosen, result.kept_original = chosen, chosen is None
+    result.reason = _reason(result)
+
+
+def _reason(result: OptimizeResult) -> str:
+    """The headline: the output graph against the original, both at ORT's defaults."""
+    chosen = result.chosen
+    if chosen is not None:
+        t = chosen.timing
+        return f"kept candidate '{chosen.candidate.label}': {t.speedup:.3f}x faster at ORT's defaults (ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])"
+    if result.unconfirmed:
+        return result.unconfirmed
+    if not result.evaluations:
+        return "no rule applies to this model"
+    return "; ".join(f"{e.candidate.label}: {e.rejected or 'faster, but not kept'}" for e in result.evaluations)
+
+
+def _write(result: OptimizeResult, original: ir.Model, ir_version: int) -> None:
+    """The model (with its weights) first, then its session-settings side file or its removal."""
+    output_path = result.output_path
+    if result.chosen is not None:
+        outputs.write_candidate(result.chosen.candidate.model, output_path, external_data=onnx_format.has_external_data(original))
+    else:
+        outputs.write_original(result.model_path, output_path, ir_version=ir_version)
+    sidecar = ort_session.settings_path(output_path)
+    if result.session.settings.is_default:
+        outputs.remove_stale(sidecar)  # an earlier run's advice does not apply to this output
+    else:
+        ort_session.write(sidecar, result.session.settings, result.session.timing)
+        result.session_path = str(sidecar)
+
+
+def _count(names) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _fixed(proposals, dims, shapes):
@@ -223,7 +230,7 @@ def _check_agrees_with_fixed(model: ir.Model, shapes: dict[str, tuple[int, ...]]
                 raise GraphoptError(f"--shape {value.name}={list(shapes[value.name])} disagrees with the fixed shape {list(value.shape)}")
 
 
-def _choose_session(chosen, evaluations, original, baseline, target, deadline):
+def _choose_session(chosen, evaluations, baseline, target, deadline):
     """ORT session settings for the chosen graph, and for the runner-up when ORT fires fusions on
     it that it does not fire on the chosen one (a graphopt fusion and ORT's own can make the same
     kernel; only the ORT-made one can be switched off, and that can be the faster pair). The pair
@@ -235,7 +242,7 @@ def _choose_session(chosen, evaluations, original, baseline, target, deadline):
         subjects += [e for e in others if set(e.report.fired) - set(chosen.report.fired)][:1]
     best = (chosen, loop.SessionChoice())
     for subject in subjects:
-        graph = subject.candidate.model if subject else original
+        graph = subject.candidate.model if subject else baseline.model
         report = subject.report if subject else baseline.compiled.report
         choice = loop.choose_session(graph, report, baseline, target, deadline)
         if choice.timing is not None and (best[1].timing is None or choice.timing.ratio < best[1].timing.ratio):
@@ -255,20 +262,6 @@ def _as_written(candidates, annotated: frozenset[str]):
     for candidate in candidates:
         onnx_format.keep_only_annotations(candidate.model, annotated)
         yield candidate
-
-
-def _write_with_ir_version(source, destination, ir_version: int) -> None:
-    proto = onnx.load(str(source), load_external_data=False)
-    proto.ir_version = ir_version
-    with onnx_format.atomic_path(destination) as tmp:
-        onnx.save(proto, str(tmp))
-
-
-def _copy_atomically(source, destination) -> None:
-    if Path(source).resolve() == Path(destination).resolve():
-        return
-    with onnx_format.atomic_path(destination) as tmp:
-        shutil.copyfile(source, tmp)
 
 
 __all__ = ["optimize", "OptimizeResult", "GraphoptError"]

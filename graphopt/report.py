@@ -1,4 +1,10 @@
-"""What a person or a CI system reads after `graphopt optimize`: a terminal table and JSON."""
+"""What a person or a CI system reads after `graphopt optimize`: a terminal table, JSON, Markdown.
+
+One honest headline: the first ratio is the output as a user loads it with plain ORT defaults
+against the input at ORT's defaults; the table and the last line report that same measurement.
+When recommended session settings make the output faster still, they get a second, labelled
+column (its own ratio, kernels and fusions) and the line names the settings file.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,24 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from graphopt.formats.onnx_format import atomic_path
+from graphopt.formats.atomic import atomic_path
 from graphopt.optimize import OptimizeResult
+
+
+def _timing(t) -> dict | None:
+    if t is None:
+        return None
+    return {"baseline_ms": t.baseline_s * 1e3, "candidate_ms": t.candidate_s * 1e3, "ratio": t.ratio,
+            "ci95": [t.ci_low, t.ci_high], "rounds": t.rounds}  # fmt: skip
+
+
+def _fusions(report) -> dict:
+    return {"kernels": report.kernels, "fused": report.fused, "fired_by_ort": report.fired}
 
 
 def to_dict(result: OptimizeResult) -> dict:
     base = result.baseline.compiled.report
-    chosen = result.chosen
+    chosen, selected = result.chosen, result.selected
     after = chosen.report if chosen else base
     return {
         "model": result.model_path,
@@ -26,19 +43,22 @@ def to_dict(result: OptimizeResult) -> dict:
         "notes": result.notes,
         "sites_found": result.sites_found,
         "near_misses": result.near_misses,
-        "before": {"kernels": base.kernels, "fused": base.fused, "fired_by_ort": base.fired},
-        "after": {"kernels": after.kernels, "fused": after.fused, "fired_by_ort": after.fired},
+        "before": _fusions(base),
+        "after": _fusions(after),
         "fusions_gained": after.gained_over(base),
-        "latency": None if not chosen else {
-            "baseline_ms": chosen.timing.baseline_s * 1e3,
-            "candidate_ms": chosen.timing.candidate_s * 1e3,
-            "ratio": chosen.timing.ratio,
-            "ci95": [chosen.timing.ci_low, chosen.timing.ci_high],
-            "rounds": chosen.timing.rounds,
-            # set when the timing above is a confirmation: the one the candidate was chosen on
+        # the output at ORT's defaults against the input at ORT's defaults: the headline
+        "latency": None if not chosen else _timing(chosen.timing) | {
             "selection_ratio": chosen.selection_timing.ratio if chosen.selection_timing else None,
+            "confirmed": chosen.selection_timing is not None,
         },
-        "candidates": [_evaluation(e) for e in result.evaluations],
+        "selection": None if not selected else {
+            "label": selected.candidate.label,
+            "selection": _timing(selected.selection_timing or selected.timing),
+            "confirmation": _timing(selected.timing) if selected.selection_timing else None,
+        },
+        "unconfirmed": result.unconfirmed,
+        "session_changed_choice": result.session_changed_choice,
+        "candidates": [_evaluation(e, e is chosen) for e in result.evaluations],
         "ort_session": _session(result),
     }  # fmt: skip
 
@@ -48,11 +68,12 @@ def _session(result: OptimizeResult) -> dict:
     return {
         "recommended": None if choice.settings.is_default else choice.settings.to_json(choice.timing),
         "written_to": result.session_path,
+        "with_settings": None if choice.report is None else _fusions(choice.report) | {"latency": _timing(choice.timing)},
         "tried": [{"setting": s.label(), "ratio_vs_defaults": t.ratio, "ci95": [t.ci_low, t.ci_high]} for s, t in choice.tried],
     }
 
 
-def _evaluation(e) -> dict:
+def _evaluation(e, kept: bool) -> dict:
     applied: dict[str, int] = {}
     for site in e.candidate.applied:
         applied[site.rule] = applied.get(site.rule, 0) + 1
@@ -62,50 +83,88 @@ def _evaluation(e) -> dict:
         "kernels": e.report.kernels if e.report else None,
         "fused": e.report.fused if e.report else None,
         "max_abs_error": {o.name: o.max_abs_error for o in e.equivalence.outputs} if e.equivalence else None,
-        "ratio": e.timing.ratio if e.timing else None,
-        "ci95": [e.timing.ci_low, e.timing.ci_high] if e.timing else None,
-        "accepted": e.accepted,
-        "rejected": e.rejected or None,
+        "timing": _timing(e.timing),
+        "kept": kept,
+        "faster": e.accepted,
+        "dropped": e.rejected or (None if kept else "faster, but another candidate was kept"),
     }
 
 
-def write_json(result: OptimizeResult, path: str | os.PathLike) -> None:
+def write(result: OptimizeResult, path: str | os.PathLike, plot_path: str | None = None) -> None:
+    """The report in the format its name asks for: .json, .md (Markdown) or .html."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(to_dict(result), indent=2, default=float)
+    else:
+        from graphopt import report_markdown
+
+        text = report_markdown.markdown(result, plot_path) if suffix == ".md" else report_markdown.html(result, plot_path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_dict(result), indent=2, default=float))
+        tmp.write_text(text)
+
+
+def _summary_table(result: OptimizeResult) -> Table:
+    table = Table(title=f"graphopt optimize {Path(result.model_path).name}", show_lines=False)
+    columns = [("input", result.baseline.compiled.report, None)]
+    chosen = result.chosen
+    columns.append(("output", chosen.report if chosen else result.baseline.compiled.report, chosen.timing if chosen else None))
+    if result.session.report is not None:
+        columns.append((f"output, ORT {result.session.settings.label()}", result.session.report, result.session.timing))
+    table.add_column("at ORT's defaults unless named")
+    for name, _, _ in columns:
+        table.add_column(name, justify="right")
+    table.add_row("ORT kernels", *(str(r.kernels) for _, r, _ in columns))
+    for op in sorted({op for _, r, _ in columns for op in r.fused}):
+        table.add_row(f"fused {op.split('::')[-1]}", *(str(r.fused.get(op, 0)) for _, r, _ in columns))
+    if any(t for _, _, t in columns):
+        base_ms = next(t for _, _, t in columns if t).baseline_s * 1e3
+        table.add_row("latency (median)", f"{base_ms:.3f} ms", *(f"{t.candidate_s * 1e3:.3f} ms" if t else "same graph" for _, _, t in columns[1:]))
+        table.add_row("ratio to input [95% CI]", "1", *(f"{t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}]" if t else "-" for _, _, t in columns[1:]))
+    if chosen:
+        worst = max(chosen.equivalence.outputs, key=lambda o: o.max_abs_error)
+        table.add_row("max |error|", "", f"{worst.max_abs_error:.2e} ({worst.name})")
+    return table
+
+
+def candidate_lines(result: OptimizeResult) -> list[str]:
+    """One line per candidate: its rewrites, what ORT fused, its ratio, and what became of it."""
+    base = result.baseline.compiled.report.fused
+    lines = []
+    for e in to_dict(result)["candidates"]:
+        fused = ", ".join(f"{k.split('::')[-1]} {base.get(k, 0)}->{n}" for k, n in (e["fused"] or {}).items() if n != base.get(k, 0))
+        t = e["timing"]
+        ratio = f"ratio {t['ratio']:.3f} [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}]; " if t else ""
+        verdict = "KEPT" if e["kept"] else f"dropped: {e['dropped']}"
+        mark = "*" if e["kept"] else "-"
+        lines.append(f"{mark} '{e['label']}': {sum(e['rewrites'].values())} rewrites, kernels {e['kernels']}, "
+                     f"fusions {fused or 'unchanged'}; {ratio}{verdict}")  # fmt: skip
+    return lines
 
 
 def render(result: OptimizeResult, console: Console) -> None:
-    data = to_dict(result)
-    table = Table(title=f"graphopt optimize {Path(result.model_path).name}", show_lines=False)
-    table.add_column("")
-    table.add_column("before", justify="right")
-    table.add_column("after", justify="right")
-    base_nodes = sum(1 for _ in result.baseline.model.graph.all_nodes())
-    after_nodes = base_nodes if not result.chosen else sum(1 for _ in result.chosen.candidate.model.graph.all_nodes())
-    table.add_row("graph nodes", str(base_nodes), str(after_nodes))
-    table.add_row("ORT kernels", str(data["before"]["kernels"]), str(data["after"]["kernels"]))
-    for op in sorted(set(data["before"]["fused"]) | set(data["after"]["fused"])):
-        table.add_row(f"fused kernels {op.split('::')[-1]}", str(data["before"]["fused"].get(op, 0)), str(data["after"]["fused"].get(op, 0)))
-    if result.chosen:
-        t = result.chosen.timing
-        table.add_row("latency (median)", f"{t.baseline_s * 1e3:.3f} ms", f"{t.candidate_s * 1e3:.3f} ms")
-        table.add_row("ratio after/before", "", f"{t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}]")
-        for o in result.chosen.equivalence.outputs:
-            table.add_row(f"max |error| {o.name}", "", f"{o.max_abs_error:.2e}")
-    console.print(table)
-    for e in data["candidates"]:
-        gained = result.baseline.compiled.report.fused
-        fused = ", ".join(f"{k.split('::')[-1]} {gained.get(k, 0)}->{n}" for k, n in (e["fused"] or {}).items() if n != gained.get(k, 0))
-        verdict = "[green]accepted[/]" if e["accepted"] else f"[yellow]rejected[/]: {e['rejected']}"
-        console.print(f"candidate '{e['label']}': {sum(e['rewrites'].values())} rewrites, kernels {e['kernels']}, fusions {fused or 'unchanged'}; {verdict}", highlight=False)
+    console.print(_summary_table(result))
+    for line in candidate_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    selected = result.selected
+    if selected is not None and selected.selection_timing is not None:
+        s, c = selected.selection_timing, selected.timing
+        console.print(f"'{selected.candidate.label}' was chosen at ratio {s.ratio:.3f} and timed again: {c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]", highlight=False)
+    if result.session_changed_choice and selected is not None:
+        console.print(f"the session-settings step kept '{result.chosen.candidate.label if result.chosen else 'the input graph'}' "
+                      f"instead of the search's choice '{selected.candidate.label}': with its settings it measured faster", highlight=False)  # fmt: skip
     for setting, t in result.session.tried:
         console.print(f"ORT {setting.label()}: {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] vs ORT's defaults on the same graph", highlight=False)
-    if result.session_path:
-        console.print(f"[bold]recommended ORT session settings[/] ({result.session.settings.label()}) written to {result.session_path}: "
-                      "run the output with them to get the measured speed")  # fmt: skip
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    if result.kept_original:
-        console.print(f"[bold yellow]kept the original model[/]: {result.reason}")
-    else:
-        console.print(f"[bold green]{result.reason}[/] in {result.seconds:.1f} s")
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(headline(result), highlight=False)
+
+
+def headline(result: OptimizeResult) -> str:
+    """The last line: the output at ORT's defaults; then, labelled, with the recommended settings."""
+    first = f"[bold green]{result.reason}[/]" if result.chosen else f"[bold yellow]kept the input graph[/]: {result.reason}"
+    t = result.session.timing
+    if t is None:
+        return first
+    where = f" (written to {result.session_path})" if result.session_path else ""
+    return (f"{first}\n[bold]with ORT {result.session.settings.label()}[/]{where}: {t.speedup:.3f}x faster than the input "
+            f"at ORT's defaults (ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])")  # fmt: skip

@@ -15,6 +15,7 @@ prints it. Rules know nothing of policies: the search sees them only as (rule, s
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from onnxscript.rewriter import pattern as orp
@@ -41,6 +42,13 @@ class Rule:
             if delta is not None:
                 return variant, delta
         return None
+
+    @property
+    def summary(self) -> str:
+        """The doc's first sentence (of its first paragraph), on one line: what ``graphopt rules`` prints."""
+        text = " ".join(self.doc.split("\n\n")[0].split())
+        end = re.search(r"[.:](\s|$)", text)
+        return text[: end.start() + 1].rstrip(":") if end else text
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"

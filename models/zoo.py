@@ -67,7 +67,7 @@ def build(name: str, out_dir, *, size="base", exporter="dynamo", dynamic=False, 
 
 
 def _name_dynamic_axes(path: Path, axes: dict[str, dict[int, str]]) -> None:
-    model = onnx.load(str(path))
+    model = onnx.load(str(path), load_external_data=False)  # the weights stay in <name>.onnx.data
     for value in model.graph.input:
         for axis, symbol in axes.get(value.name, {}).items():
             dim = value.type.tensor_type.shape.dim[axis]

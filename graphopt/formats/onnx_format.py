@@ -3,16 +3,14 @@
 Loading checks what would otherwise fail deep inside a runtime with an unreadable message:
 the bytes are an ONNX model, every external-data file exists and lies inside the model's folder
 (a location like ``../../etc/passwd`` is refused), and the graph has at least one output.
-Saving is atomic: the model is written to a temporary file beside the destination and renamed,
-so an interrupted or failed save never leaves a half-written model behind. Models whose weights
-exceed protobuf's 2 GB limit are saved with their weights in one external-data file.
+Saving is atomic (see atomic.py) and the saved model stands alone: external data in means
+external data out, written beside the output under the output's own name; inline stays inline
+unless protobuf's 2 GB limit forces the weights into a file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
 from graphopt.errors import BadModelError
+from graphopt.formats.atomic import atomic_folder, atomic_path
 
 # Protobuf refuses messages over 2 GiB; stay clear of it with some room for the graph itself.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
@@ -29,6 +28,8 @@ EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
 def load(path: str | os.PathLike) -> ir.Model:
     """Load an ONNX model, refusing anything that is not one with a one-line BadModelError."""
     path = Path(path)
+    if path.is_dir():
+        raise BadModelError(f"{path}: is a directory, not an ONNX model file")
     if not path.is_file():
         raise BadModelError(f"{path}: no such file")
     try:
@@ -44,7 +45,7 @@ def load(path: str | os.PathLike) -> ir.Model:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:  # onnx_ir raises several types on malformed graphs
         raise BadModelError(f"{path}: malformed ONNX graph ({_first_line(error)})") from None
-    ir.external_data.set_base_dir(model.graph, path.parent)
+    ir.external_data.set_base_dir(model.graph, path.parent.resolve())  # absolute: safe under chdir
     return model
 
 
@@ -79,37 +80,42 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _all_tensors(sub)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only if the block completes."""
+def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool = False) -> None:
+    """Write ``model`` to ``path`` atomically, weights included.
+
+    With ``external_data`` (or above protobuf's 2 GB limit) the weights go to ``<name>.data``
+    beside it, the way torch's exporter writes them (``m.onnx`` + ``m.onnx.data``): a model whose
+    weights came from another file never points back at that file, so the output stands alone
+    once the input's folder is gone. Both files are moved into place together (atomic_folder).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is as readable as any other
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not (external_data or weight_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES):
+        with atomic_path(path) as tmp:
+            ir.save(_with_weights_inline(model), tmp)
+        return
+    with atomic_folder(path) as scratch:
+        # onnx_ir reads each weight from wherever it lies now (the input's data file, memory)
+        # and leaves ``model`` itself unchanged.
+        ir.save(model, scratch / path.name, external_data=external_data_name(path))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def external_data_name(path: str | os.PathLike) -> str:
+    """The weights file graphopt writes beside a model: ``<model file name>.data``."""
+    return Path(path).name + ".data"
 
 
-def save(model: ir.Model, path: str | os.PathLike) -> None:
-    """Write ``model`` to ``path`` atomically; weights go to ``<name>.data`` above 2 GB."""
-    with atomic_path(path) as tmp:
-        if weight_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES:
-            # The model file records the data file's name, so the data is written under its
-            # final name; onnx_ir itself writes it through a temporary file and renames it.
-            ir.save(model, tmp, external_data=Path(path).name + ".data")
-        else:
-            ir.save(model, tmp)
+def _with_weights_inline(model: ir.Model) -> ir.Model:
+    """``model`` itself when no weight is external, else a copy holding every weight in memory."""
+    return ir.external_data.load_to_model(copy(model)) if has_external_data(model) else model
+
+
+def external_data_files(model: ir.Model) -> set[Path]:
+    """The files the model's external weights are read from."""
+    return {
+        Path(v.const_value.path).resolve()
+        for v in model.graph.initializers.values()
+        if isinstance(v.const_value, ir.ExternalTensor)
+    }
 
 
 def copy(model: ir.Model) -> ir.Model:

@@ -17,6 +17,7 @@ import io
 import logging
 import tempfile
 
+import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import ShapeInferencePass
 
@@ -43,7 +44,7 @@ def infer_shapes(model: ir.Model) -> str | None:
 def _symbolic(model: ir.Model):
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    proto = ir.serde.serialize_model(model)
+    proto = _without_external_weights(model)
     logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -56,6 +57,29 @@ def _symbolic(model: ir.Model):
                 return SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
     finally:
         logger.setLevel(level)
+
+
+def _without_external_weights(model: ir.Model):
+    """The model as a proto the symbolic pass can read: it works on a message in memory, where
+    onnx's checks refuse external tensors. Integer tensors (shape operands, indices) are read into
+    the message, since their values matter; floating-point weights, whose values do not, become
+    graph inputs of the same type and shape, so nothing large is copied."""
+    proto = ir.serde.serialize_model(model)
+    external = {v.name: v.const_value for v in model.graph.initializers.values() if isinstance(v.const_value, ir.ExternalTensor)}
+    if not external:
+        return proto
+    kept = []
+    for tensor in proto.graph.initializer:
+        source = external.get(tensor.name)
+        if source is None:
+            kept.append(tensor)
+        elif source.dtype.is_floating_point():
+            proto.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        else:
+            kept.append(onnx.numpy_helper.from_array(source.numpy(), tensor.name))
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    return proto
 
 
 def _copy_shapes(inferred, model: ir.Model) -> None:

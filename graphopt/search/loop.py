@@ -113,7 +113,8 @@ def runner(compiled: CompiledGraph, feeds):
 
 
 def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None, evaluations=None) -> list[Evaluation]:
-    """Evaluate proposed candidates until ``deadline`` (time.monotonic()); returns every
+    """Evaluate proposed candidates until ``deadline`` (time.monotonic()); ``on_progress`` is a
+    graphopt.progress.Reporter. Returns every
     evaluation made, appended to ``evaluations`` when given (a policy may read that list while it
     proposes). The first candidate is always evaluated, however late; a later one is not
     started (not even rewritten: the policy makes it lazily) unless the last one's cost fits."""
@@ -129,7 +130,7 @@ def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, o
             break
         remaining = deadline - time.monotonic()
         if on_progress:
-            on_progress(f"evaluating candidate: {candidate.label} ({len(candidate.applied)} rewrites)")
+            on_progress.candidate(len(evaluations), candidate.planned, f"candidate '{candidate.label}' ({len(candidate.applied)} rewrites)")
         evaluations.append(evaluate(candidate, baseline, target, measure_budget_s=max(1.0, min(remaining / 2, 10.0))))
         last_cost = time.monotonic() - started
     return evaluations
@@ -172,6 +173,7 @@ class SessionChoice:
     settings: SessionSettings = dataclasses.field(default_factory=SessionSettings)
     timing: Comparison | None = None  # output with these settings vs the original at ORT defaults
     tried: list[tuple[SessionSettings, Comparison]] = dataclasses.field(default_factory=list)  # each lever vs the same graph at defaults
+    report: FusionReport | None = None  # what ORT runs for the output under these settings
 
 
 def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, target: OrtTarget, deadline: float) -> SessionChoice:
@@ -200,4 +202,5 @@ def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, ta
     timing = time_pair((target, baseline.model), (combined.apply(target), model), feeds, min(remaining, 8.0), 1 - MIN_GAIN)
     if timing.candidate_faster(MIN_GAIN):
         choice.settings, choice.timing = combined, timing
+        choice.report = combined.apply(target).compile(model).report
     return choice

@@ -34,6 +34,7 @@ class Candidate:
     applied: list[Site]
     rules: tuple[Rule, ...] = ()  # what it was rewritten with, to derive refinements from it
     excluded: frozenset[tuple[str, str]] = frozenset()  # site classes left out (Site.site_class)
+    planned: int | None = None  # the policy's estimate, when proposing this one, of how many it will propose
 
 
 def rewrite_candidate(label: str, model: ir.Model, rules, excluded=frozenset()) -> Candidate:
@@ -50,6 +51,7 @@ class Greedy:
     def propose(self, model: ir.Model, rules: list[Rule], judged=None) -> Iterator[Candidate]:
         candidate = rewrite_candidate("all rules", model, rules)
         if candidate.applied:
+            candidate.planned = 1
             yield candidate
 
 
@@ -68,17 +70,20 @@ class FamilySearch:
         greedy = next(Greedy().propose(model, rules), None)
         if greedy is None:
             return
-        yield greedy
         families = fired_families(greedy.applied, rules)
         subsets = []
         if len(families) > 1:
             subsets += [(f"all but {f}", [r for r in rules if r.family != f]) for f in families]
             subsets += [(f"only {f}", [r for r in rules if r.family == f]) for f in families]
+        # an estimate: the site-class phase refines the best candidate, one class at a time
+        greedy.planned = 1 + len(subsets) + len({s.site_class for s in greedy.applied})
+        yield greedy
         seen: set[tuple[Site, ...]] = {_key(greedy.applied)}
         for label, subset in subsets:
             candidate = rewrite_candidate(label, model, subset)
             if candidate.applied and _key(candidate.applied) not in seen:
                 seen.add(_key(candidate.applied))
+                candidate.planned = greedy.planned
                 yield candidate
         if judged is not None:
             yield from self._site_classes(model, judged, seen)
@@ -102,6 +107,7 @@ class FamilySearch:
             candidate = rewrite_candidate(label, model, best.rules, best.excluded | {site_class})
             if candidate.applied and _key(candidate.applied) not in seen:
                 seen.add(_key(candidate.applied))
+                candidate.planned = len(judged) + len(untried)
                 yield candidate
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from graphopt.formats import onnx_format
+from graphopt.formats.atomic import atomic_path
 from graphopt.measure import Comparison, interleaved
 from graphopt.targets.onnxruntime import FusionReport, OrtTarget, paired_sessions
 
@@ -90,7 +90,7 @@ def time_pair(a, b, feeds, budget_s: float, decide_at: float) -> Comparison:
 
 
 def write(path: Path, settings: SessionSettings, measured: Comparison | None) -> None:
-    with onnx_format.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(settings.to_json(measured), indent=1) + "\n")
 
 

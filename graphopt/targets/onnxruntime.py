@@ -11,6 +11,7 @@ LayerNormalization is not credited to ORT).
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,10 @@ import onnxruntime as ort
 from graphopt.errors import BadModelError
 from graphopt.formats import onnx_format
 from graphopt.targets.ort_compat import clamp_ir_version
+
+# ORT's default logger writes warnings and allocator failures straight to stderr, outside any
+# session's options; graphopt reports errors itself, in one line.
+ort.set_default_logger_severity(3)
 
 LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -109,6 +114,15 @@ class OrtTarget:
             fusion = _read_report(optimized_path, onnx_format.op_histogram(model)) if report else None
         return CompiledGraph(session, fusion)
 
+    def profiled_session(self, model: ir.Model, prefix: Path) -> ort.InferenceSession:
+        """A session that records ORT's profile under ``prefix`` (read it with end_profiling)."""
+        options = self.session_options()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(prefix)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="graphopt-ort-") as workdir:
+            return self._create_session(_session_source(model, Path(workdir)), options)
+
     def _create_session(self, source: bytes | str, options) -> ort.InferenceSession:
         try:
             return ort.InferenceSession(
@@ -160,11 +174,15 @@ def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionRepor
 
 
 def _ort_message(error: BaseException) -> str:
-    text = str(error).replace("\n", " ")
-    # ORT prefixes "[ONNXRuntimeError] : 1 : FAIL : /path/file.cc:123 func ..." before the message.
+    """ORT's message without its "[ONNXRuntimeError] : 1 : FAIL : file.cc:123 func" prefix, cut
+    at a word boundary (never mid-path) when it is long."""
+    text = " ".join(str(error).split())
     if "] : " in text:
         text = text.split(" : ")[-1]
-    return text.strip()[:300]
+    text = re.sub(r"^\S+\.(cc|h|cpp):\d+ \S+ ", "", text)
+    if len(text) > 300:
+        text = text[:300].rsplit(" ", 1)[0] + " ..."
+    return text
 
 
 def target_from_name(name: str) -> OrtTarget:

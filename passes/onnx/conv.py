@@ -56,8 +56,8 @@ def _replacement(op, x, w, gamma, beta, mean, var, conv, bn, b=None):
 
 
 # BatchNormalization(Conv(x, W, b)) -> Conv(x, W*s, (b-mean)*s+beta)
-conv_bn = rule("conv-bn", "conv", __doc__, _pattern, _replacement, _check)
+conv_bn = rule("conv-bn", "conv", "BatchNormalization(Conv(x, W, b))  ->  Conv(x, W', b') with the scale and shift folded in", _pattern, _replacement, _check)
 # BatchNormalization(Conv(x, W)) -> Conv(x, W*s, beta-mean*s)
-conv_bn_no_bias = rule("conv-bn-nobias", "conv", __doc__, _pattern_no_bias, _replacement, _check)
+conv_bn_no_bias = rule("conv-bn-nobias", "conv", "BatchNormalization(Conv(x, W)) (no bias)  ->  Conv(x, W', b') with the scale and shift folded in", _pattern_no_bias, _replacement, _check)
 
 RULES = [conv_bn, conv_bn_no_bias]

@@ -93,9 +93,9 @@ def _embed_layer_norm(op, input_ids, word, position, gamma, beta, normed, segmen
     return out
 
 
-embed_layer_norm = rule("embed-layer-norm", "embedding", __doc__, _pattern, _embed_layer_norm, _check, commute=True)
+embed_layer_norm = rule("embed-layer-norm", "embedding", "LayerNorm(word[ids] + token_type[types] + position[arange])  ->  com.microsoft EmbedLayerNormalization", _pattern, _embed_layer_norm, _check, commute=True)
 embed_layer_norm_no_types = rule(
-    "embed-layer-norm-no-types", "embedding", __doc__, _pattern_without_segments, _embed_layer_norm, _check, commute=True
+    "embed-layer-norm-no-types", "embedding", "LayerNorm(word[ids] + position[arange]) (DistilBERT)  ->  com.microsoft EmbedLayerNormalization", _pattern_without_segments, _embed_layer_norm, _check, commute=True
 )
 
 RULES = [embed_layer_norm, embed_layer_norm_no_types]

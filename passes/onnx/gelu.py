@@ -60,15 +60,15 @@ def _legacy_div(op, x, half, one, root):
 
 
 gelu_erf_div = rule(
-    "gelu-erf", "gelu", __doc__, _dynamo_div, _gelu,
+    "gelu-erf", "gelu", "x * (0.5 * (erf(x / sqrt 2) + 1)) (dynamo, Div)  ->  com.microsoft Gelu", _dynamo_div, _gelu,
     lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
 )  # fmt: skip
 gelu_erf_mul = rule(
-    "gelu-erf-mul", "gelu", __doc__, _dynamo_mul, _gelu,
+    "gelu-erf-mul", "gelu", "x * (0.5 * (erf(x * 1/sqrt 2) + 1)) (dynamo, Mul)  ->  com.microsoft Gelu", _dynamo_mul, _gelu,
     lambda context, **b: _check(context, scale_is_division=False, **b), commute=True,
 )  # fmt: skip
 gelu_erf_legacy = rule(
-    "gelu-erf-legacy", "gelu", __doc__, _legacy_div, _gelu,
+    "gelu-erf-legacy", "gelu", "(x * (erf(x / sqrt 2) + 1)) * 0.5 (legacy exporter)  ->  com.microsoft Gelu", _legacy_div, _gelu,
     lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
 )  # fmt: skip
 

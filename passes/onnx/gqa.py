@@ -202,7 +202,7 @@ def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=
     )  # fmt: skip
 
 
-gqa = rule("gqa", FAMILY, __doc__, _pattern, _gqa, _check)
+gqa = rule("gqa", FAMILY, "MultiHeadAttention over K/V heads repeated by Expand/Reshape  ->  com.microsoft GroupQueryAttention", _pattern, _gqa, _check)
 
 
 def _packed_pattern(op, x, wq, wk, wv):
@@ -231,6 +231,6 @@ def _packed(op, x, wq, wk, wv, gqa_out, **_):
 
 # Q, K and V projected from one input: one MatMul over the concatenated weights, packed into
 # GroupQueryAttention's query input (the QKV merge; ORT splits it inside the kernel).
-gqa_packed = rule("gqa-packed-qkv", FAMILY, "GroupQueryAttention(x Wq, x Wk, x Wv)  ->  GroupQueryAttention(x [Wq Wk Wv])\n\n" + __doc__, _packed_pattern, _packed, _packed_check)
+gqa_packed = rule("gqa-packed-qkv", FAMILY, "GroupQueryAttention(x Wq, x Wk, x Wv)  ->  GroupQueryAttention(x [Wq Wk Wv])", _packed_pattern, _packed, _packed_check)
 
 RULES = [gqa, gqa_packed]

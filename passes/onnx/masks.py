@@ -114,6 +114,6 @@ def _slice(op, mask, b_idx, k_idx, **_):
     return op.Unsqueeze(window, op.Constant(value=ir.tensor(np.array(ones, np.int64))))
 
 
-grid_gather = rule("mask-grid-gather", "masks", __doc__, _pattern, _slice, _check, remove_nodes=False)
+grid_gather = rule("mask-grid-gather", "masks", "GatherND over the Range/Expand index grid of a padding mask  ->  Unsqueeze(Slice(mask))", _pattern, _slice, _check, remove_nodes=False)
 
 RULES = [grid_gather]

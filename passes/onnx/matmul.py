@@ -42,7 +42,7 @@ def _check(context, a, b, c, **_):
 
 # Add(MatMul(a, b), c) -> Gemm(a, b, c)   for 2-D a, b
 matmul_add_to_gemm = rule(
-    "matmul-add-gemm", "matmul", __doc__, _pattern, lambda op, a, b, c: op.Gemm(a, b, c), _check, commute=True
+    "matmul-add-gemm", "matmul", "Add(MatMul(a, b), c), a and b 2-D  ->  Gemm(a, b, c)", _pattern, lambda op, a, b, c: op.Gemm(a, b, c), _check, commute=True
 )
 
 RULES = [matmul_add_to_gemm]

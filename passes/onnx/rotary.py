@@ -115,6 +115,6 @@ def _rotary(op, x, positions, inv_freq, **_):
     return op.RotaryEmbedding(x, start_1d, op.Cos(angles), op.Sin(angles), interleaved=0, _domain="com.microsoft")
 
 
-rope = rule("rotary", "rotary", __doc__, _pattern, _rotary, _check, commute=True, remove_nodes=False)
+rope = rule("rotary", "rotary", "x * cos + rotate_half(x) * sin (RoPE)  ->  com.microsoft RotaryEmbedding", _pattern, _rotary, _check, commute=True, remove_nodes=False)
 
 RULES = [rope]

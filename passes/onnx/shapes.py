@@ -38,6 +38,6 @@ def _replacement(op, x, shape):
 
 
 # Shape(x) -> Constant(shape of x)   when x's shape is static
-shape_of_static = rule("shape-static", "shapes", __doc__, _pattern, _replacement, _check)
+shape_of_static = rule("shape-static", "shapes", "Shape(x), x of fully static shape  ->  a constant", _pattern, _replacement, _check)
 
 RULES = [shape_of_static]

@@ -1,0 +1,73 @@
+"""Where `graphopt optimize` writes, checked before any work, and the writing itself.
+
+The output stands alone: a kept candidate or a handed-back original carries its own weights
+(external data in, external data out as ``<output>.data``; inline stays inline), so the input's
+folder can be deleted afterwards. The input is never overwritten unless asked (``in_place``),
+and then it is replaced atomically, weights included. A missing output folder is an error unless
+the caller asks for it to be made: a typo in ``-o`` should not silently create a tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+from graphopt.errors import GraphoptError
+from graphopt.formats import onnx_format
+from graphopt.formats.atomic import atomic_path
+
+
+def check_destination(model_path, output_path, *, in_place: bool = False, make_dirs: bool = False) -> None:
+    """Refuse, with one line, an output that would overwrite the input or land nowhere."""
+    source, output = Path(model_path).resolve(), Path(output_path).resolve()
+    if output.is_dir():
+        raise GraphoptError(f"{output_path}: is a directory; give the output model's file name")
+    if output == source and not in_place:
+        raise GraphoptError(f"the output {output_path} is the input model; pass --in-place to replace it")
+    if output != source and in_place:
+        raise GraphoptError("--in-place replaces the input: leave out -o, or give the input's own path")
+    if not output.parent.is_dir() and not make_dirs:
+        raise GraphoptError(f"output folder {output.parent} does not exist (pass --mkdir to create it)")
+    weights = output.parent / onnx_format.external_data_name(output)
+    if output != source and weights.exists() and weights.resolve() in _external_files(source):
+        raise GraphoptError(f"writing {output_path} would overwrite {weights.name}, which holds the input's weights")
+
+
+def _external_files(model_path: Path) -> set[Path]:
+    try:
+        return onnx_format.external_data_files(onnx_format.load(model_path))
+    except GraphoptError:
+        return set()  # loading reports the problem itself, with its own message
+
+
+def write_candidate(model: ir.Model, output_path, *, external_data: bool) -> None:
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+    onnx_format.save(model, output_path, external_data=external_data)
+
+
+def write_original(model_path, output_path, *, ir_version: int) -> None:
+    """The input handed back: its own bytes where it is one self-contained file, else rewritten
+    with its weights beside the output (and the IR version ORT can load)."""
+    source, output = Path(model_path), Path(output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    original = onnx_format.load(source)
+    if onnx_format.has_external_data(original):
+        original.ir_version = ir_version
+        onnx_format.save(original, output, external_data=True)
+    elif original.ir_version != ir_version:
+        proto = onnx.load(str(source), load_external_data=False)
+        proto.ir_version = ir_version
+        with atomic_path(output) as tmp:
+            onnx.save(proto, str(tmp))
+    elif source.resolve() != output.resolve():
+        with atomic_path(output) as tmp:
+            shutil.copyfile(source, tmp)
+
+
+def remove_stale(path: str | os.PathLike) -> None:
+    """An earlier run's side file that does not apply to this output."""
+    Path(path).unlink(missing_ok=True)

@@ -1,0 +1,62 @@
+"""`optimize --report out.md | out.html`: the terminal report as a document, with the plot."""
+
+from __future__ import annotations
+
+import base64
+import html as html_lib
+from pathlib import Path
+
+from graphopt import report as report_mod
+from graphopt.optimize import OptimizeResult
+
+
+def _rows(result: OptimizeResult) -> list[tuple[str, ...]]:
+    data = report_mod.to_dict(result)
+    columns = [("input", data["before"], None), ("output", data["after"], data["latency"])]
+    with_settings = data["ort_session"]["with_settings"]
+    if with_settings:
+        columns.append((f"output, ORT {result.session.settings.label()}", with_settings, with_settings["latency"]))
+    rows = [("", *(name for name, _, _ in columns)), ("ORT kernels", *(str(c["kernels"]) for _, c, _ in columns))]
+    for op in sorted({op for _, c, _ in columns for op in c["fused"]}):
+        rows.append((f"fused {op.split('::')[-1]}", *(str(c["fused"].get(op, 0)) for _, c, _ in columns)))
+    timed = [t for _, _, t in columns if t]
+    if timed:
+        rows.append(("latency (median)", f"{timed[0]['baseline_ms']:.3f} ms", *(f"{t['candidate_ms']:.3f} ms" if t else "same graph" for _, _, t in columns[1:])))
+        rows.append(("ratio to input [95% CI]", "1", *(f"{t['ratio']:.3f} [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}]" if t else "-" for _, _, t in columns[1:])))
+    return rows
+
+
+def _headline(result: OptimizeResult) -> str:
+    return report_mod.headline(result).replace("[bold green]", "").replace("[bold yellow]", "").replace("[bold]", "").replace("[/]", "")
+
+
+def markdown(result: OptimizeResult, plot_path: str | None = None) -> str:
+    rows = _rows(result)
+    lines = [f"# graphopt optimize {Path(result.model_path).name}", "", *_headline(result).splitlines(), ""]
+    lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines += ["", "## Candidates", ""] + [f"{line}" for line in report_mod.candidate_lines(result)]
+    if plot_path:
+        lines += ["", f"![time by operator type]({Path(plot_path).name})"]
+    lines += [""] + [f"note: {n}" for n in result.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def html(result: OptimizeResult, plot_path: str | None = None) -> str:
+    esc = html_lib.escape
+    rows = _rows(result)
+    table = "<table>" + "".join(
+        "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(cell)}</{'th' if i == 0 else 'td'}>" for cell in row) + "</tr>"
+        for i, row in enumerate(rows)
+    ) + "</table>"  # fmt: skip
+    image = ""
+    if plot_path:
+        encoded = base64.b64encode(Path(plot_path).read_bytes()).decode()
+        image = f'<img alt="time by operator type" src="data:image/png;base64,{encoded}">'
+    items = "".join(f"<li>{esc(line)}</li>" for line in report_mod.candidate_lines(result))
+    notes = "".join(f"<p>note: {esc(n)}</p>" for n in result.notes)
+    head = "".join(f"<p>{esc(line)}</p>" for line in _headline(result).splitlines())
+    style = "body{font-family:sans-serif;max-width:70em}td,th{padding:2px 8px;text-align:right}"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>graphopt {esc(Path(result.model_path).name)}</title>"
+            f"<style>{style}</style></head><body><h1>graphopt optimize {esc(Path(result.model_path).name)}</h1>{head}{table}"
+            f"<h2>Candidates</h2><ul>{items}</ul>{image}{notes}</body></html>\n")  # fmt: skip

@@ -1,0 +1,81 @@
+"""`optimize --plot`: where the time goes, by operator type, in the input and the output.
+
+The split by op type comes from ORT's profiler, with the input's and the output's runs
+interleaved (see targets/ort_profile.py); each bar is rescaled to the median latency the
+interleaved A/B timing measured, so bar lengths agree with the reported ratio. Beside it, the
+fused kernels in the graph ORT runs for each. Needs matplotlib (the ``plot`` extra).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphopt.errors import GraphoptError
+from graphopt.optimize import OptimizeResult
+from graphopt.targets.onnxruntime import OrtTarget
+from graphopt.targets.ort_profile import op_times, scaled
+
+
+def sides(result: OptimizeResult, target: OrtTarget) -> list[tuple[str, OrtTarget, object, float | None, dict]]:
+    """(label, target, model, measured latency in ms, fused kernels) for each bar to draw."""
+    base = result.baseline
+    chosen = result.chosen
+    latency = (chosen.timing.baseline_s * 1e3) if chosen else None
+    rows = [("input", target, base.model, latency, base.compiled.report.fused)]
+    model = chosen.candidate.model if chosen else base.model
+    if chosen:
+        rows.append(("output", target, model, chosen.timing.candidate_s * 1e3, chosen.report.fused))
+    if result.session.report is not None:
+        t = result.session.timing
+        rows.append((f"output, ORT {result.session.settings.label()}", result.session.settings.apply(target), model, t.candidate_s * 1e3, result.session.report.fused))
+    return rows
+
+
+def plot(result: OptimizeResult, path: str | Path, target: OrtTarget | None = None, top: int = 8) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise GraphoptError("--plot needs matplotlib: pip install 'graphopt[plot]'") from None
+    rows = sides(result, target or OrtTarget())
+    breakdowns = op_times([(t, m) for _, t, m, _, _ in rows], result.baseline.feeds[0])
+    breakdowns = [scaled(b, ms) if ms else b for b, (_, _, _, ms, _) in zip(breakdowns, rows)]
+    fig, (bars, text) = plt.subplots(1, 2, figsize=(11, 1.1 * len(rows) + 2.2), gridspec_kw={"width_ratios": [3, 1.3]})
+    _stacked_bars(bars, [r[0] for r in rows], breakdowns, top, plt.get_cmap("tab10"))
+    measured = all(r[3] for r in rows)
+    bars.set_xlabel("ms per run: " + ("median of interleaved timing, split by ORT's profiler" if measured else "ORT profiler kernel time"), fontsize=8)
+    text.axis("off")
+    lines = ["fused kernels ORT runs"] + [f"{label}: " + (", ".join(f"{k.split('::')[-1]} {n}" for k, n in sorted(f.items())) or "none")
+                                          for label, _, _, _, f in rows]  # fmt: skip
+    text.text(0, 1, "\n\n".join(_wrap(line, 38) for line in lines), va="top", fontsize=7, family="monospace")
+    fig.suptitle(f"{Path(result.model_path).name}: {result.reason[:110]}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _stacked_bars(ax, labels, breakdowns, top, colors) -> None:
+    totals: dict[str, float] = {}
+    for breakdown in breakdowns:
+        for op, ms in breakdown.items():
+            totals[op] = totals.get(op, 0.0) + ms
+    keep = [op for op, _ in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
+    for row, breakdown in enumerate(breakdowns):
+        left = 0.0
+        for k, op in enumerate([*keep, "other"]):
+            ms = breakdown.get(op, 0.0) if op != "other" else sum(v for o, v in breakdown.items() if o not in keep)
+            ax.barh(row, ms, left=left, color=colors(k % 10), label=op if row == 0 else None)
+            left += ms
+        ax.text(left, row, f" {left:.2f} ms", va="center", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.margins(x=0.15)
+    ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
+
+
+def _wrap(line: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width))
