@@ -36,13 +36,21 @@ def _ort_transformers(src: Path, dst: Path, w: Workload) -> None:
 def _onnxscript_optimizer(src: Path, dst: Path, w: Workload) -> None:
     import onnxscript.optimizer
 
-    ir.save(onnxscript.optimizer.optimize(ir.load(src)), dst)
+    _save_like(onnxscript.optimizer.optimize(ir.load(src)), dst, src)
+
+
+def _save_like(model: ir.Model, dst: Path, src: Path) -> None:
+    """A tool's result with its weights beside it, external when the input's were: ``ir.save``
+    alone would leave them pointing at the input's data file, in another folder."""
+    from graphopt.formats import onnx_format
+
+    onnx_format.save(model, dst, external_data=onnx_format.has_external_data(onnx_format.load(src)))
 
 
 def _onnxscript_rewriter(src: Path, dst: Path, w: Workload) -> None:
     import onnxscript.rewriter
 
-    ir.save(onnxscript.rewriter.rewrite(ir.load(src)), dst)
+    _save_like(onnxscript.rewriter.rewrite(ir.load(src)), dst, src)
 
 
 def _onnxscript_ort_fusions(src: Path, dst: Path, w: Workload) -> None:
@@ -51,7 +59,7 @@ def _onnxscript_ort_fusions(src: Path, dst: Path, w: Workload) -> None:
 
     model = onnxscript.optimizer.optimize(ir.load(src))
     fused, _counts = optimize_for_ort(model)
-    ir.save(fused, dst)
+    _save_like(fused, dst, src)
 
 
 def _onnxsim(src: Path, dst: Path, w: Workload) -> None:
