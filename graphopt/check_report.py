@@ -44,6 +44,7 @@ def to_dict(r: CheckResult) -> dict:
         "lost_fusions": r.lost_fusions,
         "gained_fusions": r.gained_fusions,
         "seconds": r.seconds,
+        "session_settings": {"baseline": r.session_settings[0], "candidate": r.session_settings[1]},
     }  # fmt: skip
 
 

@@ -178,42 +178,73 @@ def check(
     Exit codes: 0 pass, 1 regression, 2 usage error or bad input. Settings may also come from
     [tool.graphopt.check] in pyproject.toml; flags win.
     """
+    from graphopt import check_report
+
+    try:
+        settings, fmt = _check_settings(target, max_slowdown, confidence, inputs, rtol, atol, tolerance_profile, fmt, time_budget, on_inconclusive)
+        if output is not None and not output.parent.is_dir():
+            raise GraphoptError(f"folder {output.parent} does not exist")
+        results = _run_checks(_pairs(baseline, candidate), settings)
+    except GraphoptError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted:[/] nothing written", highlight=False)
+        raise typer.Exit(130) from None
+    _write_check_report(results, fmt, output)
+    for r in results:
+        if r.verdict != "pass":
+            console.print(check_report.headline(r), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(1 if any(r.failed() for r in results) else 0)
+
+
+def _check_settings(target, max_slowdown, confidence, inputs, rtol, atol, tolerance_profile, fmt, time_budget, on_inconclusive):
+    """Flags first, then [tool.graphopt.check] in pyproject.toml, then defaults; validated."""
+    from graphopt.check import CheckSettings
+    from graphopt.config import check_settings, parse_fraction
+
+    config = check_settings()
+    pick = lambda flag, key, default: flag if flag is not None else config.get(key, default)  # noqa: E731
+    settings = CheckSettings(
+        target=pick(target, "target", "ort-cpu"),
+        max_slowdown=parse_fraction(pick(max_slowdown, "max-slowdown", "2%")),
+        confidence=float(pick(confidence, "confidence", 0.95)),
+        inputs=str(pick(inputs, "inputs", None)) if pick(inputs, "inputs", None) else None,
+        tolerance_profile=pick(tolerance_profile, "tolerance-profile", "default"),
+        rtol=pick(rtol, "rtol", None), atol=pick(atol, "atol", None),
+        time_budget_s=float(pick(time_budget, "time-budget", 60.0)),
+        on_inconclusive=pick(on_inconclusive, "on-inconclusive", "pass"),
+    )  # fmt: skip
+    fmt = pick(fmt, "format", "text")
+    if fmt not in ("text", "json", "junit", "markdown"):
+        raise GraphoptError(f"unknown format {fmt!r}; use text, json, junit or markdown")
+    if settings.on_inconclusive not in ("pass", "fail"):
+        raise GraphoptError("--on-inconclusive takes pass or fail")
+    if not 0.5 <= settings.confidence < 1:
+        raise GraphoptError("--confidence must be in [0.5, 1)")
+    if not settings.time_budget_s > 0:
+        raise GraphoptError("--time-budget must be a positive number of seconds")
+    settings.tolerances()  # validates the profile name before any work
+    return settings, fmt
+
+
+def _run_checks(pairs, settings) -> list:
+    from graphopt.check import check as run_check
+    from graphopt.cli_progress import progress_display
+    from graphopt.progress import Event
+
+    results = []
+    with progress_display(console, "graphopt check") as show:
+        for base, cand in pairs:
+            results.append(run_check(base, cand, settings, on_progress=lambda m, c=cand: show(Event(f"{c.name}: {m}"))))
+    return results
+
+
+def _write_check_report(results, fmt: str, output) -> None:
     import os
 
     from graphopt import check_report
-    from graphopt.check import CheckSettings
-    from graphopt.check import check as run_check
-    from graphopt.config import check_settings, parse_fraction
     from graphopt.formats.atomic import atomic_path
 
-    try:
-        config = check_settings()
-        pick = lambda flag, key, default: flag if flag is not None else config.get(key, default)  # noqa: E731
-        settings = CheckSettings(
-            target=pick(target, "target", "ort-cpu"),
-            max_slowdown=parse_fraction(pick(max_slowdown, "max-slowdown", "2%")),
-            confidence=float(pick(confidence, "confidence", 0.95)),
-            inputs=str(pick(inputs, "inputs", None)) if pick(inputs, "inputs", None) else None,
-            tolerance_profile=pick(tolerance_profile, "tolerance-profile", "default"),
-            rtol=pick(rtol, "rtol", None), atol=pick(atol, "atol", None),
-            time_budget_s=float(pick(time_budget, "time-budget", 60.0)),
-            on_inconclusive=pick(on_inconclusive, "on-inconclusive", "pass"),
-        )  # fmt: skip
-        fmt = pick(fmt, "format", "text")
-        if fmt not in ("text", "json", "junit", "markdown"):
-            raise GraphoptError(f"unknown format {fmt!r}; use text, json, junit or markdown")
-        if settings.on_inconclusive not in ("pass", "fail"):
-            raise GraphoptError("--on-inconclusive takes pass or fail")
-        if not 0.5 <= settings.confidence < 1:
-            raise GraphoptError("--confidence must be in [0.5, 1)")
-        settings.tolerances()  # validates the profile name before any work
-        pairs = _pairs(baseline, candidate)
-        results = []
-        with console.status("graphopt check") as status:
-            for base, cand in pairs:
-                results.append(run_check(base, cand, settings, on_progress=lambda m, c=cand: status.update(f"{c.name}: {m}")))
-    except GraphoptError as error:
-        _fail(error)
     report = check_report.render(results, fmt)
     if output:
         with atomic_path(output) as tmp:
@@ -224,10 +255,6 @@ def check(
     if summary:
         with open(summary, "a") as handle:
             handle.write(check_report.markdown(results))
-    for r in results:
-        if r.verdict != "pass":
-            console.print(check_report.headline(r), highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(1 if any(r.failed() for r in results) else 0)
 
 
 def _pairs(baseline: Path, candidate: Path) -> list[tuple[Path, Path]]:
