@@ -7,6 +7,7 @@ and exit code 2, never a traceback, and never a half-written output file.
 from __future__ import annotations
 
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
@@ -78,20 +79,31 @@ def optimize(
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create the output folders if they do not exist.")] = False,
 ) -> None:
     """Rewrite MODEL, keep the result only if it is equivalent and faster, and report."""
-    written: list[str] = []
+    started = time.time()
+    out = None
     try:
         source, out = _optimize_paths(model, example, output, in_place)
         _check_side_files(report, plot, mkdir)
         result = _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir)
-        written.append(str(out))
-        _write_side_files(result, target, report, plot, written)
-        console.print("wrote " + ", ".join(written + ([result.session_path] if result.session_path else [])), highlight=False)
+        _write_side_files(result, target, report, plot)
+        written = [str(p) for p in (out, plot, report) if p] + ([result.session_path] if result.session_path else [])
+        console.print("wrote " + ", ".join(written), highlight=False)
     except GraphoptError as error:
         _fail(error)
     except KeyboardInterrupt:
-        done = f"wrote {', '.join(written)}; nothing else" if written else "nothing written"
-        console.print(f"[bold red]interrupted:[/] {done}", highlight=False)
+        console.print(f"[bold red]interrupted:[/] {_written_since(started, out, plot, report)}", highlight=False)
         raise typer.Exit(130) from None
+
+
+def _written_since(started: float, *paths) -> str:
+    """What an interrupted run left, read from the files themselves (each write is atomic)."""
+    from graphopt.search.session import settings_path
+
+    candidates = [p for p in paths if p is not None]
+    if paths[0] is not None:
+        candidates.append(settings_path(paths[0]))
+    written = [str(p) for p in candidates if Path(p).is_file() and Path(p).stat().st_mtime >= started]
+    return f"wrote {', '.join(written)}; nothing else" if written else "nothing written"
 
 
 def _optimize_paths(model, example, output, in_place) -> tuple[Path, Path]:
@@ -139,7 +151,7 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
     return result
 
 
-def _write_side_files(result, target: str, report: Path | None, plot: Path | None, written: list[str]) -> None:
+def _write_side_files(result, target: str, report: Path | None, plot: Path | None) -> None:
     from graphopt import report as report_mod
     from graphopt.targets import target_from_name
 
@@ -151,10 +163,8 @@ def _write_side_files(result, target: str, report: Path | None, plot: Path | Non
 
         console.print("profiling input and output for the plot", highlight=False)
         report_plot.plot(result, plot, target_from_name(target))
-        written.append(str(plot))
     if report is not None:
         report_mod.write(result, report, str(plot) if plot else None)
-        written.append(str(report))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from graphopt import outputs, sizes, specialize
 from graphopt.progress import Reporter
 from graphopt.errors import GraphoptError, InputGenerationError
 from graphopt.formats import onnx_format
+from graphopt.formats.atomic import signals_held
 from graphopt.formats.shape_inference import infer_shapes
 from graphopt.rules import Rule, all_rules
 from graphopt.search import loop
@@ -150,7 +151,8 @@ def optimize(
     _search(result, candidates, target, start + budget_s - _save_allowance_s(model), budget_s, progress)
     if output_path is not None:
         progress.stage("saving")
-        _write(result, original, model.ir_version)
+        with signals_held():  # the model, its weights and its settings file: all or nothing
+            _write(result, original, model.ir_version)
     result.seconds = time.monotonic() - start
     return result
 
