@@ -44,7 +44,7 @@ def op_time_bars(run: dict, path: Path, top: int = 8) -> None:
             for op, ms in breakdown.items():
                 ops[op] = ops.get(op, 0.0) + ms
     keep = [op for op, _ in sorted(ops.items(), key=lambda kv: -kv[1])[:top]]
-    fig, axes = plt.subplots(len(records), 1, figsize=(9, 1.3 * len(records) + 1), squeeze=False)
+    fig, axes = plt.subplots(len(records), 1, figsize=(9, 1.3 * len(records) + 1.6), squeeze=False, layout="constrained")
     colors = plt.get_cmap("tab10")
     for ax, record in zip(axes[:, 0], records):
         for row, (label, breakdown) in enumerate(record["op_time_ms"].items()):
@@ -56,8 +56,7 @@ def op_time_bars(run: dict, path: Path, top: int = 8) -> None:
         ax.set_yticks([0, 1], list(record["op_time_ms"]), fontsize=7)
         ax.set_title(record["workload"], fontsize=8, loc="left")
         ax.tick_params(axis="x", labelsize=7)
-    axes[0, 0].legend(fontsize=6, ncol=5, loc="lower right")
-    axes[-1, 0].set_xlabel("ms per run: the median latency of graphopt's interleaved A/B timing, split by op type as ORT's profiler measured it")
-    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=7, ncol=len(keep) + 1, loc="outside lower center", frameon=False)
+    axes[-1, 0].set_xlabel("ms per run: median latency of the interleaved A/B timing, split by ORT's profiler", fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
