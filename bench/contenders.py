@@ -20,7 +20,8 @@ from bench.workloads import Workload
 @dataclasses.dataclass(frozen=True)
 class Contender:
     name: str
-    transform: Callable[[Path, Path, Workload], None] | None  # (input, output, workload); None: the input as is
+    # (input, output, workload) -> facts for the table (graphopt: what it kept), or None; None: the input as is
+    transform: Callable[[Path, Path, Workload], dict | None] | None
     level: str = "all"  # the ORT graph optimization level the result runs at
 
 
@@ -87,9 +88,14 @@ def _graphopt(policy: str, budget_s: float):
     def run(src: Path, dst: Path, w: Workload) -> None:
         from graphopt.optimize import optimize
 
-        optimize(src, dst, policy=policy, inputs_file=str(w.inputs) if w.inputs else None, budget_s=budget_s)
+        return _kept(optimize(src, dst, policy=policy, inputs_file=str(w.inputs) if w.inputs else None, budget_s=budget_s))
 
     return run
+
+
+def _kept(result) -> dict:
+    """What graphopt kept, for the table: the candidate's label (or none) and the session settings."""
+    return {"kept": result.chosen.candidate.label if result.chosen else None, "session_settings": result.session.settings.label()}
 
 
 def _graphopt_fixed(budget_s: float):
@@ -111,7 +117,7 @@ def _graphopt_fixed(budget_s: float):
             symbols = [d for d in spec.dims if not isinstance(d, int)]
             if symbols and all(isinstance(d, str) and "past" not in d and "total" not in d for d in symbols):
                 fixed[spec.name] = tuple(sizes[spec.name])
-        optimize(src, dst, inputs_file=str(w.inputs), budget_s=budget_s, fix_shapes=fixed)
+        return _kept(optimize(src, dst, inputs_file=str(w.inputs), budget_s=budget_s, fix_shapes=fixed))
 
     return run
 

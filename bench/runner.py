@@ -89,7 +89,7 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         path = tmp / f"{contender.name}.onnx"
         start = time.monotonic()
         try:
-            contender.transform(workload.model, path, workload)
+            result |= contender.transform(workload.model, path, workload) or {}
         except Exception as error:  # a tool that fails is a row in the table, not a crash
             result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
             result["trace"] = traceback.format_exc(limit=3)

@@ -51,6 +51,8 @@ def markdown(run: dict) -> str:
                 lines.append(f"| {r['contender']} | {r.get('tool_s', 0):.1f} | failed: {r['error']} | | | | |")
                 continue
             tool = f"{r['tool_s']:.1f}" if "tool_s" in r else "-"
+            if "kept" in r:  # graphopt: which candidate it kept, and the session settings it recommends
+                tool += f" (kept {r['kept'] or 'the input'}" + ("" if r["session_settings"] == "ORT defaults" else f"; {r['session_settings']}") + ")"
             ok = "" if r["equivalent"] else " WRONG"
             lines.append(
                 f"| {r['contender']} | {tool} | {r['nodes']} | {r['kernels']} | {_fused(r['fused'])} | {r['max_abs_error']:.1e}{ok} | "

@@ -83,8 +83,11 @@ def test_largest_intermediate_is_estimated_from_symbolic_shapes():
 
 def test_interrupt_says_nothing_written_and_exits_130(tmp_path):
     out = tmp_path / "out.onnx"
+    # As from a terminal: a test runner started in the background (`cmd &`) passes SIGINT on as
+    # ignored, and Python then never installs its handler.
     process = subprocess.Popen([sys.executable, "-m", "graphopt", "optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     seen = []
     for line in process.stderr:  # the progress lines: interrupt as the first candidate starts
         seen.append(line)
