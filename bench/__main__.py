@@ -81,8 +81,8 @@ def render(out: Path, work: Path) -> None:
     from bench.limits import MachineRates, count_work
     from bench.runner import workload_feeds
     from bench.workloads import Workload
-    from graphopt.formats import onnx_format
-    from graphopt.optimize import prepare
+    from graphopt.formats.onnx import files as onnx_format
+    from graphopt.formats.onnx.adapter import prepare
 
     run = json.loads((out / "results.json").read_text())
     rates = MachineRates(run["rates"]["gemm_gflops"] * 1e9, run["rates"]["gbytes_per_s"] * 1e9)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.planted import plant_slowdown
 from graphopt.check import CheckSettings, check
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 
 EXAMPLE = Path(__file__).parents[1] / "graphopt" / "examples" / "tiny-bert.onnx"
 

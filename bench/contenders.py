@@ -43,7 +43,7 @@ def _onnxscript_optimizer(src: Path, dst: Path, w: Workload) -> None:
 def _save_like(model: ir.Model, dst: Path, src: Path) -> None:
     """A tool's result with its weights beside it, external when the input's were: ``ir.save``
     alone would leave them pointing at the input's data file, in another folder."""
-    from graphopt.formats import onnx_format
+    from graphopt.formats.onnx import files as onnx_format
 
     onnx_format.save(model, dst, external_data=onnx_format.has_external_data(onnx_format.load(src)))
 
@@ -95,7 +95,7 @@ def _graphopt(policy: str, budget_s: float):
 
 def _kept(result) -> dict:
     """What graphopt kept, for the table: the candidate's label (or none) and the session settings."""
-    return {"kept": result.chosen.candidate.label if result.chosen else None, "session_settings": result.session.settings.label()}
+    return {"kept": result.chosen.candidate.label if result.chosen else None, "session_settings": result.session.lever.label() if result.session.lever else "ORT defaults"}
 
 
 def _graphopt_fixed(budget_s: float):
@@ -106,8 +106,8 @@ def _graphopt_fixed(budget_s: float):
     def run(src: Path, dst: Path, w: Workload) -> None:
         import numpy as np
 
-        from graphopt.formats import onnx_format
-        from graphopt.inputs import input_specs
+        from graphopt.formats.onnx import files as onnx_format
+        from graphopt.formats.onnx.inputs import input_specs
         from graphopt.optimize import optimize
 
         with np.load(w.inputs) as data:

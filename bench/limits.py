@@ -46,7 +46,7 @@ def _observed_shapes(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> di
     """Shapes of every operand of the counted ops, from one run with them exposed as outputs."""
     import onnxruntime as ort
 
-    from graphopt.targets.ort_compat import clamp_ir_version
+    from graphopt.targets.onnxruntime.compat import clamp_ir_version
 
     model = onnx.ModelProto()
     model.CopyFrom(proto)

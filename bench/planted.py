@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.measure import interleaved
-from graphopt.optimize import prepare, verification_feeds
-from graphopt.targets import OrtTarget
+from graphopt.formats.onnx.adapter import prepare
+from graphopt.formats.onnx.feeds import verification_feeds
+from graphopt.targets.onnxruntime import OrtTarget
 
 
 def with_extra_work(model: ir.Model, matmuls: int, width: int = 256, seed: int = 0) -> ir.Model:

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from bench.runner import workload_feeds
 from bench.workloads import latency_set
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import OnnxRules
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.measure import interleaved
-from graphopt.optimize import prepare
-from graphopt.rules import all_rules
-from graphopt.search.loop import runner
+from graphopt.formats.onnx.adapter import prepare
+from graphopt.passes.onnx import all_rules
+from graphopt.harness import runner
 from graphopt.search.policies import fired_families
-from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.targets import OrtTarget
-from graphopt.targets.onnxruntime import ab_sessions
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.verify import compare
 
 
@@ -36,7 +36,7 @@ def measure(original, rules, feeds, expected, names, budget_s):
     target = OrtTarget()
     compiled = target.compile(candidate)
     equivalence = compare(names, expected, compiled.run(feeds))
-    a, b = ab_sessions(target, original, candidate)
+    a, b = harness.paired((target, original), (target, candidate))
     timing = interleaved([runner(s, feeds) for s in a], [runner(s, feeds) for s in b], budget_s=budget_s)
     return {
         "rewrites": len(applied),
@@ -65,7 +65,7 @@ def main() -> None:
         feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
         reference = OrtTarget().compile(original)
         expected, names = reference.run(feeds), [o.name for o in reference.session.get_outputs()]
-        families = fired_families(rewrite_to_fixpoint(prepare(onnx_format.copy(original), []), rules), rules)
+        families = fired_families(rewrite_to_fixpoint(prepare(onnx_format.copy(original), []), rules), OnnxRules(rules))
         row = {"workload": workload.name, "kernels": reference.report.kernels, "all": measure(original, rules, feeds, expected, names, args.budget)}
         for family in families:
             row[f"only {family}"] = measure(original, [r for r in rules if r.family == family], feeds, expected, names, args.budget)

@@ -19,15 +19,16 @@ import onnx
 from bench.contenders import Contender
 from bench.limits import MachineRates, count_work
 from bench.workloads import Workload
-from graphopt import inputs as input_gen
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import inputs as input_gen
+from graphopt import harness
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.measure import interleaved
-from graphopt.optimize import load_feeds, prepare
-from graphopt.search import session as ort_session
-from graphopt.search.loop import runner
-from graphopt.targets import OrtTarget
-from graphopt.targets.onnxruntime import ab_sessions, paired_sessions
-from graphopt.targets.ort_profile import op_times, scaled
+from graphopt.formats.onnx.adapter import prepare
+from graphopt.formats.onnx.feeds import load_feeds
+from graphopt.targets.onnxruntime import levers as ort_session
+from graphopt.harness import runner
+from graphopt.targets.onnxruntime import OrtTarget
+from graphopt.targets.onnxruntime.profile import op_times, scaled
 from graphopt.verify import compare
 
 PROFILED = ("ort-all", "graphopt-search")
@@ -120,12 +121,10 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         "equivalent": equivalence.ok,
         "path": str(path),
     }
-    if settings is not None:
-        a_sessions, b_sessions = paired_sessions((OrtTarget(), original), (target, model))
-    elif contender.level == "all":
-        a_sessions, b_sessions = ab_sessions(OrtTarget(), original, model)
+    if settings is not None or contender.level == "all":
+        a_sessions, b_sessions = harness.paired((OrtTarget(), original), (target, model))
     else:  # the original at ENABLE_ALL (A) and at the contender's level (B)
-        a_sessions, b_sessions = paired_sessions((OrtTarget(), original), (target, original))
+        a_sessions, b_sessions = harness.paired((OrtTarget(), original), (target, original))
     timing = interleaved([runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s)
     result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
                "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip

@@ -20,14 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from graphopt import harness, registry
 from graphopt.errors import GraphoptError
-from graphopt.formats import onnx_format
 from graphopt.measure import INTERIM_CONFIDENCE, Comparison, alternate, bootstrap_ci, compare_samples
-from graphopt.optimize import prepare, verification_feeds
-from graphopt.search.loop import runner
-from graphopt.search import session as ort_session
-from graphopt.targets.onnxruntime import FusionReport, OrtTarget, paired_sessions
-from graphopt.verify import TOLERANCES, Equivalence, compare
+from graphopt.protocols import FusionReport
+from graphopt.verify import TOLERANCES, Equivalence
 
 TOLERANCE_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
     "default": TOLERANCES,
@@ -73,7 +70,7 @@ class CheckResult:
     candidate_report: FusionReport
     settings: CheckSettings
     seconds: float
-    session_settings: tuple[str, str] = ("ORT defaults", "ORT defaults")  # what each side ran with
+    session_settings: tuple[str, str] = ("defaults", "defaults")  # the compiler settings each side ran with
 
     @property
     def lost_fusions(self) -> dict[str, int]:
@@ -89,49 +86,52 @@ class CheckResult:
         return self.verdict == "regression"
 
 
-def _with_recommended(target: OrtTarget, model_path) -> OrtTarget:
-    settings = ort_session.read(model_path)
-    return settings.apply(target) if settings else target
+def _with_recommended(target, model_path):
+    lever = target.read_lever(model_path)
+    return target.with_lever(lever) if lever else target
 
 
-def _settings_label(model_path) -> str:
-    settings = ort_session.read(model_path)
-    return f"ORT {settings.label()} (from {ort_session.settings_path(model_path).name})" if settings else "ORT defaults"
+def _settings_label(target, model_path) -> str:
+    lever = target.read_lever(model_path)
+    return f"{lever.label()} (recommended beside {Path(model_path).name})" if lever else "defaults"
 
 
 def check(baseline_path: str | Path, candidate_path: str | Path, settings: CheckSettings, on_progress=None) -> CheckResult:
-    from graphopt.targets import target_from_name
-
     start = time.monotonic()
     progress = on_progress or (lambda message: None)
-    target: OrtTarget = target_from_name(settings.target)
+    target = registry.target_for(settings.target)
     tolerances = settings.tolerances()
-    # Both models exactly as given (only their IR version is lowered for ORT, at compile time).
-    baseline = onnx_format.load(baseline_path)
-    candidate = onnx_format.load(candidate_path)
-    _check_same_interface(baseline, candidate)
-    # Each model runs with the ORT session settings recommended beside it, if any (graphopt
-    # optimize writes <model>.ort-session.json): that is how a user deploys it.
+    fmt, _ = registry.format_for(baseline_path)
+    # Both models exactly as given (the target lowers what it must, at compile time).
+    baseline, candidate = fmt.load(baseline_path), fmt.load(candidate_path)
+    _check_same_interface(fmt, baseline, candidate)
+    # Each model runs with the settings recommended beside it, if any (graphopt optimize writes
+    # them there): that is how a user deploys it.
     target_a, target_b = (_with_recommended(target, p) for p in (baseline_path, candidate_path))
     progress("compiling both models")
     compiled_a, compiled_b = target_a.compile(baseline), target_b.compile(candidate)
+    if compiled_a.output_names != compiled_b.output_names:
+        raise GraphoptError("the models have different outputs; check compares models with the same interface")
+    prepared = fmt.copy(baseline)
+    fmt.prepare(prepared)
     # A side whose inputs have fixed sizes (optimize --fix-dim) runs only at those: bind them.
-    feeds = verification_feeds(prepare(onnx_format.copy(baseline), []), _fixed_shapes(baseline, candidate), settings.inputs)
-    names = [o.name for o in compiled_a.session.get_outputs()]
+    feeds = fmt.feeds(prepared, _fixed_shapes(fmt, baseline, candidate), settings.inputs)
     progress("comparing outputs")
-    equivalence = None
-    for f in feeds:
-        this = compare(names, compiled_a.run(f), compiled_b.run(f), tolerances)
-        equivalence = this if equivalence is None else equivalence.merged(this)
+    expected = [compiled_a.run(f) for f in feeds]
+    equivalence = harness.equivalence(compiled_a.output_names, expected, compiled_b, feeds, tolerances)
     reasons = []
     if not equivalence.ok:
         bad = equivalence.first_failure()
         reasons.append(f"not equivalent: output {bad.name!r}: {bad.reason}")
     progress("timing (interleaved)")
-    a_sessions, b_sessions = paired_sessions((target_a, baseline), (target_b, candidate))
-    timing, verdict = sequential_test(
-        [runner(s, feeds[0]) for s in a_sessions], [runner(s, feeds[0]) for s in b_sessions], settings, deadline=start + settings.time_budget_s
-    )
+    a_runs, b_runs = harness.paired((target_a, baseline), (target_b, candidate))
+    timing, verdict = sequential_test([harness.runner(c, feeds[0]) for c in a_runs], [harness.runner(c, feeds[0]) for c in b_runs],
+                                      settings, deadline=start + settings.time_budget_s)  # fmt: skip
+    return _result(baseline_path, candidate_path, verdict, reasons, equivalence, timing, (compiled_a, compiled_b), settings, start,
+                   tuple(_settings_label(target, p) for p in (baseline_path, candidate_path)))  # fmt: skip
+
+
+def _result(baseline_path, candidate_path, verdict, reasons, equivalence, timing, compiled, settings, start, labels) -> CheckResult:
     allowed = 1 + settings.max_slowdown
     if verdict == "regression":
         reasons.append(
@@ -144,27 +144,24 @@ def check(baseline_path: str | Path, candidate_path: str | Path, settings: Check
             f"inconclusive: ratio {timing.ratio:.3f} (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}) straddles the allowed {allowed:.3f}x after {timing.rounds} rounds"
         )
     return CheckResult(str(baseline_path), str(candidate_path), verdict, reasons, equivalence, timing,
-                       compiled_a.report, compiled_b.report, settings, time.monotonic() - start,
-                       tuple(_settings_label(p) for p in (baseline_path, candidate_path)))  # fmt: skip
+                       compiled[0].report, compiled[1].report, settings, time.monotonic() - start, labels)  # fmt: skip
 
 
-def _fixed_shapes(*models) -> dict[str, tuple[int, ...]]:
-    """Input shapes that are fully static in one of ``models``."""
+def _fixed_shapes(fmt, *graphs) -> dict[str, tuple[int, ...]]:
+    """Input shapes that are fully static in one of ``graphs``."""
     fixed = {}
-    for model in models:
-        for value in model.graph.inputs:
-            if value.shape is not None and all(isinstance(d, int) for d in value.shape):
-                fixed.setdefault(value.name, tuple(value.shape))
+    for graph in graphs:
+        for spec in fmt.input_specs(graph):
+            if all(isinstance(d, int) for d in spec.dims):
+                fixed.setdefault(spec.name, tuple(spec.dims))
     return fixed
 
 
-def _check_same_interface(baseline, candidate) -> None:
-    a = [(v.name, v.dtype) for v in baseline.graph.inputs if v.name not in baseline.graph.initializers]
-    b = [(v.name, v.dtype) for v in candidate.graph.inputs if v.name not in candidate.graph.initializers]
+def _check_same_interface(fmt, baseline, candidate) -> None:
+    a = [(s.name, s.dtype) for s in fmt.input_specs(baseline)]
+    b = [(s.name, s.dtype) for s in fmt.input_specs(candidate)]
     if a != b:
         raise GraphoptError(f"the models take different inputs: baseline {a}, candidate {b}")
-    if [v.name for v in baseline.graph.outputs] != [v.name for v in candidate.graph.outputs]:
-        raise GraphoptError("the models have different outputs; check compares models with the same interface")
 
 
 def sequential_test(runs_a: list, runs_b: list, settings: CheckSettings, deadline: float, warmup: int = 5) -> tuple[Comparison, str]:

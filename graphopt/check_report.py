@@ -58,7 +58,7 @@ def text(results: list[CheckResult]) -> str:
         for o in r.equivalence.outputs:
             lines.append(f"  output {o.name} ({o.dtype}): max |error| {o.max_abs_error:.2e}" + ("" if o.ok else f"  NOT EQUIVALENT: {o.reason}"))
         lines.append(f"  ORT kernels: baseline {r.baseline_report.kernels}, candidate {r.candidate_report.kernels}")
-        if r.session_settings != ("ORT defaults", "ORT defaults"):
+        if r.session_settings != ("defaults", "defaults"):
             lines.append(f"  session settings: baseline {r.session_settings[0]}, candidate {r.session_settings[1]}")
         if r.lost_fusions:
             lines.append(f"  fusions lost: {_fusions(r.lost_fusions)}")

@@ -77,32 +77,33 @@ def optimize(
     plot: Annotated[Optional[Path], typer.Option(help="Draw time by operator type, input vs output, to this .png (ORT's profiler; needs matplotlib).")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Replace MODEL (and its weights file) with the result.")] = False,
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create the output folders if they do not exist.")] = False,
+    log: Annotated[Optional[Path], typer.Option(help="Save every evaluation (sites, fusion report, equivalence, timing) as JSON lines here.")] = None,
 ) -> None:
     """Rewrite MODEL, keep the result only if it is equivalent and faster, and report."""
     started = time.time()
     out = None
     try:
         source, out = _optimize_paths(model, example, output, in_place)
-        _check_side_files(report, plot, mkdir)
+        _check_side_files(report, plot, mkdir, log)
         result = _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir)
-        _write_side_files(result, target, report, plot)
-        written = [str(p) for p in (out, plot, report) if p] + ([result.session_path] if result.session_path else [])
+        _write_side_files(result, target, report, plot, log)
+        written = [str(p) for p in (out, plot, report, log) if p] + ([result.session_path] if result.session_path else [])
         console.print("wrote " + ", ".join(written), highlight=False)
     except GraphoptError as error:
         _fail(error)
     except KeyboardInterrupt:
-        console.print(f"[bold red]interrupted:[/] {_written_since(started, out, plot, report)}", highlight=False)
+        console.print(f"[bold red]interrupted:[/] {_written_since(started, out, plot, report, log)}", highlight=False)
         raise typer.Exit(130) from None
 
 
 def _written_since(started: float, *paths) -> str:
-    """What an interrupted run left, read from the files themselves (each write is atomic)."""
-    from graphopt.search.session import settings_path
-
-    candidates = [p for p in paths if p is not None]
-    if paths[0] is not None:
-        candidates.append(settings_path(paths[0]))
-    written = [str(p) for p in candidates if Path(p).is_file() and Path(p).stat().st_mtime >= started]
+    """What an interrupted run left, read from the files themselves (each write is atomic): the
+    model and what is written beside it under its name (weights, settings), the plot, the report."""
+    candidates = [Path(p) for p in paths if p is not None]
+    if paths[0] is not None and Path(paths[0]).parent.is_dir():
+        stem = Path(paths[0]).name.removesuffix(".onnx")
+        candidates += [p for p in Path(paths[0]).parent.iterdir() if p.name.startswith(stem) and p not in candidates]
+    written = [str(p) for p in candidates if p.is_file() and not p.name.startswith(".") and p.stat().st_mtime >= started]
     return f"wrote {', '.join(written)}; nothing else" if written else "nothing written"
 
 
@@ -117,12 +118,12 @@ def _optimize_paths(model, example, output, in_place) -> tuple[Path, Path]:
     return source, output
 
 
-def _check_side_files(report: Path | None, plot: Path | None, mkdir: bool) -> None:
+def _check_side_files(report: Path | None, plot: Path | None, mkdir: bool, log: Path | None = None) -> None:
     if report is not None and report.suffix.lower() not in (".json", ".md", ".html"):
         raise GraphoptError(f"--report {report}: give a .json, .md or .html file name")
     if plot is not None and plot.suffix.lower() != ".png":
         raise GraphoptError(f"--plot {plot}: give a .png file name")
-    for path in (report, plot):
+    for path in (report, plot, log):
         if path is not None and not path.parent.is_dir() and not mkdir:
             raise GraphoptError(f"folder {path.parent} does not exist (pass --mkdir to create it)")
 
@@ -131,9 +132,8 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
     from graphopt import report as report_mod
     from graphopt.cli_progress import progress_display
     from graphopt.optimize import optimize as run_optimize
-    from graphopt.rules import rules_by_name
+    from graphopt import registry
     from graphopt.search.policies import POLICIES
-    from graphopt.targets import target_from_name
 
     if policy not in POLICIES:
         raise GraphoptError(f"unknown policy {policy!r}; use {' or '.join(POLICIES)}")
@@ -141,8 +141,8 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
         raise GraphoptError(f"--budget must be a positive number of seconds (got {budget:g})")
     with progress_display(console, "graphopt") as on_progress:
         result = run_optimize(
-            source, out, target=target_from_name(target), policy=policy,
-            rules=rules_by_name(rules.split(",") if rules else None), shapes=_parse_shapes(shape),
+            source, out, target=registry.target_for(target), policy=policy,
+            rules=registry.rule_families(source).rules_by_name(rules.split(",") if rules else None), shapes=_parse_shapes(shape),
             inputs_file=str(inputs) if inputs else None, budget_s=budget, on_progress=on_progress,
             fix_dims=_parse_dims(fix_dim), fix_shapes=_parse_shapes(fix_shape, "--fix-shape"),
             in_place=in_place, make_dirs=mkdir,
@@ -151,20 +151,23 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
     return result
 
 
-def _write_side_files(result, target: str, report: Path | None, plot: Path | None) -> None:
-    from graphopt import report as report_mod
-    from graphopt.targets import target_from_name
+def _write_side_files(result, target: str, report: Path | None, plot: Path | None, log: Path | None) -> None:
+    from graphopt import registry
 
-    for path in (report, plot):
+    for path in (report, plot, log):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+    if log is not None:
+        result.decision.log.save(log)
     if plot is not None:
         from graphopt import report_plot
 
         console.print("profiling input and output for the plot", highlight=False)
-        report_plot.plot(result, plot, target_from_name(target))
+        report_plot.plot(result, plot, registry.target_for(target))
     if report is not None:
-        report_mod.write(result, report, str(plot) if plot else None)
+        from graphopt import report_documents
+
+        report_documents.write(result, report, str(plot) if plot else None)
 
 
 @app.command()
@@ -253,7 +256,7 @@ def _write_check_report(results, fmt: str, output) -> None:
     import os
 
     from graphopt import check_report
-    from graphopt.formats.atomic import atomic_path
+    from graphopt.atomic import atomic_path
 
     report = check_report.render(results, fmt)
     if output:
@@ -284,49 +287,49 @@ def _pairs(baseline: Path, candidate: Path) -> list[tuple[Path, Path]]:
 
 @app.command()
 def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspect.")]) -> None:
-    """Show what ORT fuses in MODEL now, which sites graphopt's rules find, and near misses."""
-    from graphopt.formats import onnx_format
-    from graphopt.optimize import prepare
-    from graphopt.rules import all_rules
-    from graphopt.search.sites import find_sites, near_misses
-    from graphopt.targets import OrtTarget
+    """Show what the compiler fuses in MODEL now, which sites graphopt's rules find, and near misses."""
+    from graphopt import registry
 
     out = Console()
     try:
-        notes: list[str] = []
-        graph = prepare(onnx_format.load(model), notes)
-        report = OrtTarget().compile(graph, report=True).report
+        fmt, rules = registry.format_for(model)
+        target = registry.target_for("ort-cpu")
+        graph = fmt.load(model)
+        fmt.prepare(graph)
+        target.admit(graph)
+        report = target.compile(graph, report=True).report
     except GraphoptError as error:
         _fail(error)
-    out.print(f"[bold]{model}[/]: {sum(1 for _ in graph.graph.all_nodes())} nodes, {report.kernels} ORT kernels (ENABLE_ALL)")
+    rule_set = fmt.rules(rules, graph)
+    out.print(f"[bold]{model}[/]: {sum(1 for _ in fmt.op_types(graph))} nodes, {report.kernels} kernels ({target.name})")
     listing = lambda counts: ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"  # noqa: E731
-    out.print("fused kernels in the graph ORT runs: " + listing(report.fused))
-    out.print("of which ORT's own fusions created: " + listing(report.fired))
-    rules = all_rules()
-    sites = find_sites(graph, rules)
+    out.print("fused kernels in the graph the compiler runs: " + listing(report.fused))
+    out.print("of which its own fusions created: " + listing(report.fired))
+    sites = rule_set.sites(graph)
     out.print(f"sites graphopt finds: {len(sites)}")
     for site in sites:
         out.print(f"  {site.rule:<22} at {site.anchor} ({len(site.nodes)} nodes)")
-    misses = near_misses(graph, rules, sites)
+    misses = rule_set.near_misses(graph, sites)
     if misses:
         out.print("near misses (closest failed match per rule):")
         for miss in misses:
-            out.print(f"  {miss.rule:<22} at {miss.anchor}: {miss.reason} ({miss.matched_nodes} nodes matched)")
+            out.print(f"  {miss.rule:<22} at {miss.anchor}: {escape(miss.reason)} ({miss.matched_nodes} nodes matched)")
 
 
 @app.command("rules")
 def list_rules() -> None:
     """List the rewrite rules by family: each family's legality notes, then one line per rule."""
-    from graphopt.passes.onnx import FAMILIES
-    from graphopt.rules import all_rules
+    from graphopt import registry
+
+    families = registry.rule_families()
 
     out = Console()
     family = None
-    for r in all_rules():
+    for r in families.all_rules():
         if r.family != family:
             family = r.family
             out.print(f"\n[bold]{family}[/]")
-            out.print((FAMILIES[family].__doc__ or "").strip(), highlight=False, markup=False, soft_wrap=True)
+            out.print((families.FAMILIES[family].__doc__ or "").strip(), highlight=False, markup=False, soft_wrap=True)
         out.print(f"  [cyan]{r.name}[/]  {escape(r.summary)}", highlight=False, soft_wrap=True)
 
 

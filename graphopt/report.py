@@ -8,14 +8,11 @@ column (its own ratio, kernels and fusions) and the line names the settings file
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from graphopt.formats.atomic import atomic_path
 from graphopt.optimize import OptimizeResult
 
 
@@ -47,14 +44,14 @@ def to_dict(result: OptimizeResult) -> dict:
         "after": _fusions(after),
         "fusions_gained": after.gained_over(base),
         # the output at ORT's defaults against the input at ORT's defaults: the headline
-        "latency": None if not chosen else _timing(chosen.timing) | {
-            "selection_ratio": chosen.selection_timing.ratio if chosen.selection_timing else None,
-            "confirmed": chosen.selection_timing is not None,
+        "latency": None if not chosen else _timing(chosen.final_timing) | {
+            "selection_ratio": chosen.timing.ratio,
+            "confirmed": chosen.confirmation is not None,
         },
         "selection": None if not selected else {
             "label": selected.candidate.label,
-            "selection": _timing(selected.selection_timing or selected.timing),
-            "confirmation": _timing(selected.timing) if selected.selection_timing else None,
+            "selection": _timing(selected.timing),
+            "confirmation": _timing(selected.confirmation),
         },
         "unconfirmed": result.unconfirmed,
         "session_changed_choice": result.session_changed_choice,
@@ -66,7 +63,7 @@ def to_dict(result: OptimizeResult) -> dict:
 def _session(result: OptimizeResult) -> dict:
     choice = result.session
     return {
-        "recommended": None if choice.settings.is_default else choice.settings.to_json(choice.timing),
+        "recommended": None if choice.lever is None else choice.lever.to_json(choice.timing),
         "written_to": result.session_path,
         "with_settings": None if choice.report is None else _fusions(choice.report) | {"latency": _timing(choice.timing)},
         "tried": [{"setting": s.label(), "ratio_vs_defaults": t.ratio, "ci95": [t.ci_low, t.ci_high]} for s, t in choice.tried],
@@ -90,27 +87,14 @@ def _evaluation(e, kept: bool) -> dict:
     }
 
 
-def write(result: OptimizeResult, path: str | os.PathLike, plot_path: str | None = None) -> None:
-    """The report in the format its name asks for: .json, .md (Markdown) or .html."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(to_dict(result), indent=2, default=float)
-    else:
-        from graphopt import report_markdown
-
-        text = report_markdown.markdown(result, plot_path) if suffix == ".md" else report_markdown.html(result, plot_path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _summary_table(result: OptimizeResult) -> Table:
     table = Table(title=f"graphopt optimize {Path(result.model_path).name}", show_lines=False)
     columns = [("input", result.baseline.compiled.report, None)]
     chosen = result.chosen
-    columns.append(("output", chosen.report if chosen else result.baseline.compiled.report, chosen.timing if chosen else None))
+    columns.append(("output", chosen.report if chosen else result.baseline.compiled.report, chosen.final_timing if chosen else None))
     if result.session.report is not None:
-        columns.append((f"output, ORT {result.session.settings.label()}", result.session.report, result.session.timing))
-    table.add_column("at ORT's defaults unless named")
+        columns.append((f"output, {result.session.lever.label()}", result.session.report, result.session.timing))
+    table.add_column("at the compiler's defaults unless named")
     for name, _, _ in columns:
         table.add_column(name, justify="right")
     table.add_row("ORT kernels", *(str(r.kernels) for _, r, _ in columns))
@@ -146,14 +130,14 @@ def render(result: OptimizeResult, console: Console) -> None:
     for line in candidate_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     selected = result.selected
-    if selected is not None and selected.selection_timing is not None:
-        s, c = selected.selection_timing, selected.timing
+    if selected is not None and selected.confirmation is not None:
+        s, c = selected.timing, selected.confirmation
         console.print(f"'{selected.candidate.label}' was chosen at ratio {s.ratio:.3f} and timed again: {c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]", highlight=False)
     if result.session_changed_choice and selected is not None:
         console.print(f"the session-settings step kept '{result.chosen.candidate.label if result.chosen else 'the input graph'}' "
                       f"instead of the search's choice '{selected.candidate.label}': with its settings it measured faster", highlight=False)  # fmt: skip
     for setting, t in result.session.tried:
-        console.print(f"ORT {setting.label()}: {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] vs ORT's defaults on the same graph", highlight=False)
+        console.print(f"{setting.label()}: {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] vs the defaults on the same graph", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(headline(result), highlight=False)
@@ -166,5 +150,5 @@ def headline(result: OptimizeResult) -> str:
     if t is None:
         return first
     where = f" (written to {result.session_path})" if result.session_path else ""
-    return (f"{first}\n[bold]with ORT {result.session.settings.label()}[/]{where}: {t.speedup:.3f}x faster than the input "
-            f"at ORT's defaults (ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])")  # fmt: skip
+    return (f"{first}\n[bold]with {result.session.lever.label()}[/]{where}: {t.speedup:.3f}x faster than the input "
+            f"at the defaults (ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])")  # fmt: skip

@@ -1,7 +1,7 @@
 """`optimize --plot`: where the time goes, by operator type, in the input and the output.
 
-The split by op type comes from ORT's profiler, with the input's and the output's runs
-interleaved (see targets/ort_profile.py); each bar is rescaled to the median latency the
+The split by op type comes from the target's profiler (ORT's), with the input's and the output's
+runs interleaved (see targets/onnxruntime/profile.py); each bar is rescaled to the median latency the
 interleaved A/B timing measured, so bar lengths agree with the reported ratio. Beside it, the
 fused kernels in the graph ORT runs for each. Needs matplotlib (the ``plot`` extra).
 """
@@ -12,26 +12,24 @@ from pathlib import Path
 
 from graphopt.errors import GraphoptError
 from graphopt.optimize import OptimizeResult
-from graphopt.targets.onnxruntime import OrtTarget
-from graphopt.targets.ort_profile import op_times, scaled
 
 
-def sides(result: OptimizeResult, target: OrtTarget) -> list[tuple[str, OrtTarget, object, float | None, dict]]:
+def sides(result: OptimizeResult, target) -> list[tuple[str, object, object, float | None, dict]]:
     """(label, target, model, measured latency in ms, fused kernels) for each bar to draw."""
     base = result.baseline
     chosen = result.chosen
-    latency = (chosen.timing.baseline_s * 1e3) if chosen else None
-    rows = [("input", target, base.model, latency, base.compiled.report.fused)]
-    model = chosen.candidate.model if chosen else base.model
+    latency = (chosen.final_timing.baseline_s * 1e3) if chosen else None
+    rows = [("input", target, base.graph, latency, base.compiled.report.fused)]
+    graph = chosen.candidate.graph if chosen else base.graph
     if chosen:
-        rows.append(("output", target, model, chosen.timing.candidate_s * 1e3, chosen.report.fused))
+        rows.append(("output", target, graph, chosen.final_timing.candidate_s * 1e3, chosen.report.fused))
     if result.session.report is not None:
         t = result.session.timing
-        rows.append((f"output, ORT {result.session.settings.label()}", result.session.settings.apply(target), model, t.candidate_s * 1e3, result.session.report.fused))
+        rows.append((f"output, {result.session.lever.label()}", target.with_lever(result.session.lever), graph, t.candidate_s * 1e3, result.session.report.fused))
     return rows
 
 
-def plot(result: OptimizeResult, path: str | Path, target: OrtTarget | None = None, top: int = 8) -> None:
+def plot(result: OptimizeResult, path: str | Path, target, top: int = 8) -> None:
     try:
         import matplotlib
 
@@ -39,9 +37,11 @@ def plot(result: OptimizeResult, path: str | Path, target: OrtTarget | None = No
         import matplotlib.pyplot as plt
     except ImportError:
         raise GraphoptError("--plot needs matplotlib: pip install 'graphopt[plot]'") from None
-    rows = sides(result, target or OrtTarget())
-    breakdowns = op_times([(t, m) for _, t, m, _, _ in rows], result.baseline.feeds[0])
-    breakdowns = [scaled(b, ms) if ms else b for b, (_, _, _, ms, _) in zip(breakdowns, rows)]
+    if not hasattr(target, "op_times"):
+        raise GraphoptError(f"--plot needs a target with a profiler; {target.name} has none")
+    rows = sides(result, target)
+    breakdowns = target.op_times([(t, g) for _, t, g, _, _ in rows], result.baseline.feeds[0])
+    breakdowns = [_scaled(b, ms) if ms else b for b, (_, _, _, ms, _) in zip(breakdowns, rows)]
     fig, (bars, text) = plt.subplots(1, 2, figsize=(11, 1.1 * len(rows) + 2.2), gridspec_kw={"width_ratios": [3, 1.3]})
     _stacked_bars(bars, [r[0] for r in rows], breakdowns, top, plt.get_cmap("tab10"))
     measured = all(r[3] for r in rows)
@@ -73,6 +73,12 @@ def _stacked_bars(ax, labels, breakdowns, top, colors) -> None:
     ax.invert_yaxis()
     ax.margins(x=0.15)
     ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
+
+
+def _scaled(breakdown: dict[str, float], latency_ms: float) -> dict[str, float]:
+    """``breakdown`` in its own proportions, rescaled to add up to ``latency_ms``."""
+    total = sum(breakdown.values())
+    return {op: ms * latency_ms / total for op, ms in breakdown.items()} if total > 0 else {}
 
 
 def _wrap(line: str, width: int) -> str:

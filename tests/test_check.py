@@ -12,7 +12,7 @@ import onnx_ir as ir
 import pytest
 
 from bench.planted import with_extra_work
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 
 EXAMPLE = Path(__file__).parents[1] / "graphopt" / "examples" / "tiny-bert.onnx"
 
@@ -115,7 +115,7 @@ def test_bad_model_exits_2(models, tmp_path):
 def test_a_candidate_with_fixed_shapes_is_checked_at_those_shapes(models, tmp_path):
     # optimize --fix-dim writes a model that runs only at the fixed sizes: check must feed both
     # sides at those, not at its own default and alternate sizes.
-    from graphopt.specialize import fix_shapes
+    from graphopt.formats.onnx.specialize import fix_shapes
 
     fixed = onnx_format.load(models / "base.onnx")
     fix_shapes(fixed, {"batch": 1, "sequence": 12}, {})

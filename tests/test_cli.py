@@ -9,7 +9,7 @@ import sys
 import onnx
 import pytest
 
-from graphopt.rules import all_rules
+from graphopt.passes.onnx import all_rules
 
 
 def graphopt(*args: str, cwd=None) -> subprocess.CompletedProcess:

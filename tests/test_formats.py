@@ -5,9 +5,9 @@ import pytest
 from onnx import helper, numpy_helper
 
 from graphopt.errors import BadModelError
-from graphopt.formats import onnx_format
-from graphopt.targets import OrtTarget
-from graphopt.targets.ort_compat import clamp_ir_version, max_ir_version
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.targets.onnxruntime import OrtTarget
+from graphopt.targets.onnxruntime.compat import clamp_ir_version, max_ir_version
 
 
 def _if_model() -> onnx.ModelProto:

@@ -2,7 +2,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from graphopt import inputs
+from graphopt.formats.onnx import inputs
 from graphopt.errors import InputGenerationError
 from tests.passes.onnx.harness import parse
 

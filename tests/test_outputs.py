@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 import pytest
 
-from graphopt.formats import onnx_format
-from graphopt.formats.shape_inference import infer_shapes
-from graphopt.targets import OrtTarget
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.formats.onnx.shape_inference import infer_shapes
+from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.verify import compare
 from tests.test_bad_input import EXAMPLE
 from tests.test_optimize import _mlp_with_erf_gelu
@@ -36,7 +36,7 @@ def with_external_weights(model, folder: Path, name: str = "m.onnx") -> Path:
 
 
 def tiny_bert_feeds(model) -> dict[str, np.ndarray]:
-    from graphopt import inputs
+    from graphopt.formats.onnx import inputs
 
     return inputs.generate(model, inputs.bind_dims(inputs.input_specs(model)))
 

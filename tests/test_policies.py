@@ -4,11 +4,12 @@ never proposes the same graph twice."""
 
 from __future__ import annotations
 
+from graphopt.evaluation_log import Evaluation, EvaluationLog
+from graphopt.formats.onnx import OnnxRules
+from graphopt.formats.onnx.matching import ensure_unique_names, find_sites
 from graphopt.measure import Comparison
 from graphopt.passes.onnx import gelu
-from graphopt.search.loop import Evaluation
 from graphopt.search.policies import FamilySearch
-from graphopt.search.sites import ensure_unique_names, find_sites
 from tests.passes.onnx.harness import parse
 
 # Three dynamo-style erf GELUs: two on [2, 8] values, one on a [2, 16] value.
@@ -45,8 +46,8 @@ def _accepted(candidate, ratio: float) -> Evaluation:
 
 
 def test_search_refines_the_best_measured_candidate_one_site_class_at_a_time():
-    judged: list[Evaluation] = []
-    proposals = FamilySearch().propose(_model(), gelu.RULES, judged)
+    judged = EvaluationLog()
+    proposals = FamilySearch().propose(_model(), OnnxRules(gelu.RULES), judged)
     greedy = next(proposals)
     assert greedy.label == "all rules" and len(greedy.applied) == 3
     judged.append(_accepted(greedy, 0.8))
@@ -64,8 +65,8 @@ def test_search_refines_the_best_measured_candidate_one_site_class_at_a_time():
 
 
 def test_search_stops_when_nothing_was_accepted():
-    judged: list[Evaluation] = []
-    proposals = FamilySearch().propose(_model(), gelu.RULES, judged)
+    judged = EvaluationLog()
+    proposals = FamilySearch().propose(_model(), OnnxRules(gelu.RULES), judged)
     next(proposals)
     judged.append(Evaluation(None, rejected="not faster"))
     assert next(proposals, None) is None

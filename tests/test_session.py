@@ -8,8 +8,8 @@ import json
 import pytest
 
 from graphopt.optimize import optimize
-from graphopt.search import session
-from graphopt.targets.onnxruntime import FusionReport
+from graphopt.targets.onnxruntime import levers as session
+from graphopt.protocols import FusionReport
 from tests.test_bad_input import EXAMPLE
 
 
@@ -20,11 +20,11 @@ def _report(fired: dict[str, int]) -> FusionReport:
 def test_levers_are_the_fusions_that_fired_and_level_basic():
     report = _report({"Gemm": 3, "com.microsoft::SkipLayerNormalization": 2, "com.microsoft::NotAFusion": 1})
     tried = [lever.label() for lever in session.levers(report)]
-    assert tried == ["without MatMulAddFusion", "without SkipLayerNormFusion", "level basic"]
+    assert tried == ["ORT without MatMulAddFusion", "ORT without SkipLayerNormFusion", "ORT level basic"]
 
 
 def test_nothing_fired_leaves_only_level_basic():
-    assert [lever.label() for lever in session.levers(_report({}))] == ["level basic"]
+    assert [lever.label() for lever in session.levers(_report({}))] == ["ORT level basic"]
 
 
 def test_settings_round_trip_beside_the_model(tmp_path):
@@ -40,7 +40,7 @@ def test_settings_round_trip_beside_the_model(tmp_path):
 
 
 def test_applied_settings_reach_the_target():
-    from graphopt.targets import OrtTarget
+    from graphopt.targets.onnxruntime import OrtTarget
 
     target = session.SessionSettings(level="basic", disabled_optimizers=("GeluFusion",)).apply(OrtTarget())
     assert target.level == "basic" and target.disabled_optimizers == ("GeluFusion",)
@@ -54,8 +54,8 @@ def test_optimize_writes_a_recommendation_only_with_its_measurement(tmp_path):
     result = optimize(EXAMPLE, out, budget_s=20)
     if result.session_path is None:
         assert not stale.exists(), "an earlier run's recommendation was left beside a new output"
-        assert result.session.settings.is_default
+        assert result.session.lever is None
     else:
         data = json.loads(stale.read_text())
         assert data["measured"]["ci95"][1] < 1 - 0.015
-        assert session.read(out) == result.session.settings
+        assert session.read(out) == result.session.lever

@@ -3,7 +3,7 @@ symbols of the dimensions it copies, so rules comparing "the same sequence lengt
 
 from __future__ import annotations
 
-from graphopt.formats.shape_inference import infer_shapes
+from graphopt.formats.onnx.shape_inference import infer_shapes
 from tests.passes.onnx.harness import parse
 
 LEGACY_RESHAPE = """<ir_version: 8, opset_import: ["" : 18]>

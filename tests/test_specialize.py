@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from graphopt.errors import GraphoptError
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.optimize import optimize
-from graphopt.specialize import fix_shapes
+from graphopt.formats.onnx.specialize import fix_shapes
 from tests.passes.onnx.harness import assert_same_outputs, parse, run
 
 # A head split as dynamic exports write it: the Reshape target is computed from x's shape.

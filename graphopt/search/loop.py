@@ -1,8 +1,10 @@
 """Judge candidates with the target: compile, read the fusion report, verify, measure.
 
-The order is cheapest-first so that a candidate is dropped as early as possible: a graph ORT
-refuses, or one that fires no fusion the original lacks and has no fewer kernels, is not worth
-timing; a graph that is not equivalent is never timed at all. The measured latency decides.
+The order is cheapest-first so that a candidate is dropped as early as possible: a graph the
+compiler refuses, or one that fires no fusion the original lacks and has no fewer kernels, is not
+worth timing; a graph that is not equivalent is never timed at all. The measured latency decides.
+Everything here works through the protocols (Target, Compiled) and the harness; the Budget
+gives every timing its slice.
 """
 
 from __future__ import annotations
@@ -11,70 +13,52 @@ import dataclasses
 import time
 
 import numpy as np
-import onnx_ir as ir
 
+from graphopt import harness
+from graphopt.budget import Budget
 from graphopt.errors import GraphoptError
-from graphopt.measure import Comparison, interleaved
-from graphopt.search.policies import Candidate
-from graphopt.search.session import SessionSettings, levers, time_pair
-from graphopt.targets.onnxruntime import CompiledGraph, FusionReport, OrtTarget, ab_sessions
-from graphopt.verify import Equivalence, compare
-
-# Two sessions of the very same model differ by up to about 2% on this kind of machine (memory
-# placement, thread scheduling: the ort-all row of bench/ measures it every run), however many
-# rounds are timed. Timing alternates two sessions per side, which halves that, and a candidate
-# must still beat the original by more than what is left to be kept.
-MIN_GAIN = 0.015
+from graphopt.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
+from graphopt.measure import Comparison
+from graphopt.protocols import Candidate, Compiled, Feeds, Graph, Lever, Target
 
 
 @dataclasses.dataclass
 class Baseline:
     """The original graph compiled once, with its outputs on every verification input."""
 
-    model: ir.Model
-    compiled: CompiledGraph
-    feeds: list[dict[str, np.ndarray]]
+    graph: Graph
+    compiled: Compiled
+    feeds: list[Feeds]
     outputs: list[list[np.ndarray]]
-    output_names: list[str]
-    compile_s: float = 0.0  # one ORT session of the original: what a timing pair's sessions cost
+    compile_s: float = 0.0  # one compilation of the original: what a timing pair's sessions cost
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.compiled.output_names
 
     @property
     def pair_setup_s(self) -> float:
-        """Seconds to create the four fresh sessions one A/B timing needs."""
+        """Seconds to create the four fresh compilations one A/B timing needs."""
         return 4 * self.compile_s
 
 
-@dataclasses.dataclass
-class Evaluation:
-    candidate: Candidate
-    report: FusionReport | None = None
-    equivalence: Equivalence | None = None
-    timing: Comparison | None = None
-    rejected: str = ""  # why this candidate cannot be used, if it cannot
-    selection_timing: Comparison | None = None  # when ``timing`` is a confirmation: the timing it was chosen on
-
-    @property
-    def accepted(self) -> bool:
-        return not self.rejected and self.timing is not None and self.timing.candidate_faster(MIN_GAIN)
-
-
-def make_baseline(model: ir.Model, target: OrtTarget, feeds: list[dict[str, np.ndarray]]) -> Baseline:
+def make_baseline(graph: Graph, target: Target, feeds: list[Feeds]) -> Baseline:
     start = time.monotonic()
-    compiled = target.compile(model)
+    compiled = target.compile(graph)
     compile_s = time.monotonic() - start
     try:
         outputs = [compiled.run(f) for f in feeds]
-    except Exception as error:  # ORT's runtime errors on bad inputs
-        raise GraphoptError(f"onnxruntime cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
-    return Baseline(model, compiled, feeds, outputs, [o.name for o in compiled.session.get_outputs()], compile_s)
+    except Exception as error:  # the runtime's errors on bad inputs
+        raise GraphoptError(f"{target.name} cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
+    return Baseline(graph, compiled, feeds, outputs, compile_s)
 
 
-def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measure_budget_s: float) -> Evaluation:
+def evaluate(candidate: Candidate, baseline: Baseline, target: Target, measure_s: float) -> Evaluation:
     result = Evaluation(candidate)
     try:
-        compiled = target.compile(candidate.model)
+        compiled = target.compile(candidate.graph)
     except GraphoptError as error:
-        result.rejected = f"onnxruntime refuses it: {error}"
+        result.rejected = f"{target.name} refuses it: {error}"
         return result
     result.report = compiled.report
     base_report = baseline.compiled.report
@@ -82,63 +66,43 @@ def evaluate(candidate: Candidate, baseline: Baseline, target: OrtTarget, measur
         result.rejected = "no fusion gained and no kernel saved"
         return result
     try:
-        equivalence = None
-        for feeds, expected in zip(baseline.feeds, baseline.outputs):
-            this = compare(baseline.output_names, expected, compiled.run(feeds))
-            equivalence = this if equivalence is None else equivalence.merged(this)
+        result.equivalence = harness.equivalence(baseline.output_names, baseline.outputs, compiled, baseline.feeds)
     except Exception as error:  # a candidate that fails at run time is a rejected candidate
         result.rejected = f"fails at run time: {str(error).splitlines()[0][:200]}"
         return result
-    result.equivalence = equivalence
-    if not equivalence.ok:
-        bad = equivalence.first_failure()
+    if not result.equivalence.ok:
+        bad = result.equivalence.first_failure()
         result.rejected = f"not equivalent: output {bad.name}: {bad.reason}"
         return result
-    feeds = baseline.feeds[0]
-    a_sessions, b_sessions = ab_sessions(target, baseline.model, candidate.model)
-    result.timing = interleaved(
-        [runner(s, feeds) for s in a_sessions], [runner(s, feeds) for s in b_sessions],
-        budget_s=measure_budget_s, decide_at=1 - MIN_GAIN,
-    )  # fmt: skip
+    result.timing = harness.time_pair((target, baseline.graph), (target, candidate.graph), baseline.feeds[0], measure_s, 1 - MIN_GAIN)
     if not result.timing.candidate_faster(MIN_GAIN):
-        result.rejected = (
-            f"not {MIN_GAIN:.1%} faster with confidence (ratio {result.timing.ratio:.3f}, "
-            f"95% CI [{result.timing.ci_low:.3f}, {result.timing.ci_high:.3f}])"
-        )
+        result.rejected = f"not {MIN_GAIN:.1%} faster with confidence ({_ratio(result.timing)})"
     return result
 
 
-def runner(compiled: CompiledGraph, feeds):
-    return lambda: compiled.run(feeds)
+def _ratio(t: Comparison) -> str:
+    return f"ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}]"
 
 
-def search(candidates, baseline: Baseline, target: OrtTarget, deadline: float, on_progress=None, evaluations=None) -> list[Evaluation]:
-    """Evaluate proposed candidates until ``deadline`` (time.monotonic()); ``on_progress`` is a
-    graphopt.progress.Reporter. Returns every
-    evaluation made, appended to ``evaluations`` when given (a policy may read that list while it
-    proposes). The first candidate is always evaluated, however late; a later one is not
-    started (not even rewritten: the policy makes it lazily) unless the last one's cost fits."""
-    evaluations = [] if evaluations is None else evaluations
+def search(candidates, baseline: Baseline, target: Target, budget: Budget, log: EvaluationLog, progress=None) -> EvaluationLog:
+    """Judge proposed candidates until the budget's search deadline, appending each to ``log``
+    (the policy reads it while it proposes). The first candidate is always judged, however late;
+    a later one is not started (not even rewritten: the policy makes it lazily) unless the last
+    one's cost fits. ``progress`` is a graphopt.progress.Reporter."""
     candidates = iter(candidates)
     last_cost = 0.0
     while True:
         started = time.monotonic()
-        if evaluations and started + last_cost > deadline:
+        if len(log) and started + last_cost > budget.search_deadline:
             break
         candidate = next(candidates, None)
         if candidate is None:
             break
-        remaining = deadline - time.monotonic()
-        if on_progress:
-            on_progress.candidate(len(evaluations), candidate.planned, f"candidate '{candidate.label}' ({len(candidate.applied)} rewrites)")
-        evaluations.append(evaluate(candidate, baseline, target, measure_budget_s=max(1.0, min(remaining / 2, 10.0))))
+        if progress:
+            progress.candidate(len(log), candidate.planned, f"candidate '{candidate.label}' ({len(candidate.applied)} rewrites)")
+        log.append(evaluate(candidate, baseline, target, budget.measure_s()))
         last_cost = time.monotonic() - started
-    return evaluations
-
-
-def best(evaluations: list[Evaluation]) -> Evaluation | None:
-    accepted = [e for e in evaluations if e.accepted]
-    return min(accepted, key=lambda e: e.timing.ratio) if accepted else None
+    return log
 
 
 # The best of several noisy timings is biased low (the winner's curse): a choice made among this
@@ -146,61 +110,55 @@ def best(evaluations: list[Evaluation]) -> Evaluation | None:
 CONFIRM_AFTER = 3
 
 
-def confirm(chosen: Evaluation, evaluations: list[Evaluation], baseline: Baseline, target: OrtTarget, deadline: float) -> str | None:
-    """Re-time ``chosen`` against the original when it was picked among several timed candidates.
-    Returns None when it holds (``chosen.timing`` is then the confirmation), else why not."""
-    if sum(1 for e in evaluations if e.timing is not None) < CONFIRM_AFTER:
+def confirm(chosen: Evaluation, log: EvaluationLog, baseline: Baseline, target: Target, budget: Budget) -> str | None:
+    """Time ``chosen`` again when it was picked among several timed candidates; the second timing
+    goes to ``chosen.confirmation``. Returns None when it holds (or there was no need or no
+    time), else why not."""
+    if log.timed() < CONFIRM_AFTER:
         return None
-    remaining = deadline - time.monotonic() - baseline.pair_setup_s
-    budget = min(remaining / 2, 6.0)
-    if budget < 2.0:
+    seconds = budget.confirm_s(baseline.pair_setup_s)
+    if seconds is None:
         return None  # no time to confirm: the selection timing stands (it cleared the bar itself)
-    timing = time_pair((target, baseline.model), (target, chosen.candidate.model), baseline.feeds[0], budget, 1 - MIN_GAIN)
+    timing = harness.time_pair((target, baseline.graph), (target, chosen.candidate.graph), baseline.feeds[0], seconds, 1 - MIN_GAIN)
     if not timing.candidate_faster(MIN_GAIN):
-        return (
-            f"best candidate '{chosen.candidate.label}' ({chosen.timing.ratio:.3f} when chosen among "
-            f"{len(evaluations)}) was not {MIN_GAIN:.1%} faster when timed again (ratio {timing.ratio:.3f}, "
-            f"95% CI [{timing.ci_low:.3f}, {timing.ci_high:.3f}])"
-        )
-    chosen.selection_timing, chosen.timing = chosen.timing, timing
+        return (f"best candidate '{chosen.candidate.label}' ({chosen.timing.ratio:.3f} when chosen among {len(log)}) "
+                f"was not {MIN_GAIN:.1%} faster when timed again ({_ratio(timing)})")  # fmt: skip
+    chosen.confirmation = timing
     return None
 
 
 @dataclasses.dataclass
-class SessionChoice:
-    """The ORT session settings recommended for the output, and the measurements behind them."""
+class LeverChoice:
+    """The compiler setting recommended for the output, and the measurements behind it."""
 
-    settings: SessionSettings = dataclasses.field(default_factory=SessionSettings)
-    timing: Comparison | None = None  # output with these settings vs the original at ORT defaults
-    tried: list[tuple[SessionSettings, Comparison]] = dataclasses.field(default_factory=list)  # each lever vs the same graph at defaults
-    report: FusionReport | None = None  # what ORT runs for the output under these settings
+    lever: Lever | None = None  # None: the compiler's defaults
+    timing: Comparison | None = None  # output with the lever vs the original at the defaults
+    tried: list[tuple[Lever, Comparison]] = dataclasses.field(default_factory=list)  # each lever vs the same graph at defaults
+    report: object = None  # the FusionReport of the output under the lever
 
 
-def choose_session(model: ir.Model, report: FusionReport, baseline: Baseline, target: OrtTarget, deadline: float) -> SessionChoice:
-    """Time each lever of ``session.levers`` on ``model`` until ``deadline``; see session.py."""
-    choice = SessionChoice()
+def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budget: Budget) -> LeverChoice:
+    """Time each of the target's levers for ``graph`` against the same graph at the defaults; the
+    winners, combined, are timed once more against the original and kept if faster with
+    confidence. Some of a compiler's own fusions cost time on some shapes, and no graph change
+    stops it firing them: only a setting does."""
+    choice = LeverChoice()
     feeds = baseline.feeds[0]
     kept = []
-    for lever in levers(report):
-        # room for this lever's pair and for the final pair, each with at least 2 s of timing
-        remaining = deadline - time.monotonic() - 2 * (baseline.pair_setup_s + 2.0)
-        if remaining < 0:
+    for lever in target.levers(report):
+        seconds = budget.lever_s(baseline.pair_setup_s)
+        if seconds is None:
             break
-        timing = time_pair((target, model), (lever.apply(target), model), feeds, 2.0 + min(remaining / 3, 4.0), 1 - MIN_GAIN)
+        timing = harness.time_pair((target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN)
         choice.tried.append((lever, timing))
         if timing.candidate_faster(MIN_GAIN):
             kept.append((lever, timing))
-    if not kept:
-        return choice
-    if any(lever.level != "all" for lever, _ in kept):  # a lower level subsumes disabling its fusions
-        combined = min(kept, key=lambda kt: kt[1].ratio)[0]
-    else:
-        combined = SessionSettings(disabled_optimizers=tuple(name for lever, _ in kept for name in lever.disabled_optimizers))
-    remaining = deadline - time.monotonic() - baseline.pair_setup_s
-    if remaining < 2.0:
-        return choice  # no time left to measure the combination against the original
-    timing = time_pair((target, baseline.model), (combined.apply(target), model), feeds, min(remaining, 8.0), 1 - MIN_GAIN)
+    seconds = budget.combined_s(baseline.pair_setup_s)
+    if not kept or seconds is None:
+        return choice  # nothing won, or no time left to measure the winners against the original
+    combined = target.combine([lever for lever, _ in sorted(kept, key=lambda kt: kt[1].ratio)])
+    timing = harness.time_pair((target, baseline.graph), (target.with_lever(combined), graph), feeds, seconds, 1 - MIN_GAIN)
     if timing.candidate_faster(MIN_GAIN):
-        choice.settings, choice.timing = combined, timing
-        choice.report = combined.apply(target).compile(model).report
+        choice.lever, choice.timing = combined, timing
+        choice.report = target.with_lever(combined).compile(graph).report
     return choice

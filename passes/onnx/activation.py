@@ -28,7 +28,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import FLOAT_TYPES, constant, rank
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 FAMILY = "activation"
 

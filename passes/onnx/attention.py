@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from onnxscript.rewriter.ort_fusions import attention, mha, mha_bias, mha_scale, sdpa, sdpa_via_mha
 
-from graphopt.rules import adopt
+from graphopt.formats.onnx.rules import adopt
 
 FAMILY = "attention"
 

@@ -20,7 +20,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import constant
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 # Types whose every value the key type's values widen into exactly.
 _LOSSLESS_WIDENING = {

@@ -17,7 +17,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import constant
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 
 def _pattern(op, x, w, b, gamma, beta, mean, var):

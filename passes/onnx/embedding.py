@@ -31,7 +31,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import constant
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 
 def _pattern(op, input_ids, segment_ids, word, segment, position, buffer, starts, ends, axes, steps, gamma, beta):

@@ -25,7 +25,7 @@ from onnxscript.rewriter.ort_fusions import bias_gelu
 from onnxscript.rewriter.ort_fusions import gelu as onnxscript_gelu
 
 from graphopt.passes.onnx._util import is_scalar_close
-from graphopt.rules import adopt, rule
+from graphopt.formats.onnx.rules import adopt, rule
 
 _SQRT2 = math.sqrt(2.0)
 

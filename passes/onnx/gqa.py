@@ -59,7 +59,7 @@ from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
 from graphopt.passes.onnx._util import constant, same_computation
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 FAMILY = "gqa"
 _HEAD_SPLIT = [0, 2, 1, 3]

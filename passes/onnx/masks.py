@@ -33,7 +33,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import constant
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 
 def _pattern(op, mask, b_idx, k_idx, shape_b, shape_k, last_b, last_k):

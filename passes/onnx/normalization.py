@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from onnxscript.rewriter.ort_fusions import rms_normalization, skip_normalization
 
-from graphopt.rules import adopt
+from graphopt.formats.onnx.rules import adopt
 
 FAMILY = "normalization"
 

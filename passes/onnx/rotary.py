@@ -34,7 +34,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import constant
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 
 def _pattern(op, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start, lo_end, hi_start, hi_end, axes, steps):

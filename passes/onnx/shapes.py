@@ -16,7 +16,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.passes.onnx._util import static_shape
-from graphopt.rules import rule
+from graphopt.formats.onnx.rules import rule
 
 
 def _pattern(op, x):

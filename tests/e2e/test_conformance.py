@@ -19,9 +19,9 @@ from onnx import numpy_helper
 from onnx.backend.test.runner import Runner
 
 from graphopt.errors import GraphoptError
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.optimize import optimize
-from graphopt.targets import OrtTarget
+from graphopt.targets.onnxruntime import OrtTarget
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 RTOL, ATOL = 1e-3, 1e-7

@@ -15,11 +15,12 @@ import pytest
 
 pytest.importorskip("transformers", reason="the zoo needs the [zoo] extra")
 
-from graphopt.formats import onnx_format  # noqa: E402
+from graphopt.formats.onnx import files as onnx_format  # noqa: E402
 from graphopt.models.zoo import ZOO, build  # noqa: E402
-from graphopt.optimize import load_feeds, optimize  # noqa: E402
-from graphopt.search.loop import MIN_GAIN  # noqa: E402
-from graphopt.targets import OrtTarget  # noqa: E402
+from graphopt.formats.onnx.feeds import load_feeds  # noqa: E402
+from graphopt.optimize import optimize  # noqa: E402
+from graphopt.evaluation_log import MIN_GAIN  # noqa: E402
+from graphopt.targets.onnxruntime import OrtTarget  # noqa: E402
 from graphopt.verify import compare  # noqa: E402
 
 # minilm is left out: its tiny config is the tiny BERT.
@@ -45,8 +46,8 @@ def test_optimize_zoo_variant(tmp_path, name, exporter, dynamic):
     if exporter == "dynamo":  # torch's default form: weights in <name>.onnx.data, and so the output's
         assert (out.parent / "model.onnx.data").is_file()
     if result.kept_original:
-        assert onnx_format.op_histogram(candidate) == onnx_format.op_histogram(result.baseline.model)
+        assert onnx_format.op_histogram(candidate) == onnx_format.op_histogram(result.baseline.graph)
     else:
-        assert result.chosen.timing.candidate_faster(MIN_GAIN)
+        assert result.chosen.final_timing.candidate_faster(MIN_GAIN)
     equivalence = compare(names, expected, OrtTarget().compile(candidate, report=False).run(feeds))
     assert equivalence.ok, equivalence.first_failure()

@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from graphopt.formats import onnx_format
-from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import find_sites
-from graphopt.targets import OrtTarget
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx.matching import find_sites
+from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.verify import compare
 
 

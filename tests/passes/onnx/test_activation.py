@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphopt.formats.shape_inference import infer_shapes
+from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.passes.onnx import activation
-from graphopt.targets import OrtTarget
+from graphopt.targets.onnxruntime import OrtTarget
 from tests.passes.onnx.harness import assert_no_site, assert_rewrites, ops, parse
 
 HEADER = '<ir_version: 8, opset_import: ["" : 18]>'
@@ -36,7 +36,7 @@ def test_max_and_min_become_the_op_ort_fuses(body, rule, op):
 
 
 def test_a_relu6_is_one_clip_not_a_relu_and_a_min():
-    from graphopt.search.rewrite import rewrite_to_fixpoint
+    from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
 
     model = parse(_elementwise("t = Max(x, zero)\n y = Min(t, six)", "float zero = {0.0}, float six = {6.0}"))
     applied = rewrite_to_fixpoint(model, activation.RULES)
@@ -80,7 +80,7 @@ def test_conv_then_clamp_min_fuses_in_ort_after_the_rewrite():
 
 @pytest.mark.slow
 def test_resnet_written_with_clamp_min_fuses_like_the_relu_version(tiny_export):
-    from graphopt.formats import onnx_format
+    from graphopt.formats.onnx import files as onnx_format
 
     clamp_path, feeds = tiny_export("resnet50-clamp")
     relu_path, _ = tiny_export("resnet50")

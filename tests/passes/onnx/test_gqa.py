@@ -11,11 +11,11 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from graphopt.formats import onnx_format
-from graphopt.formats.shape_inference import infer_shapes
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.passes.onnx import attention, gqa, normalization, rotary
-from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx.matching import find_sites
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, parse
 
 DECODER_RULES = normalization.RULES + rotary.RULES + attention.RULES + gqa.RULES

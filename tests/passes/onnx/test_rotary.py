@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from graphopt.formats import onnx_format
+from graphopt.formats.onnx import files as onnx_format
 from graphopt.passes.onnx import rotary
-from graphopt.search.rewrite import rewrite_to_fixpoint
-from graphopt.search.sites import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx.matching import find_sites
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, parse
 
 INV_FREQ = ", ".join(f"{1.0 / (10000 ** (2 * i / 8)):.8f}" for i in range(4))

@@ -17,8 +17,8 @@ import onnx
 import onnx_ir as ir
 
 from graphopt.errors import GraphoptError
-from graphopt.formats import onnx_format
-from graphopt.formats.atomic import atomic_path
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.atomic import atomic_path
 
 
 def check_destination(model_path, output_path, *, in_place: bool = False, make_dirs: bool = False) -> None:

@@ -19,9 +19,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from graphopt.formats.atomic import atomic_path
-from graphopt.measure import Comparison, interleaved
-from graphopt.targets.onnxruntime import FusionReport, OrtTarget, paired_sessions
+from graphopt.atomic import atomic_path
+from graphopt.measure import Comparison
+from graphopt.protocols import FusionReport
 
 # The ORT graph transformer that makes each fused op type (ORT 1.2x-1.3x names, CPU provider).
 ORT_FUSION_PASSES = {
@@ -53,13 +53,14 @@ class SessionSettings:
     def is_default(self) -> bool:
         return self.level == "all" and not self.disabled_optimizers
 
-    def apply(self, target: OrtTarget) -> OrtTarget:
+    def apply(self, target):
+        """``target`` (an OrtTarget) under these settings."""
         return dataclasses.replace(target, level=self.level, disabled_optimizers=self.disabled_optimizers)
 
     def label(self) -> str:
         parts = [] if self.level == "all" else [f"level {self.level}"]
         parts += [f"without {name}" for name in self.disabled_optimizers]
-        return ", ".join(parts) or "ORT defaults"
+        return "ORT " + (", ".join(parts) or "defaults")
 
     def to_json(self, measured: Comparison | None) -> dict:
         level = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
@@ -81,12 +82,12 @@ def levers(report: FusionReport) -> list[SessionSettings]:
     return [SessionSettings(disabled_optimizers=(name,)) for name in names] + [SessionSettings(level="basic")]
 
 
-def time_pair(a, b, feeds, budget_s: float, decide_at: float) -> Comparison:
-    a_sessions, b_sessions = paired_sessions(a, b)
-    return interleaved(
-        [lambda s=s: s.run(feeds) for s in a_sessions], [lambda s=s: s.run(feeds) for s in b_sessions],
-        budget_s=budget_s, decide_at=decide_at,
-    )  # fmt: skip
+def combine_settings(winners: list[SessionSettings]) -> SessionSettings:
+    """Levers that each won, as one setting; ``winners`` best first. A lower level subsumes
+    switching off its fusions, so when one won, the best single lever stands for all."""
+    if any(lever.level != "all" for lever in winners):
+        return winners[0]
+    return SessionSettings(disabled_optimizers=tuple(name for lever in winners for name in lever.disabled_optimizers))
 
 
 def write(path: Path, settings: SessionSettings, measured: Comparison | None) -> None:

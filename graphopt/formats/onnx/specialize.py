@@ -22,7 +22,7 @@ import onnxscript.optimizer
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from graphopt.errors import GraphoptError
-from graphopt.formats.shape_inference import infer_shapes
+from graphopt.formats.onnx.shape_inference import infer_shapes
 
 
 def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[int, ...]]) -> list[str]:

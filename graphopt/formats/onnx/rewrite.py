@@ -6,9 +6,10 @@ import onnx_ir as ir
 import onnxscript.optimizer
 from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
 
-from graphopt.formats.shape_inference import fill_contrib_shapes
-from graphopt.rules import Rule
-from graphopt.search.sites import Site, apply_site, ensure_unique_names, find_sites
+from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
+from graphopt.formats.onnx.rules import Rule
+from graphopt.formats.onnx.matching import apply_site, ensure_unique_names, find_sites
+from graphopt.protocols import Site
 
 MAX_ROUNDS = 50  # a rule set that has not settled after this many rounds is cycling
 

@@ -1,4 +1,4 @@
-"""What a rewrite rule is in graphopt, and the registry of all of them.
+"""What an ONNX rewrite rule is in graphopt: a pattern, a check and a replacement.
 
 A rule is a pure triple written in onnxscript's pattern language:
 
@@ -10,6 +10,8 @@ A rule is a pure triple written in onnxscript's pattern language:
 Nothing is carried from check to replacement on an object: both are functions of the bindings.
 The rule's docstring (``doc``) says what it rewrites and when that is legal; ``graphopt rules``
 prints it. Rules know nothing of policies: the search sees them only as (rule, site) actions.
+The registry of rules is graphopt.passes.onnx (the families import this module, never the
+other way round).
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class Rule:
         text = " ".join(self.doc.split("\n\n")[0].split())
         end = re.search(r"[.:](\s|$)", text)
         return text[: end.start() + 1].rstrip(":") if end else text
+
+    def dry_run(self, model, graph, node, tracer=None):
+        """``(variant, replacement)`` like ``match``, changing nothing: onnxscript's try_rewrite
+        also adds the replacement's opset imports to the graph, which finding sites must not do.
+        onnxscript has no public dry run, so this calls the two steps of try_rewrite itself."""
+        for variant in self.variants:
+            found = variant.match(model, graph, node, check_nodes_are_removable=variant.remove_nodes, tracer=tracer)
+            if not found:
+                continue
+            replacement = variant._replacement_pattern.get_replacement(found)
+            if replacement is not None:
+                return variant, replacement
+        return None
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"
@@ -97,23 +112,3 @@ def _visits(visitor, base_name: str) -> bool:
     if visitor is None:
         return False
     return getattr(visitor, "__func__", None) is not getattr(orp.RewriteRuleClassBase, base_name)
-
-
-def all_rules() -> list[Rule]:
-    """Every registered rule, in the order the greedy policy applies them."""
-    from graphopt.passes.onnx import RULES
-
-    return list(RULES)
-
-
-def rules_by_name(names: list[str] | None = None) -> list[Rule]:
-    rules = all_rules()
-    if not names:
-        return rules
-    known = {r.name: r for r in rules}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        from graphopt.errors import GraphoptError
-
-        raise GraphoptError(f"unknown rule(s): {', '.join(unknown)}; see `graphopt rules`")
-    return [known[n] for n in names]

@@ -1,12 +1,15 @@
-"""`optimize --report out.md | out.html`: the terminal report as a document, with the plot."""
+"""`optimize --report out.json | out.md | out.html`: the report as a file, with the plot."""
 
 from __future__ import annotations
 
 import base64
 import html as html_lib
+import json
+import os
 from pathlib import Path
 
 from graphopt import report as report_mod
+from graphopt.atomic import atomic_path
 from graphopt.optimize import OptimizeResult
 
 
@@ -15,7 +18,7 @@ def _rows(result: OptimizeResult) -> list[tuple[str, ...]]:
     columns = [("input", data["before"], None), ("output", data["after"], data["latency"])]
     with_settings = data["ort_session"]["with_settings"]
     if with_settings:
-        columns.append((f"output, ORT {result.session.settings.label()}", with_settings, with_settings["latency"]))
+        columns.append((f"output, {result.session.lever.label()}", with_settings, with_settings["latency"]))
     rows = [("", *(name for name, _, _ in columns)), ("ORT kernels", *(str(c["kernels"]) for _, c, _ in columns))]
     for op in sorted({op for _, c, _ in columns for op in c["fused"]}):
         rows.append((f"fused {op.split('::')[-1]}", *(str(c["fused"].get(op, 0)) for _, c, _ in columns)))
@@ -60,3 +63,14 @@ def html(result: OptimizeResult, plot_path: str | None = None) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>graphopt {esc(Path(result.model_path).name)}</title>"
             f"<style>{style}</style></head><body><h1>graphopt optimize {esc(Path(result.model_path).name)}</h1>{head}{table}"
             f"<h2>Candidates</h2><ul>{items}</ul>{image}{notes}</body></html>\n")  # fmt: skip
+
+
+def write(result: OptimizeResult, path: str | os.PathLike, plot_path: str | None = None) -> None:
+    """The report in the format its name asks for: .json, .md (Markdown) or .html."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(report_mod.to_dict(result), indent=2, default=float)
+    else:
+        text = markdown(result, plot_path) if suffix == ".md" else html(result, plot_path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -19,13 +19,13 @@ Dynamic dimensions are bound per symbol, consistently across inputs (two inputs 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import numpy as np
 import onnx_ir as ir
 
 from graphopt.errors import InputGenerationError
+from graphopt.protocols import InputSpec
 
 # Sizes a symbolic dimension gets unless the user binds it, by what its name suggests.
 DEFAULT_SIZES = (("batch", 1), ("past", 8), ("", 16))
@@ -34,13 +34,6 @@ ALTERNATE_SIZES = (("batch", 2), ("past", 5), ("", 7))
 
 _SHAPE_OPERANDS = {"Reshape": 1, "Expand": 1, "Tile": 1, "ConstantOfShape": 0, "Range": None, "OneHot": 1}
 _PASS_THROUGH = {"Cast", "Unsqueeze", "Reshape", "Squeeze", "Flatten", "Identity", "Add"}
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    name: str
-    dtype: np.dtype
-    dims: tuple[int | str | None, ...]
 
 
 def input_specs(model: ir.Model) -> list[InputSpec]:

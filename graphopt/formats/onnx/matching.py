@@ -1,8 +1,7 @@
 """The action space: a Site is one rule matched at one place in one graph.
 
 ``find_sites`` is a dry run: it asks every rule at every node whether it matches and whether its
-check passes, and records where, without inserting a node. (onnxscript's ``try_rewrite`` builds
-the replacement detached from the graph but adds opset imports; we put those back.)
+check passes, and records where, without inserting a node or an opset import (Rule.dry_run).
 ``apply_site`` re-matches one site and splices its replacement in, tagging every node it creates
 with the rule's name, so a node in the output can always be traced to the rule that made it.
 Sites name nodes, so node names must be unique: ``ensure_unique_names`` runs onnx_ir's NameFixPass.
@@ -19,22 +18,8 @@ import onnxscript.optimizer
 from onnx_ir.passes.common import NameFixPass
 from onnxscript.rewriter import _basics
 
-from graphopt.rules import RULE_TAG, Rule
-
-
-@dataclasses.dataclass(frozen=True)
-class Site:
-    rule: str
-    graph: str  # "" for the main graph, else the owning node's name and attribute ("If_3/then_branch")
-    anchor: str  # the node the pattern is rooted at (its last node)
-    nodes: tuple[str, ...]  # every node the match covers
-    signature: str = ""  # dtypes and shapes the match reads from outside it (see site_signature)
-
-    @property
-    def site_class(self) -> tuple[str, str]:
-        """Sites of one rule reading values of the same types and shapes cost the same after
-        compilation (the layers of a transformer): a search decides them together."""
-        return self.rule, self.signature
+from graphopt.formats.onnx.rules import RULE_TAG, Rule
+from graphopt.protocols import Site
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,35 +45,40 @@ def _graphs(graph: ir.Graph, path: str = "") -> Iterator[tuple[str, ir.Graph]]:
 
 
 def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
-    """Every (rule, place) where the rule's pattern matches and its check passes. Pure."""
-    saved_opsets = dict(model.opset_imports)
+    """Every (rule, place) where the rule's pattern matches and its check passes. Changes nothing:
+    each replacement is built detached (Rule.dry_run) and unhooked again."""
     sites = []
-    try:
-        for path, graph in _graphs(model.graph):
-            saved_graph_opsets = dict(graph.opset_imports)
-            for node in graph:
-                for r in rules:
-                    delta = r.try_rewrite(model, graph, node)
-                    if delta is not None:
-                        names = tuple(n.name for n in delta.match.nodes)
-                        sites.append(Site(r.name, path, node.name, names, site_signature(delta.match.nodes)))
-                        discard(delta)
-            _restore(graph.opset_imports, saved_graph_opsets)
-    finally:
-        _restore(model.opset_imports, saved_opsets)
+    for path, graph in _graphs(model.graph):
+        for node in graph:
+            for r in rules:
+                found = r.dry_run(model, graph, node)
+                if found is not None:
+                    sites.append(_site(r.name, path, node.name, found[1].match.nodes))
+                    discard(found[1])
     return sites
 
 
-def site_signature(nodes) -> str:
-    """The types and shapes of the non-constant values ``nodes`` read from outside themselves."""
+def _site(rule: str, path: str, anchor: str, nodes) -> Site:
+    reads = _outside_reads(nodes)
+    return Site(rule, path, anchor, tuple(n.name for n in nodes), site_signature(nodes, reads),
+                tuple(n.op_type for n in nodes), tuple(sorted({v.name for v in reads})))  # fmt: skip
+
+
+def _outside_reads(nodes) -> list[ir.Value]:
+    """The non-constant values ``nodes`` read from outside themselves."""
     inside = {id(out) for node in nodes for out in node.outputs}
+    return [
+        value for node in nodes for value in node.inputs
+        if value is not None and id(value) not in inside and value.const_value is None and ir.convenience.get_const_tensor(value) is None
+    ]  # fmt: skip
+
+
+def site_signature(nodes, reads: list[ir.Value] | None = None) -> str:
+    """The types and shapes of the non-constant values ``nodes`` read from outside themselves."""
     read = set()
-    for node in nodes:
-        for value in node.inputs:
-            if value is None or id(value) in inside or value.const_value is not None or ir.convenience.get_const_tensor(value) is not None:
-                continue
-            dtype = value.dtype.name.lower() if value.dtype is not None else "?"
-            read.add(f"{dtype}{value.shape if value.shape is not None else '[?]'}")
+    for value in _outside_reads(nodes) if reads is None else reads:
+        dtype = value.dtype.name.lower() if value.dtype is not None else "?"
+        read.add(f"{dtype}{value.shape if value.shape is not None else '[?]'}")
     return " ".join(sorted(read))
 
 
@@ -103,22 +93,15 @@ def discard(delta) -> None:
             new_node.replace_input_with(i, None)
 
 
-def _restore(opsets: dict, saved: dict) -> None:
-    opsets.clear()
-    opsets.update(saved)
-
-
 def near_misses(model: ir.Model, rules: list[Rule], sites: list[Site] | None = None) -> list[NearMiss]:
     """Per rule and anchor, the closest match that failed and why; nodes already in a site are skipped."""
     tracer = _basics.MatchingTracer()
-    saved_opsets = dict(model.opset_imports)
     for _, graph in _graphs(model.graph):
         for node in graph:
             for r in rules:
-                delta = r.try_rewrite(model, graph, node, tracer=tracer)
-                if delta is not None:
-                    discard(delta)
-    _restore(model.opset_imports, saved_opsets)
+                found = r.dry_run(model, graph, node, tracer=tracer)
+                if found is not None:
+                    discard(found[1])
     sites = find_sites(model, rules) if sites is None else sites
     covered = {name for site in sites for name in site.nodes}
     present = {n.op_type for _, graph in _graphs(model.graph) for n in graph}

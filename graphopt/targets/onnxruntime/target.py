@@ -21,8 +21,12 @@ import onnx_ir as ir
 import onnxruntime as ort
 
 from graphopt.errors import BadModelError
-from graphopt.formats import onnx_format
-from graphopt.targets.ort_compat import clamp_ir_version
+from graphopt.formats.onnx import files as onnx_format
+from graphopt.protocols import FusionReport
+from graphopt.targets.onnxruntime.compat import clamp_ir_version, max_ir_version
+from graphopt.targets.onnxruntime import levers
+from graphopt.targets.onnxruntime.levers import SessionSettings, combine_settings
+from graphopt.targets.onnxruntime.levers import levers as session_levers
 
 # ORT's default logger writes warnings and allocator failures straight to stderr, outside any
 # session's options; graphopt reports errors itself, in one line.
@@ -47,24 +51,16 @@ FUSED_OP_TYPES = frozenset(
 )  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class FusionReport:
-    """What ORT ran for one graph: its kernels and the fusions its optimizers fired."""
-
-    kernels: int
-    ops: dict[str, int]
-    fused: dict[str, int]  # fused-op kernels in the graph ORT runs
-    fired: dict[str, int]  # of those, the ones ORT's optimizers created
-
-    def gained_over(self, other: FusionReport) -> dict[str, int]:
-        """Fused op types (and counts) this graph gets that ``other`` does not."""
-        return {k: n - other.fused.get(k, 0) for k, n in self.fused.items() if n > other.fused.get(k, 0)}
-
-
 @dataclasses.dataclass
 class CompiledGraph:
+    """One ORT session (graphopt.protocols.Compiled)."""
+
     session: ort.InferenceSession
-    report: FusionReport
+    report: FusionReport | None
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, feeds)
@@ -84,9 +80,50 @@ class OrtTarget:
     allow_spinning: bool = False
 
     @property
+    def device(self) -> str:
+        return "cpu" if self.provider == "CPUExecutionProvider" else self.provider
+
+    @property
     def name(self) -> str:
-        device = "cpu" if self.provider == "CPUExecutionProvider" else self.provider
-        return f"ort-{device}" + ("" if self.level == "all" else f"-{self.level}")
+        return f"ort-{self.device}" + ("" if self.level == "all" else f"-{self.level}")
+
+    def levers(self, report: FusionReport) -> list[SessionSettings]:
+        """Each ORT fusion that fired on the graph switched off, and ORT_ENABLE_BASIC (levers.py)."""
+        return session_levers(report)
+
+    def combine(self, levers) -> SessionSettings:
+        return combine_settings(levers)
+
+    def with_lever(self, lever: SessionSettings) -> OrtTarget:
+        return lever.apply(self)
+
+    def write_lever(self, model_path, lever: SessionSettings | None, measured) -> str | None:
+        """The recommended settings beside the model (``<model>.ort-session.json``), or an earlier
+        run's file removed when there are none; returns the path written."""
+        path = levers.settings_path(model_path)
+        if lever is None or lever.is_default:
+            path.unlink(missing_ok=True)  # an earlier run's advice does not apply to this output
+            return None
+        levers.write(path, lever, measured)
+        return str(path)
+
+    def op_times(self, sides, feeds) -> list[dict[str, float]]:
+        """Milliseconds per run by op type for each (target, graph), runs interleaved (profile.py)."""
+        from graphopt.targets.onnxruntime.profile import op_times
+
+        return op_times(sides, feeds)
+
+    def read_lever(self, model_path) -> SessionSettings | None:
+        """Settings recommended beside a model by an earlier run, if any."""
+        return levers.read(model_path)
+
+    def admit(self, graph: ir.Model) -> list[str]:
+        """Make ``graph`` loadable by this ORT (an IR version it reads), in place; notes for the report."""
+        if graph.ir_version <= max_ir_version():
+            return []
+        note = f"IR version {graph.ir_version} lowered to {max_ir_version()} so onnxruntime can load it"
+        graph.ir_version = max_ir_version()
+        return [note]
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -144,24 +181,6 @@ def _session_source(model: ir.Model, workdir: Path) -> bytes | str:
     return str(path)
 
 
-def ab_sessions(target: OrtTarget, a: ir.Model, b: ir.Model, pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
-    """Fresh sessions of ``a`` and ``b`` for timing, created A1 B1 B2 A2 ... (see measure.py)."""
-    return paired_sessions((target, a), (target, b), pairs)
-
-
-def paired_sessions(a: tuple[OrtTarget, ir.Model], b: tuple[OrtTarget, ir.Model], pairs: int = 2) -> tuple[list[CompiledGraph], list[CompiledGraph]]:
-    """Fresh sessions of two (target, model) pairs, created A1 B1 B2 A2 ...: the same model under
-    two settings, or two models under one (two sessions of one model differ by 1-2% here; the
-    alternating order keeps creation order from favouring either side)."""
-    a_sessions: list[CompiledGraph] = []
-    b_sessions: list[CompiledGraph] = []
-    for i in range(pairs):
-        order = [(a, a_sessions), (b, b_sessions)]
-        for (target, model), out in order if i % 2 == 0 else reversed(order):
-            out.append(target.compile(model, report=False))
-    return a_sessions, b_sessions
-
-
 def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionReport:
     optimized = onnx.load(str(optimized_path), load_external_data=False)
     ops: dict[str, int] = {}
@@ -170,7 +189,8 @@ def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionRepor
         ops[key] = ops.get(key, 0) + 1
     fused = {key: n for key, n in ops.items() if key.rsplit("::", 1)[-1] in FUSED_OP_TYPES}
     fired = {key: n - input_ops.get(key, 0) for key, n in fused.items() if n > input_ops.get(key, 0)}
-    return FusionReport(kernels=len(optimized.graph.node), ops=ops, fused=fused, fired=fired)
+    survivors = frozenset(node.name for node in optimized.graph.node)
+    return FusionReport(kernels=len(optimized.graph.node), ops=ops, fused=fused, fired=fired, survivors=survivors)
 
 
 def _ort_message(error: BaseException) -> str:

@@ -17,7 +17,7 @@ import re
 import onnx_ir as ir
 
 from graphopt.errors import InputGenerationError
-from graphopt.inputs import InputSpec
+from graphopt.protocols import InputSpec
 
 _EXPRESSION = re.compile(r"[\w\s+\-*/()]+")
 

@@ -1,0 +1,141 @@
+"""The ONNX format and its rule set, as the engine sees them (graphopt.protocols).
+
+``OnnxFormat`` wraps files.py (load, save with the weights beside the output, copy) and the
+questions the engine asks of a graph. ``OnnxRules`` wraps onnxscript matching (matching.py) and
+the rewrite loop (rewrite.py) for one registry of rules (graphopt.passes.onnx), plus what every
+ONNX candidate needs after its rewrites: the shapes the user fixed (specialize.py), and only the
+value annotations the input had (see files.keep_only_annotations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import onnx_ir as ir
+
+
+from graphopt.formats.onnx import files, inputs, outputs, specialize
+from graphopt.formats.onnx.feeds import verification_feeds
+from graphopt.formats.onnx.matching import ensure_unique_names, find_sites, near_misses
+from graphopt.formats.onnx.shape_inference import infer_shapes
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx.rules import Rule
+from graphopt.protocols import Candidate, InputSpec, Site
+
+
+def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
+    """Unique node names (sites refer to nodes by name) and symbolic shapes for the rules, in
+    place; a note when only onnx's shape inference could run."""
+    ensure_unique_names(model)
+    note = infer_shapes(model)  # a help, not a requirement
+    if note and notes is not None:
+        notes.append(note)
+    return model
+
+
+class OnnxFormat:
+    name = "onnx"
+
+    def load(self, path) -> ir.Model:
+        return files.load(path)
+
+    def save(self, graph: ir.Model, path, *, like: ir.Model | None = None) -> None:
+        """External weights when the model it came from had them (or above 2 GB)."""
+        files.save(graph, path, external_data=like is not None and files.has_external_data(like))
+
+    def copy(self, graph: ir.Model) -> ir.Model:
+        return files.copy(graph)
+
+    def weight_bytes(self, graph: ir.Model) -> int:
+        return files.weight_bytes(graph)
+
+    def input_specs(self, graph: ir.Model) -> list[InputSpec]:
+        return inputs.input_specs(graph)
+
+    def op_types(self, graph: ir.Model) -> Iterator[str]:
+        return (files.qualified_op(n.domain, n.op_type) for n in files.iter_nodes(graph))
+
+    def prepare(self, graph: ir.Model) -> list[str]:
+        notes: list[str] = []
+        prepare(graph, notes)
+        return notes
+
+    def feeds(self, graph: ir.Model, shapes=None, inputs_file=None) -> list[dict[str, np.ndarray]]:
+        return verification_feeds(graph, shapes, inputs_file)
+
+    def rules(self, rules: list[Rule], original: ir.Model, fix_dims=None, fix_shapes=None) -> OnnxRules:
+        """The rule set for candidates of ``original``: written with its annotations only, and with
+        the user's fixed shapes."""
+        return OnnxRules(rules, files.annotated_values(original), dict(fix_dims or {}), dict(fix_shapes or {}))
+
+    def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
+        outputs.check_destination(source, output, in_place=in_place, make_dirs=make_dirs)
+
+    def write_output(self, graph: ir.Model | None, source, output, *, like: ir.Model) -> None:
+        """``graph`` beside its weights, or (None) the input handed back, loadable by the target."""
+        if graph is not None:
+            outputs.write_candidate(graph, output, external_data=files.has_external_data(like))
+        else:
+            outputs.write_original(source, output, ir_version=like.ir_version)
+
+    def fingerprint(self, graph: ir.Model) -> str:
+        """A digest of the graph's structure (ops, attributes, edges), not of its weights' bytes."""
+        digest = hashlib.sha256()
+        for node in files.iter_nodes(graph):
+            digest.update(f"{node.domain}::{node.op_type}{sorted(node.attributes)}".encode())
+            digest.update(",".join(v.name if v is not None else "" for v in node.inputs).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class OnnxRules:
+    """One registry of ONNX rules, with what every candidate gets after its rewrites."""
+
+    rules: list[Rule]
+    annotations: frozenset[str] | None = None  # value_info names the input recorded (None: keep all)
+    fix_dims: dict[str, int] = dataclasses.field(default_factory=dict)
+    fix_shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+
+    def families(self) -> dict[str, list[str]]:
+        by_family: dict[str, list[str]] = {}
+        for r in self.rules:
+            by_family.setdefault(r.family, []).append(r.name)
+        return by_family
+
+    def sites(self, graph: ir.Model) -> list[Site]:
+        return find_sites(graph, self.rules)
+
+    def near_misses(self, graph: ir.Model, sites: list[Site]) -> list:
+        return near_misses(graph, self.rules, sites)
+
+    def fixed_input(self, graph: ir.Model) -> Candidate | None:
+        """The input with only the user's fixed shapes applied: a candidate of its own."""
+        if not self.fixes_shapes:
+            return None
+        fixed = files.copy(graph)
+        self.finish(fixed)
+        return Candidate("fixed shapes only", fixed, [])
+
+    def rewrite(self, label: str, graph: ir.Model, rules: Sequence[str], excluded=frozenset()) -> Candidate:
+        """A copy of ``graph`` rewritten to a fixpoint with ``rules``, skipping the ``excluded``
+        site classes and single sites, then fixed and annotated as it will be written."""
+        chosen = [r for r in self.rules if r.name in set(rules)]
+        candidate = files.copy(graph)
+        choose = (lambda sites: [s for s in sites if s.site_class not in excluded and s not in excluded]) if excluded else None
+        applied = rewrite_to_fixpoint(candidate, chosen, choose)
+        self.finish(candidate)
+        return Candidate(label, candidate, applied, tuple(r.name for r in chosen), frozenset(excluded))
+
+    @property
+    def fixes_shapes(self) -> bool:
+        return bool(self.fix_dims or self.fix_shapes)
+
+    def finish(self, graph: ir.Model) -> list[str]:
+        """The fixed shapes and the input's annotations, in place; returns what was fixed."""
+        fixed = specialize.fix_shapes(graph, self.fix_dims, self.fix_shapes)
+        if self.annotations is not None:
+            files.keep_only_annotations(graph, self.annotations)
+        return fixed

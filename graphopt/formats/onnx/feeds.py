@@ -1,0 +1,39 @@
+"""Inputs to verify and time an ONNX graph on: the user's .npz, or generated ones (inputs.py) at
+two bindings of the dynamic dimensions, after checking that those sizes fit in memory (sizes.py)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx_ir as ir
+
+from graphopt.errors import InputGenerationError
+from graphopt.formats.onnx import inputs as input_gen
+from graphopt.formats.onnx import sizes
+
+
+def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            feeds = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise InputGenerationError(f"{path}: not a readable .npz file ({error})") from None
+    missing = [s.name for s in input_gen.input_specs(model) if s.name not in feeds]
+    if missing:
+        raise InputGenerationError(f"{path}: no array for input(s) {', '.join(missing)}")
+    return feeds
+
+
+def verification_feeds(model: ir.Model, shapes, inputs_file) -> list[dict[str, np.ndarray]]:
+    """The user's inputs, or generated ones at two bindings of the dynamic dimensions."""
+    if inputs_file:
+        return [load_feeds(inputs_file, model)]
+    specs = input_gen.input_specs(model)
+    bindings = [input_gen.bind_dims(specs, shapes)]
+    alternate = input_gen.bind_dims(specs, shapes, input_gen.ALTERNATE_SIZES)
+    if alternate != bindings[0]:
+        bindings.append(alternate)
+    for binding in bindings:
+        sizes.refuse_unfit(model, specs, binding)
+    return [input_gen.generate(model, b, seed=i) for i, b in enumerate(bindings)]

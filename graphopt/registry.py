@@ -1,0 +1,48 @@
+"""Which Format reads a file and which Target a name means: the one place that knows the
+implementations by name. They are imported lazily, by module path, so the engine and the ways in
+depend only on graphopt.protocols, and a format or compiler that is not installed costs nothing
+until asked for."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from graphopt.errors import BadModelError
+
+# file suffix -> (format factory as "module:attribute", the module of its rule families, which
+# defines FAMILIES, all_rules() and rules_by_name(names))
+FORMATS = {
+    ".onnx": ("graphopt.formats.onnx:OnnxFormat", "graphopt.passes.onnx"),
+}
+# target name prefix -> "module:function" parsing the full name
+TARGETS = {
+    "ort": "graphopt.targets.onnxruntime:target_from_name",
+}
+
+
+def _load(reference: str):
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _suffix(path) -> str:
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in FORMATS else ".onnx"  # tried as ONNX, whose loader says if it is not one
+
+
+def rule_families(path=".onnx"):
+    """The module of rule families for the format that reads ``path``."""
+    return importlib.import_module(FORMATS[_suffix(path)][1])
+
+
+def format_for(path, rule_names: list[str] | None = None) -> tuple[object, list]:
+    """(Format, its rules: the named ones or all) for a model file, by suffix."""
+    return _load(FORMATS[_suffix(path)][0])(), rule_families(path).rules_by_name(rule_names)
+
+
+def target_for(name: str):
+    prefix = name.split("-", 1)[0]
+    if prefix not in TARGETS:
+        raise BadModelError(f"unknown target {name!r}; known: {', '.join(f'{p}-...' for p in TARGETS)}")
+    return _load(TARGETS[prefix])(name)
