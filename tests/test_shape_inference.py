@@ -38,7 +38,7 @@ def test_computed_reshapes_keep_the_input_symbols():
 
 def test_onnx_inference_is_the_fallback(monkeypatch):
     # ORT's symbolic pass returns None on models it gives up on (the conformance corpus has some).
-    from graphopt.formats import shape_inference
+    from graphopt.formats.onnx import shape_inference
 
     monkeypatch.setattr(shape_inference, "_symbolic", lambda model: None)
     model = parse(LEGACY_RESHAPE)
