@@ -12,10 +12,13 @@ A backend is ``(GraphModule, example_inputs) -> callable``. Per graph:
 Options (``torch.compile(..., options={...})``): ``target`` ("auto" = "onnxruntime" for now, or
 "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no
 search, the exported graph as is), ``verify`` (default True), ``policy`` ("search" or "greedy").
+Each graph's decision is logged (logger ``graphopt.torch``) and kept in ``DECISIONS``;
+``graphopt.torch.explain(model, *args)`` returns those of one call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import time
@@ -26,6 +29,32 @@ import torch
 from graphopt.verify import compare
 
 log = logging.getLogger("graphopt.torch")
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphDecision:
+    """What the backend did with one Dynamo graph (see ``explain``)."""
+
+    nodes: int
+    target: str  # "onnxruntime" or "inductor"
+    reason: str
+    seconds: float  # spent deciding and compiling
+    ratio: float | None = None  # the kept ONNX graph against the exported one, both under ORT
+    ci95: tuple[float, float] | None = None
+    fused: dict = dataclasses.field(default_factory=dict)  # fused kernels in what ORT runs
+
+
+DECISIONS: list[GraphDecision] = []  # every graph decided in this process, in order
+
+
+def explain(model, *args, **kwargs) -> list[GraphDecision]:
+    """Compile ``model`` with this backend, call it once on ``args`` (inference), and return
+    what was decided for each of its graphs: target, ratio with interval, fusions, time."""
+    torch._dynamo.reset()
+    before = len(DECISIONS)
+    with torch.no_grad():
+        torch.compile(model, backend="graphopt", options=kwargs.pop("options", None))(*args, **kwargs)
+    return DECISIONS[before:]
 DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "search"}
 ROUTES = {"onnxruntime": "graphopt.targets.onnxruntime.torch_route"}  # imported on first use
 
@@ -37,8 +66,10 @@ def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | N
         raise ValueError(f"graphopt backend: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
     why = _inductor_only(gm, example_inputs, settings)
     if why:
-        log.info("graphopt: graph of %d nodes to Inductor: %s", len(gm.graph.nodes), why)
-        return _inductor(gm, example_inputs)
+        start = time.monotonic()
+        compiled = _inductor(gm, example_inputs)
+        _record(GraphDecision(len(gm.graph.nodes), "inductor", why, time.monotonic() - start))
+        return compiled
     return _Guarded(gm, list(example_inputs), settings)
 
 
@@ -85,13 +116,18 @@ class _Guarded:
             problem = self._check(args) if self.settings["verify"] else None
         except Exception as error:  # an export or session failure is a fallback, not the user's crash
             problem = f"the ONNX Runtime route failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        nodes = len(self.gm.graph.nodes)
         if problem:
-            warnings.warn(f"graphopt: falling back to Inductor for a graph of {len(self.gm.graph.nodes)} nodes: {problem}", stacklevel=3)
+            warnings.warn(f"graphopt: falling back to Inductor for a graph of {nodes} nodes: {problem}", stacklevel=3)
             self.fallback = _inductor(self.gm, args)
+            _record(GraphDecision(nodes, "inductor", f"fallback: {problem}", time.monotonic() - start))
             return
         decision = self.route.decision
-        log.info("graphopt: graph of %d nodes to ONNX Runtime in %.1f s: %s", len(self.gm.graph.nodes), time.monotonic() - start,
-                 decision.reason if decision else "no search")  # fmt: skip
+        chosen = decision.chosen if decision else None
+        timing = chosen.final_timing if chosen else None
+        _record(GraphDecision(nodes, "onnxruntime", decision.reason if decision else "no search (budget 0)", time.monotonic() - start,
+                              timing.ratio if timing else None, (timing.ci_low, timing.ci_high) if timing else None,
+                              dict(chosen.report.fused) if chosen else {}))  # fmt: skip
 
     def _check(self, args) -> str | None:
         """The route's outputs against the GraphModule run eagerly, at verify's fp32 tolerances."""
@@ -103,6 +139,11 @@ class _Guarded:
         names = [f"output_{i}" for i in range(len(expected))]
         verdict = compare(names, expected, actual)
         return None if verdict.ok else f"output {verdict.first_failure().name}: {verdict.first_failure().reason}"
+
+
+def _record(decision: GraphDecision) -> None:
+    DECISIONS.append(decision)
+    log.info("graphopt: graph of %d nodes to %s in %.1f s: %s", decision.nodes, decision.target, decision.seconds, decision.reason)
 
 
 def _flat(outputs):

@@ -89,3 +89,15 @@ def test_unknown_options_are_refused():
 
     with pytest.raises(ValueError, match="unknown option"):
         graphopt_backend(torch.fx.symbolic_trace(_Mlp()), [torch.randn(2, 16)], options={"budjet": 3})
+
+
+def test_explain_says_what_each_graph_got():
+    import graphopt.torch
+
+    model = _Mlp().eval()
+    decisions = graphopt.torch.explain(model, torch.randn(4, 16), options={"budget": 5})
+    assert len(decisions) == 1
+    decision = decisions[0]
+    assert decision.target == "onnxruntime" and decision.nodes > 3 and decision.seconds > 0
+    assert decision.reason  # the kept candidate and its ratio, or why the exported graph stayed
+    assert (decision.ratio is None) == (decision.ci95 is None)
