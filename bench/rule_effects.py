@@ -22,6 +22,7 @@ from graphopt.formats.onnx import files as onnx_format
 from graphopt.measure import interleaved
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.passes.onnx import all_rules
+from graphopt import harness
 from graphopt.harness import runner
 from graphopt.search.policies import fired_families
 from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
