@@ -11,7 +11,9 @@ A backend is ``(GraphModule, example_inputs) -> callable``. Per graph:
 
 Options (``torch.compile(..., options={...})``): ``target`` ("auto" = "onnxruntime" for now, or
 "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no
-search, the exported graph as is), ``verify`` (default True), ``policy`` ("search" or "greedy").
+search, the exported graph as is), ``verify`` (default True), ``policy`` ("search" or "greedy"),
+``cache_dir`` (a folder for decisions: a graph decided before, at the same input shapes and
+library versions, is rewritten the same way without timing anything).
 Each graph's decision is logged (logger ``graphopt.torch``) and kept in ``DECISIONS``;
 ``graphopt.torch.explain(model, *args)`` returns those of one call.
 """
@@ -55,7 +57,7 @@ def explain(model, *args, **kwargs) -> list[GraphDecision]:
     with torch.no_grad():
         torch.compile(model, backend="graphopt", options=kwargs.pop("options", None))(*args, **kwargs)
     return DECISIONS[before:]
-DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "search"}
+DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "search", "cache_dir": None}
 ROUTES = {"onnxruntime": "graphopt.targets.onnxruntime.torch_route"}  # imported on first use
 
 
@@ -112,7 +114,7 @@ class _Guarded:
         start = time.monotonic()
         route = importlib.import_module(ROUTES["onnxruntime"])
         try:
-            self.route = route.compile_graph(self.gm, args, self.settings["budget"], self.settings["policy"])
+            self.route = route.compile_graph(self.gm, args, self.settings["budget"], self.settings["policy"], self.settings["cache_dir"])
             problem = self._check(args) if self.settings["verify"] else None
         except Exception as error:  # an export or session failure is a fallback, not the user's crash
             problem = f"the ONNX Runtime route failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
@@ -125,7 +127,8 @@ class _Guarded:
         decision = self.route.decision
         chosen = decision.chosen if decision else None
         timing = chosen.final_timing if chosen else None
-        _record(GraphDecision(nodes, "onnxruntime", decision.reason if decision else "no search (budget 0)", time.monotonic() - start,
+        reason = decision.reason if decision else "a cached decision, or no search (budget 0)"
+        _record(GraphDecision(nodes, "onnxruntime", reason, time.monotonic() - start,
                               timing.ratio if timing else None, (timing.ci_low, timing.ci_high) if timing else None,
                               dict(chosen.report.fused) if chosen else {}))  # fmt: skip
 

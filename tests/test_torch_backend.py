@@ -101,3 +101,16 @@ def test_explain_says_what_each_graph_got():
     assert decision.target == "onnxruntime" and decision.nodes > 3 and decision.seconds > 0
     assert decision.reason  # the kept candidate and its ratio, or why the exported graph stayed
     assert (decision.ratio is None) == (decision.ci95 is None)
+
+
+def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch):
+    from graphopt.targets.onnxruntime import torch_route
+
+    model = _Mlp().eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path))(x), model(x), rtol=1e-5, atol=1e-5)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    monkeypatch.setattr(torch_route, "decide", lambda *a, **k: pytest.fail("timed again despite the cache"))
+    with torch.no_grad():
+        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path))(x), model(x), rtol=1e-5, atol=1e-5)

@@ -15,18 +15,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from graphopt.atomic import atomic_path
 from graphopt.budget import Budget
 from graphopt.decide import Decision, decide
 from graphopt.formats.onnx import OnnxFormat
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.passes.onnx import all_rules
 from graphopt.search.policies import POLICIES
+from graphopt.targets.onnxruntime.levers import SessionSettings
 from graphopt.targets.onnxruntime.target import OrtTarget
 
 
@@ -81,19 +85,82 @@ class OrtRoute:
         return tuple(torch.from_numpy(np.asarray(o)) for o in self.compiled.run(feeds))
 
 
-def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search") -> OrtRoute:
-    """Export, decide with graphopt's ONNX path, and make the ORT session of the kept graph."""
+def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", cache_dir=None) -> OrtRoute:
+    """Export, decide with graphopt's ONNX path (or reuse a cached decision), and make the ORT
+    session of the kept graph."""
     baked = baked_indices(inputs)
     model = export(gm, inputs, baked)
     fmt, target = OnnxFormat(), OrtTarget()
     prepared = prepare(fmt.copy(model))
+    rules = fmt.rules(all_rules(), model)
     runtime = [i for i in range(len(inputs)) if i not in baked]
     names = [v.name for v in model.graph.inputs]
     feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
+    cache = DecisionCache(cache_dir, fmt.fingerprint(prepared), feeds[0], budget_s, policy) if cache_dir else None
+    remembered = cache.load() if cache else None
     decision = None
-    if budget_s > 0:
-        decision = decide(prepared, fmt.rules(all_rules(), model), target, POLICIES[policy](), feeds, Budget(budget_s), baseline_graph=model)
-    graph = decision.chosen.candidate.graph if decision and decision.chosen else model
-    lever = decision.lever.lever if decision else None
+    if remembered is not None:
+        graph, lever = _replay(remembered, prepared, rules, model)
+    else:
+        if budget_s > 0:
+            decision = decide(prepared, rules, target, POLICIES[policy](), feeds, Budget(budget_s), baseline_graph=model)
+        graph = decision.chosen.candidate.graph if decision and decision.chosen else model
+        lever = decision.lever.lever if decision else None
+        if cache and decision:
+            cache.store(decision)
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision)
+
+
+def _replay(remembered: dict, prepared, rules, model):
+    """The cached decision applied again: the same rules, the same site classes left out (the
+    rewrite is deterministic, so the same graph), and the same session settings."""
+    graph = model
+    if remembered["rules"] is not None:
+        excluded = frozenset(tuple(c) for c in remembered["excluded"])
+        graph = rules.rewrite(remembered["label"], prepared, remembered["rules"], excluded).graph
+    lever = SessionSettings(remembered["level"], tuple(remembered["disabled_optimizers"])) if remembered["level"] else None
+    return graph, lever
+
+
+@dataclasses.dataclass
+class DecisionCache:
+    """Decisions on disk, keyed by the exported graph's fingerprint, the input shapes and dtypes,
+    the budget and policy, and the library versions: a second process does not measure again.
+    Only the decision is stored (rules, site classes left out, session settings), never weights."""
+
+    folder: object
+    fingerprint: str
+    feeds: dict
+    budget_s: float
+    policy: str
+
+    @property
+    def path(self) -> Path:
+        import hashlib
+
+        import onnxruntime
+
+        shapes = sorted((name, tuple(a.shape), str(a.dtype)) for name, a in self.feeds.items())
+        key = repr((self.fingerprint, shapes, self.budget_s, self.policy, torch.__version__, onnxruntime.__version__))
+        return Path(self.folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+    def load(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def store(self, decision: Decision) -> None:
+        chosen, lever = decision.chosen, decision.lever.lever
+        record = {
+            "label": chosen.candidate.label if chosen else None,
+            "rules": list(chosen.candidate.rules) if chosen else None,
+            "excluded": [list(c) for c in chosen.candidate.excluded] if chosen else [],
+            "level": lever.level if lever else None,
+            "disabled_optimizers": list(lever.disabled_optimizers) if lever else [],
+            "reason": decision.reason,
+        }
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
