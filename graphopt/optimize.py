@@ -37,10 +37,29 @@ class OptimizeResult:
     seconds: float = 0.0
     session_path: str | None = None  # where the recommended compiler settings were written
 
-    def __getattr__(self, name):  # baseline, chosen, selected, reason, kept_original, unconfirmed...
-        if name == "decision":
-            raise AttributeError(name)
-        return getattr(self.decision, name)
+    @property
+    def baseline(self):
+        return self.decision.baseline
+
+    @property
+    def chosen(self):
+        return self.decision.chosen
+
+    @property
+    def selected(self):
+        return self.decision.selected
+
+    @property
+    def unconfirmed(self) -> str | None:
+        return self.decision.unconfirmed
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @property
+    def kept_original(self) -> bool:
+        return self.decision.kept_original
 
     @property
     def evaluations(self) -> list:
@@ -89,9 +108,9 @@ def optimize(
     rule_set = fmt.rules(registered if rules is None else rules, original, fix_dims, fix_shapes)
     # Fixed shapes are applied to each candidate after its rewrites (the rules match the dynamic
     # graph they were written for); the fixed input is a candidate of its own.
-    fixed = rule_set.fixed_input(prepared)
+    fixed, fixed_notes = rule_set.fixed_input(prepared)
+    notes += fixed_notes
     if fixed is not None:
-        notes += rule_set.finish(fmt.copy(prepared))
         _check_agrees_with_fixed(fmt, fixed.graph, shapes or {})
     feeds = fmt.feeds(fixed.graph if fixed else prepared, shapes, inputs_file)
     sites = rule_set.sites(prepared)
@@ -104,15 +123,15 @@ def optimize(
     if output_path is not None:
         progress.stage("saving")
         with signals_held():  # the model, its weights and its settings file: all or nothing
-            _write(result, fmt, prepared, target)
+            _write(result, fmt, original, prepared, target)
     result.seconds = time.monotonic() - start
     return result
 
 
-def _write(result: OptimizeResult, fmt, prepared, target) -> None:
+def _write(result: OptimizeResult, fmt, original, prepared, target) -> None:
     """The model (with its weights) first, then its settings side file, or an old one's removal."""
     chosen = result.decision.chosen
-    fmt.write_output(chosen.candidate.graph if chosen else None, result.model_path, result.output_path, like=prepared)
+    fmt.write_output(chosen.candidate.graph if chosen else None, result.model_path, result.output_path, like=prepared, original=original)
     result.session_path = target.write_lever(result.output_path, result.decision.lever.lever, result.decision.lever.timing)
 
 

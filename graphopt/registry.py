@@ -36,9 +36,9 @@ def rule_families(path=".onnx"):
     return importlib.import_module(FORMATS[_suffix(path)][1])
 
 
-def format_for(path, rule_names: list[str] | None = None) -> tuple[object, list]:
-    """(Format, its rules: the named ones or all) for a model file, by suffix."""
-    return _load(FORMATS[_suffix(path)][0])(), rule_families(path).rules_by_name(rule_names)
+def format_for(path) -> tuple[object, list]:
+    """(Format, all its rules) for a model file, by suffix."""
+    return _load(FORMATS[_suffix(path)][0])(), rule_families(path).all_rules()
 
 
 def target_for(name: str):

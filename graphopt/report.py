@@ -87,26 +87,36 @@ def _evaluation(e, kept: bool) -> dict:
     }
 
 
-def _summary_table(result: OptimizeResult) -> Table:
-    table = Table(title=f"graphopt optimize {Path(result.model_path).name}", show_lines=False)
-    columns = [("input", result.baseline.compiled.report, None)]
+def summary_rows(result: OptimizeResult) -> list[tuple[str, ...]]:
+    """The summary table as rows of text, header first: input, output, and the output under the
+    recommended settings when there are some. The terminal, Markdown and HTML reports draw it."""
+    base = result.baseline.compiled.report
     chosen = result.chosen
-    columns.append(("output", chosen.report if chosen else result.baseline.compiled.report, chosen.final_timing if chosen else None))
+    columns = [("input", base, None), ("output", chosen.report if chosen else base, chosen.final_timing if chosen else None)]
     if result.session.report is not None:
         columns.append((f"output, {result.session.lever.label()}", result.session.report, result.session.timing))
-    table.add_column("at the compiler's defaults unless named")
-    for name, _, _ in columns:
-        table.add_column(name, justify="right")
-    table.add_row("ORT kernels", *(str(r.kernels) for _, r, _ in columns))
+    rows = [("at the compiler's defaults unless named", *(name for name, _, _ in columns)),
+            ("ORT kernels", *(str(r.kernels) for _, r, _ in columns))]  # fmt: skip
     for op in sorted({op for _, r, _ in columns for op in r.fused}):
-        table.add_row(f"fused {op.split('::')[-1]}", *(str(r.fused.get(op, 0)) for _, r, _ in columns))
-    if any(t for _, _, t in columns):
-        base_ms = next(t for _, _, t in columns if t).baseline_s * 1e3
-        table.add_row("latency (median)", f"{base_ms:.3f} ms", *(f"{t.candidate_s * 1e3:.3f} ms" if t else "same graph" for _, _, t in columns[1:]))
-        table.add_row("ratio to input [95% CI]", "1", *(f"{t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}]" if t else "-" for _, _, t in columns[1:]))
+        rows.append((f"fused {op.split('::')[-1]}", *(str(r.fused.get(op, 0)) for _, r, _ in columns)))
+    timed = [t for _, _, t in columns if t]
+    if timed:
+        rows.append(("latency (median)", f"{timed[0].baseline_s * 1e3:.3f} ms", *(f"{t.candidate_s * 1e3:.3f} ms" if t else "same graph" for _, _, t in columns[1:])))
+        rows.append(("ratio to input [95% CI]", "1", *(f"{t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}]" if t else "-" for _, _, t in columns[1:])))
     if chosen:
         worst = max(chosen.equivalence.outputs, key=lambda o: o.max_abs_error)
-        table.add_row("max |error|", "", f"{worst.max_abs_error:.2e} ({worst.name})")
+        rows.append(("max |error|", "", f"{worst.max_abs_error:.2e} ({worst.name})", *([""] * (len(columns) - 2))))
+    return rows
+
+
+def _summary_table(result: OptimizeResult) -> Table:
+    header, *rows = summary_rows(result)
+    table = Table(title=f"graphopt optimize {Path(result.model_path).name}", show_lines=False)
+    table.add_column(header[0])
+    for name in header[1:]:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

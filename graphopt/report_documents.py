@@ -8,33 +8,19 @@ import json
 import os
 from pathlib import Path
 
+from rich.text import Text
+
 from graphopt import report as report_mod
 from graphopt.atomic import atomic_path
 from graphopt.optimize import OptimizeResult
 
 
-def _rows(result: OptimizeResult) -> list[tuple[str, ...]]:
-    data = report_mod.to_dict(result)
-    columns = [("input", data["before"], None), ("output", data["after"], data["latency"])]
-    with_settings = data["ort_session"]["with_settings"]
-    if with_settings:
-        columns.append((f"output, {result.session.lever.label()}", with_settings, with_settings["latency"]))
-    rows = [("", *(name for name, _, _ in columns)), ("ORT kernels", *(str(c["kernels"]) for _, c, _ in columns))]
-    for op in sorted({op for _, c, _ in columns for op in c["fused"]}):
-        rows.append((f"fused {op.split('::')[-1]}", *(str(c["fused"].get(op, 0)) for _, c, _ in columns)))
-    timed = [t for _, _, t in columns if t]
-    if timed:
-        rows.append(("latency (median)", f"{timed[0]['baseline_ms']:.3f} ms", *(f"{t['candidate_ms']:.3f} ms" if t else "same graph" for _, _, t in columns[1:])))
-        rows.append(("ratio to input [95% CI]", "1", *(f"{t['ratio']:.3f} [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}]" if t else "-" for _, _, t in columns[1:])))
-    return rows
-
-
 def _headline(result: OptimizeResult) -> str:
-    return report_mod.headline(result).replace("[bold green]", "").replace("[bold yellow]", "").replace("[bold]", "").replace("[/]", "")
+    return Text.from_markup(report_mod.headline(result)).plain
 
 
 def markdown(result: OptimizeResult, plot_path: str | None = None) -> str:
-    rows = _rows(result)
+    rows = report_mod.summary_rows(result)
     lines = [f"# graphopt optimize {Path(result.model_path).name}", "", *_headline(result).splitlines(), ""]
     lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -47,7 +33,7 @@ def markdown(result: OptimizeResult, plot_path: str | None = None) -> str:
 
 def html(result: OptimizeResult, plot_path: str | None = None) -> str:
     esc = html_lib.escape
-    rows = _rows(result)
+    rows = report_mod.summary_rows(result)
     table = "<table>" + "".join(
         "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(cell)}</{'th' if i == 0 else 'td'}>" for cell in row) + "</tr>"
         for i, row in enumerate(rows)

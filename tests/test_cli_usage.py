@@ -108,8 +108,8 @@ def test_one_headline_candidates_marked_progress_logged(tmp_path):
     text = " ".join(result.stdout.split())
     # progress: timestamped lines with counts and time left, since stderr is not a terminal here
     assert re.search(r"^\[\d\d:\d\d:\d\d\] graphopt \(\d+/\d+ candidates, \d+ s left\): candidate ", result.stderr, re.M), result.stderr
-    if data["kept_original"]:
-        pytest.skip(f"tiny BERT handed back on this run: {data['reason']}")
+    # attention alone makes tiny BERT >1.3x faster here (tests/test_outputs.py relies on it too)
+    assert not data["kept_original"], data["reason"]
     latency = data["latency"]
     # the table, the last line and the JSON give the same measurement: output vs input, ORT defaults
     assert f"{latency['ratio']:.3f} [{latency['ci95'][0]:.3f}, {latency['ci95'][1]:.3f}]" in text
@@ -117,8 +117,10 @@ def test_one_headline_candidates_marked_progress_logged(tmp_path):
     kept = [c for c in data["candidates"] if c["kept"]]
     assert len(kept) == 1 and kept[0]["label"] in data["reason"]
     assert all(c["dropped"] for c in data["candidates"] if not c["kept"])
-    if data["selection"]["confirmation"]:
-        assert data["latency"]["selection_ratio"] is not None or data["session_changed_choice"]
+    selection = data["selection"]
+    if selection["confirmation"] and not data["session_changed_choice"]:  # the headline is the second timing
+        assert latency["ratio"] == selection["confirmation"]["ratio"] and latency["confirmed"]
+        assert latency["selection_ratio"] == selection["selection"]["ratio"]
     settings = data["ort_session"]["with_settings"]
     if settings is not None:  # a second, labelled row with its own ratio and kernels
         assert "with ORT without" in text or "with ORT level" in text

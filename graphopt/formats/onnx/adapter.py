@@ -74,12 +74,13 @@ class OnnxFormat:
     def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
         outputs.check_destination(source, output, in_place=in_place, make_dirs=make_dirs)
 
-    def write_output(self, graph: ir.Model | None, source, output, *, like: ir.Model) -> None:
-        """``graph`` beside its weights, or (None) the input handed back, loadable by the target."""
+    def write_output(self, graph: ir.Model | None, source, output, *, like: ir.Model, original: ir.Model) -> None:
+        """``graph`` beside its weights, or (None) ``original``, the input handed back, at the IR
+        version of ``like`` (what the target was given)."""
         if graph is not None:
             outputs.write_candidate(graph, output, external_data=files.has_external_data(like))
         else:
-            outputs.write_original(source, output, ir_version=like.ir_version)
+            outputs.write_original(original, source, output, ir_version=like.ir_version)
 
     def fingerprint(self, graph: ir.Model) -> str:
         """A digest of the graph's structure (ops, attributes, edges), not of its weights' bytes."""
@@ -111,13 +112,14 @@ class OnnxRules:
     def near_misses(self, graph: ir.Model, sites: list[Site]) -> list:
         return near_misses(graph, self.rules, sites)
 
-    def fixed_input(self, graph: ir.Model) -> Candidate | None:
-        """The input with only the user's fixed shapes applied: a candidate of its own."""
+    def fixed_input(self, graph: ir.Model) -> tuple[Candidate | None, list[str]]:
+        """The input with only the user's fixed shapes applied (a candidate of its own), and what
+        was fixed, for the report."""
         if not self.fixes_shapes:
-            return None
+            return None, []
         fixed = files.copy(graph)
-        self.finish(fixed)
-        return Candidate("fixed shapes only", fixed, [])
+        notes = self.finish(fixed)
+        return Candidate("fixed shapes only", fixed, []), notes
 
     def rewrite(self, label: str, graph: ir.Model, rules: Sequence[str], excluded=frozenset()) -> Candidate:
         """A copy of ``graph`` rewritten to a fixpoint with ``rules``, skipping the ``excluded``

@@ -9,7 +9,6 @@ the caller asks for it to be made: a typo in ``-o`` should not silently create a
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -49,15 +48,16 @@ def write_candidate(model: ir.Model, output_path, *, external_data: bool) -> Non
     onnx_format.save(model, output_path, external_data=external_data)
 
 
-def write_original(model_path, output_path, *, ir_version: int) -> None:
-    """The input handed back: its own bytes where it is one self-contained file, else rewritten
-    with its weights beside the output (and the IR version ORT can load)."""
+def write_original(original: ir.Model, model_path, output_path, *, ir_version: int) -> None:
+    """The input handed back (``original``, loaded from ``model_path`` and unchanged): its own
+    bytes where it is one self-contained file, else rewritten with its weights beside the output;
+    at the IR version ORT can load."""
     source, output = Path(model_path), Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    original = onnx_format.load(source)
     if onnx_format.has_external_data(original):
-        original.ir_version = ir_version
-        onnx_format.save(original, output, external_data=True)
+        handed_back = onnx_format.copy(original)  # the caller's model stays as it was
+        handed_back.ir_version = ir_version
+        onnx_format.save(handed_back, output, external_data=True)
     elif original.ir_version != ir_version:
         proto = onnx.load(str(source), load_external_data=False)
         proto.ir_version = ir_version
@@ -66,8 +66,3 @@ def write_original(model_path, output_path, *, ir_version: int) -> None:
     elif source.resolve() != output.resolve():
         with atomic_path(output) as tmp:
             shutil.copyfile(source, tmp)
-
-
-def remove_stale(path: str | os.PathLike) -> None:
-    """An earlier run's side file that does not apply to this output."""
-    Path(path).unlink(missing_ok=True)

@@ -32,11 +32,6 @@ class Rule:
     doc: str
     variants: tuple[orp.RewriteRule, ...]  # the pattern and, for commutative ops, its commuted forms
 
-    def try_rewrite(self, model, graph, node, tracer=None):
-        """The first variant's replacement at ``node`` (detached from the graph), or None."""
-        found = self.match(model, graph, node, tracer)
-        return None if found is None else found[1]
-
     def match(self, model, graph, node, tracer=None):
         """``(variant, replacement)`` for the first variant that matches at ``node``, or None."""
         for variant in self.variants:
@@ -96,7 +91,7 @@ def adopt(name: str, family: str, doc: str, rewrites) -> Rule:
     """A Rule made of rewrite rules written for onnxscript's own rule sets (its ORT fusions).
 
     They keep what they computed in ``check`` on the rule object until ``rewrite`` (onnxscript's
-    class-based style); that is safe here because graphopt calls both within one ``try_rewrite``.
+    class-based style); that is safe here because graphopt calls both within one ``match`` or ``dry_run``.
     Rules that extract functions (``as_function``) or need per-graph setup are not adoptable:
     single-site application cannot honour them.
     """
