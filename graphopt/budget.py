@@ -79,3 +79,15 @@ class Budget:
         """Timing for the winning levers together against the original; None when it cannot fit."""
         remaining = self.left(self.deadline) - pair_setup_s
         return None if remaining < LEVER_MIN_S else min(remaining, LEVERS_COMBINED_MAX_S)
+
+
+# torch.compile(backend="graphopt"): one graph's budget covers the ONNX path's decision and the
+# timing of each contender (ORT route, Inductor with FX rules) against Inductor as is.
+CONTENDER_MAX_S = 6.0
+CONTENDER_MIN_S = 1.5
+
+
+def split_for_torch(total_s: float, timed_contenders: int) -> tuple[float, float]:
+    """(seconds for the ONNX path's own search, seconds to time each contender against Inductor)."""
+    per_contender = max(CONTENDER_MIN_S, min(CONTENDER_MAX_S, total_s / 8)) if timed_contenders else 0.0
+    return max(0.0, total_s - timed_contenders * per_contender), per_contender

@@ -1,34 +1,31 @@
 """``torch.compile(model, backend="graphopt")``: found by name through the
 ``torch_dynamo_backends`` entry point (this module must not also call ``register_backend``).
 
-A backend is ``(GraphModule, example_inputs) -> callable``. Per graph:
+A backend is ``(GraphModule, example_inputs) -> callable``. Each Dynamo graph (a graph break
+gives several, each decided on its own) is decided on its first call, with real inputs
+(graphopt/torch_choice.py): the ONNX Runtime route, Inductor with graphopt's FX rules and
+Inductor as is are checked against the graph run eagerly and, under ``auto``, timed against
+each other; the fastest equivalent one runs it from then on. A graph that needs gradients goes
+to Inductor (through aot_autograd) with only the FX rules that keep gradients exact, never to an
+inference session. A graph compiled for dynamic sizes is exported with symbolic axes, so new
+sizes need no new session; Dynamo's own recompiles are the only ones.
 
-- a graph that needs gradients goes to Inductor (``compile_fx``), never to an inference session;
-- otherwise the ONNX Runtime route (targets/onnxruntime/torch_route.py): parameters baked in as
-  initializers, graphopt's ONNX path decides the rewrites in memory, one ORT session runs it;
-- the first call is checked against the GraphModule run eagerly; a graph that fails to export
-  or to match falls back to Inductor with a warning that says why.
-
-Options (``torch.compile(..., options={...})``): ``target`` ("auto" = "onnxruntime" for now, or
-"inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no
-search, the exported graph as is), ``verify`` (default True), ``policy`` ("search" or "greedy"),
-``cache_dir`` (a folder for decisions: a graph decided before, at the same input shapes and
-library versions, is rewritten the same way without timing anything).
-Each graph's decision is logged (logger ``graphopt.torch``) and kept in ``DECISIONS``;
-``graphopt.torch.explain(model, *args)`` returns those of one call.
+Options (``torch.compile(..., options={...})``): ``target`` ("auto": measure; "onnxruntime";
+"inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
+search), ``verify`` (default True), ``policy`` ("search" or "greedy"), ``cache_dir`` (a folder
+for decisions: a graph decided before, at the same input shapes, options and library versions,
+is compiled the same way without timing anything). Each graph's decision is logged (logger
+``graphopt.torch``) and kept in ``DECISIONS``; ``graphopt.torch.explain(model, *args)`` returns
+those of one call.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import time
-import warnings
 
 import torch
-
-from graphopt.verify import compare
 
 log = logging.getLogger("graphopt.torch")
 
@@ -41,9 +38,14 @@ class GraphDecision:
     target: str  # "onnxruntime" or "inductor"
     reason: str
     seconds: float  # spent deciding and compiling
-    ratio: float | None = None  # the kept ONNX graph against the exported one, both under ORT
+    ratio: float | None = None  # the kept contender against Inductor as is (timed), None when not timed
     ci95: tuple[float, float] | None = None
-    fused: dict = dataclasses.field(default_factory=dict)  # fused kernels in what ORT runs
+    fused: dict = dataclasses.field(default_factory=dict)  # fused kernels in what runs
+    rules: dict = dataclasses.field(default_factory=dict)  # graphopt rules that rewrote the graph -> sites
+    contender: str = ""  # "onnxruntime", "inductor+rules" or "inductor"
+    timings: dict = dataclasses.field(default_factory=dict)  # each contender against Inductor: (ratio, ci95)
+    left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why it was left out
+    cached: bool = False
 
 
 DECISIONS: list[GraphDecision] = []  # every graph decided in this process, in order
@@ -54,11 +56,14 @@ def explain(model, *args, **kwargs) -> list[GraphDecision]:
     what was decided for each of its graphs: target, ratio with interval, fusions, time."""
     torch._dynamo.reset()
     before = len(DECISIONS)
+    options = kwargs.pop("options", None)
     with torch.no_grad():
-        torch.compile(model, backend="graphopt", options=kwargs.pop("options", None))(*args, **kwargs)
+        torch.compile(model, backend="graphopt", options=options)(*args, **kwargs)
     return DECISIONS[before:]
+
+
 DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "search", "cache_dir": None}
-ROUTES = {"onnxruntime": "graphopt.targets.onnxruntime.torch_route"}  # imported on first use
+TARGETS = ("auto", "onnxruntime", "inductor")
 
 
 def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, **kwargs):
@@ -66,90 +71,49 @@ def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | N
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"graphopt backend: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-    why = _inductor_only(gm, example_inputs, settings)
-    if why:
-        start = time.monotonic()
-        compiled = _inductor(gm, example_inputs)
-        _record(GraphDecision(len(gm.graph.nodes), "inductor", why, time.monotonic() - start))
-        return compiled
-    return _Guarded(gm, list(example_inputs), settings)
+    if settings["target"] not in TARGETS:
+        raise ValueError(f"graphopt backend: target {settings['target']!r}; choose from {', '.join(TARGETS)}")
+    return _Graph(gm, list(example_inputs), settings)
 
 
-def _inductor_only(gm, inputs, settings) -> str | None:
-    if settings["target"] == "inductor":
-        return "asked for"
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
-        return "it needs gradients"
-    if not all(isinstance(t, torch.Tensor) for t in inputs):
-        return "symbolic sizes among its inputs (dynamic shapes go to Inductor for now)"
-    if any(t.device.type != "cpu" for t in inputs):
-        return "inputs on a device the ORT route does not handle yet"
-    return None
+class _Graph:
+    """One Dynamo graph: decided on its first call, again if a weight baked into a session changes."""
 
-
-def _inductor(gm, inputs):
-    from torch._inductor.compile_fx import compile_fx
-
-    return compile_fx(gm, inputs)
-
-
-class _Guarded:
-    """Compiles on the first call (checking it against eager), again if a baked weight changes."""
-
-    def __init__(self, gm, inputs, settings):
-        self.gm, self.inputs, self.settings = gm, inputs, settings
-        self.route = None
-        self.fallback = None
+    def __init__(self, gm, example_inputs, settings):
+        self.gm, self.example_inputs, self.settings = gm, example_inputs, settings
+        self.run = None
 
     def __call__(self, *args):
-        if self.fallback is not None:
-            return self.fallback(*args)
-        if self.route is None or self.route.weights_changed(args):
-            self._compile(list(args))
-            if self.fallback is not None:
-                return self.fallback(*args)
-        return self.route(*args)
+        if self.run is None or _weights_changed(self.run, args):
+            self.run = self._decide(list(args))
+        return self.run(*args)
 
-    def _compile(self, args) -> None:
+    def _decide(self, args):
+        from graphopt.torch_cache import DecisionCache
+        from graphopt.torch_choice import decide_graph
+
         start = time.monotonic()
-        route = importlib.import_module(ROUTES["onnxruntime"])
-        try:
-            self.route = route.compile_graph(self.gm, args, self.settings["budget"], self.settings["policy"], self.settings["cache_dir"])
-            problem = self._check(args) if self.settings["verify"] else None
-        except Exception as error:  # an export or session failure is a fallback, not the user's crash
-            problem = f"the ONNX Runtime route failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-        nodes = len(self.gm.graph.nodes)
-        if problem:
-            warnings.warn(f"graphopt: falling back to Inductor for a graph of {nodes} nodes: {problem}", stacklevel=3)
-            self.fallback = _inductor(self.gm, args)
-            _record(GraphDecision(nodes, "inductor", f"fallback: {problem}", time.monotonic() - start))
-            return
-        decision = self.route.decision
-        chosen = decision.chosen if decision else None
-        timing = chosen.final_timing if chosen else None
-        reason = decision.reason if decision else "a cached decision, or no search (budget 0)"
-        _record(GraphDecision(nodes, "onnxruntime", reason, time.monotonic() - start,
-                              timing.ratio if timing else None, (timing.ci_low, timing.ci_high) if timing else None,
-                              dict(chosen.report.fused) if chosen else {}))  # fmt: skip
+        cache = DecisionCache.for_graph(self.settings["cache_dir"], self.gm, args, self.settings) if self.settings["cache_dir"] else None
+        remembered = cache.load() if cache else None
+        choice = decide_graph(self.gm, args, self.settings, remembered, self.example_inputs)
+        if cache and remembered is None:
+            cache.store(choice.kept.record)
+        kept = choice.kept
+        _record(GraphDecision(len(self.gm.graph.nodes), kept.target, _reason(choice), time.monotonic() - start, choice.ratio,
+                              choice.ci95, kept.fused, kept.fired, kept.name, choice.timings, choice.left_out, remembered is not None))  # fmt: skip
+        return kept.run
 
-    def _check(self, args) -> str | None:
-        """The route's outputs against the GraphModule run eagerly, at verify's fp32 tolerances."""
-        with torch.no_grad():
-            expected = [t.detach().cpu().numpy() for t in _flat(self.gm(*args))]
-        actual = [t.numpy() for t in self.route(*args)]
-        if len(actual) != len(expected):
-            return f"{len(actual)} outputs where eager gives {len(expected)}"
-        names = [f"output_{i}" for i in range(len(expected))]
-        verdict = compare(names, expected, actual)
-        return None if verdict.ok else f"output {verdict.first_failure().name}: {verdict.first_failure().reason}"
+
+def _weights_changed(run, args) -> bool:
+    changed = getattr(run, "weights_changed", None)
+    return bool(changed and changed(args))
+
+
+def _reason(choice) -> str:
+    detail = f" ({choice.kept.detail})" if choice.kept.detail else ""
+    return f"{choice.reason}{detail}"
 
 
 def _record(decision: GraphDecision) -> None:
     DECISIONS.append(decision)
-    log.info("graphopt: graph of %d nodes to %s in %.1f s: %s", decision.nodes, decision.target, decision.seconds, decision.reason)
-
-
-def _flat(outputs):
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    return [t for t in outputs if isinstance(t, torch.Tensor)]
+    log.info("graphopt: graph of %d nodes to %s in %.1f s: %s", decision.nodes, decision.contender, decision.seconds, decision.reason)

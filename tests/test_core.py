@@ -47,7 +47,21 @@ def test_only_the_onnx_rooms_import_onnx_or_ort():
         relative = path.relative_to(GRAPHOPT).as_posix()
         if relative.startswith(ONNX_ROOMS):
             continue
-        bad = {n for n in _imports(path) if n.split(".")[0] in ONNX_PACKAGES or n.startswith(("graphopt.formats.onnx", "graphopt.targets.onnxruntime", "graphopt.passes"))}
+        bad = {n for n in _imports(path) if n.split(".")[0] in ONNX_PACKAGES or n.startswith(("graphopt.formats.onnx", "graphopt.targets.onnxruntime", "graphopt.passes.onnx"))}
+        if bad:
+            offenders[relative] = sorted(bad)
+    assert offenders == {}
+
+
+def test_only_the_fx_rooms_import_fx_rules():
+    """FX rules are read by the FX format and the Inductor target, nothing else (the torch
+    backend reaches them through targets/inductor)."""
+    offenders = {}
+    for path in GRAPHOPT.rglob("*.py"):
+        relative = path.relative_to(GRAPHOPT).as_posix()
+        if relative.startswith(("formats/fx/", "targets/inductor/")):
+            continue
+        bad = {n for n in _imports(path) if n.startswith("graphopt.passes.fx")}
         if bad:
             offenders[relative] = sorted(bad)
     assert offenders == {}

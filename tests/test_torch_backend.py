@@ -79,9 +79,104 @@ def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(
     monkeypatch.setattr(torch_route, "compile_graph", wrong)
     model = _Mlp().eval()
     x = torch.randn(4, 16)
-    with torch.no_grad(), pytest.warns(UserWarning, match="falling back to Inductor.*output_0"):
-        out = _compiled(model)(x)
+    with torch.no_grad(), pytest.warns(UserWarning, match="falling back to Inductor.*onnxruntime left out: output output_0"):
+        out = _compiled(model, target="onnxruntime")(x)
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
+
+
+class _Swish(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(16, 64), torch.nn.Linear(64, 8)
+
+    def forward(self, x):
+        h = self.up(x)
+        return self.down(h * torch.sigmoid(h))
+
+
+@pytest.mark.slow
+def test_a_wrong_fx_rule_is_named_and_left_out(monkeypatch):
+    from graphopt.passes import fx
+    from graphopt.passes.fx.activations import _match_silu
+    from graphopt.passes.fx.rule import FxRule
+
+    def relu_instead(node):  # matches x*sigmoid(x) like the real rule, but builds the wrong op
+        return (lambda graph, x=node.args[0]: graph.call_function(torch.relu, (x,))) if _match_silu(node) else None
+
+    monkeypatch.setattr(fx, "RULES", [FxRule("wrong_silu", "activations", relu_instead)])
+    model = _Swish().eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad(), pytest.warns(UserWarning, match="FX rule wrong_silu left out.*output_0"):
+        out = _compiled(model, target="inductor")(x)
+    torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
+    assert graphopt_decisions()[-1].rules == {}
+
+
+def graphopt_decisions():
+    from graphopt.torch_backend import DECISIONS
+
+    return DECISIONS
+
+
+class _Encoder(torch.nn.Module):
+    """Token ids to hidden states through one attention layer: a sequence axis that changes."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 32)
+        self.qkv, self.out = torch.nn.Linear(32, 96), torch.nn.Linear(32, 32)
+        self.norm = torch.nn.LayerNorm(32)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        batch, length, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1) @ v
+        return self.norm(x + self.out(attention.transpose(1, 2).reshape(batch, length, 32)))
+
+
+@pytest.mark.slow
+def test_new_sequence_lengths_need_no_recompiles_beyond_dynamos():
+    from torch._dynamo.testing import CompileCounter
+
+    model = _Encoder().eval()
+    lengths = [8, 12, 16, 5]
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        for n in lengths:
+            torch.compile(model, backend=counter)(torch.randint(0, 50, (2, n)))
+    before = len(graphopt_decisions())
+    compiled = _compiled(model, target="onnxruntime")
+    with torch.no_grad():
+        for n in lengths:
+            ids = torch.randint(0, 50, (2, n))
+            torch.testing.assert_close(compiled(ids), model(ids), rtol=1e-4, atol=1e-5)
+    decisions = graphopt_decisions()[before:]
+    assert len(decisions) == counter.frame_count  # one static graph, then one dynamic graph for all others
+    assert [d.target for d in decisions] == ["onnxruntime"] * counter.frame_count
+
+
+@pytest.mark.slow
+def test_a_graph_break_gives_graphs_decided_on_their_own():
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = _Mlp(), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.first(x)
+            torch._dynamo.graph_break()
+            return self.second(torch.relu(h))
+
+    model = Broken().eval()
+    x = torch.randn(4, 16)
+    before = len(graphopt_decisions())
+    with torch.no_grad():
+        torch.testing.assert_close(_compiled(model)(x), model(x), rtol=1e-5, atol=1e-5)
+    decisions = graphopt_decisions()[before:]
+    assert len(decisions) == 2
+    assert all("onnxruntime" in d.timings or "onnxruntime" in d.left_out for d in decisions)
 
 
 def test_unknown_options_are_refused():
@@ -98,19 +193,28 @@ def test_explain_says_what_each_graph_got():
     decisions = graphopt.torch.explain(model, torch.randn(4, 16), options={"budget": 5})
     assert len(decisions) == 1
     decision = decisions[0]
-    assert decision.target == "onnxruntime" and decision.nodes > 3 and decision.seconds > 0
-    assert decision.reason  # the kept candidate and its ratio, or why the exported graph stayed
-    assert (decision.ratio is None) == (decision.ci95 is None)
+    assert decision.nodes > 3 and decision.seconds > 0 and decision.reason
+    assert decision.target in ("onnxruntime", "inductor")
+    # under auto the ORT route was measured against Inductor: its ratio with an interval
+    ratio, (low, high) = decision.timings["onnxruntime"]
+    assert low <= ratio <= high
+    assert (decision.ratio is None) == (decision.contender == "inductor")
 
 
-def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("target", ["auto", "onnxruntime"])
+def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch, target):
+    from graphopt import torch_choice
     from graphopt.targets.onnxruntime import torch_route
 
     model = _Mlp().eval()
     x = torch.randn(4, 16)
     with torch.no_grad():
-        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path))(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5)
     assert len(list(tmp_path.glob("*.json"))) == 1
-    monkeypatch.setattr(torch_route, "decide", lambda *a, **k: pytest.fail("timed again despite the cache"))
+    first = graphopt_decisions()[-1]
+    monkeypatch.setattr(torch_route, "decide", lambda *a, **k: pytest.fail("decided again despite the cache"))
+    monkeypatch.setattr(torch_choice, "time_against", lambda *a, **k: pytest.fail("timed again despite the cache"))
     with torch.no_grad():
-        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path))(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5)
+    replayed = graphopt_decisions()[-1]
+    assert replayed.cached and (replayed.target, replayed.contender) == (first.target, first.contender)

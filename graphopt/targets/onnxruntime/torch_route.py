@@ -4,8 +4,12 @@
 Dynamo hands the backend a GraphModule whose placeholders include the module's parameters. ORT
 fuses and prepacks only what it sees as constant weights, so parameters are baked in as
 initializers, as Inductor's ``freezing`` would for inference (no grad): the graph is exported
-with torch's ONNX exporter with only the real inputs left as inputs. The exported model is
-decided in memory (``decide``) like any ONNX file, and the kept graph runs in one ORT session.
+with torch's ONNX exporter with only the real tensor inputs left as inputs. A graph compiled
+with dynamic shapes takes ``SymInt`` placeholders: they are read from the tensors' sizes inside
+the exported module, and the tensors' symbolic dims are exported as symbolic axes, so one
+session serves every size. The exported model is decided in memory (``decide``) like any ONNX
+file, and the kept graph runs in one ORT session through I/O binding: inputs bound where the
+tensors lie, outputs handed back as torch tensors through DLPack, nothing copied through numpy.
 A guard notices when the user changes a baked weight (its version counter moves) and the caller
 compiles again.
 """
@@ -15,17 +19,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from graphopt.atomic import atomic_path
 from graphopt.budget import Budget
 from graphopt.decide import Decision, decide
+from graphopt.formats.fx.graphs import symbol_sources, symbolic_dims
 from graphopt.formats.onnx import OnnxFormat
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.passes.onnx import all_rules
@@ -35,19 +37,26 @@ from graphopt.targets.onnxruntime.target import OrtTarget
 
 
 class _Frozen(torch.nn.Module):
-    """``gm`` with its parameter inputs held as buffers: exported, they become initializers."""
+    """``gm`` with its parameter inputs held as buffers (exported, they become initializers) and
+    its SymInt inputs read from the sizes of the tensors it is given."""
 
-    def __init__(self, gm: torch.fx.GraphModule, inputs: list, baked: list[int]):
+    def __init__(self, gm: torch.fx.GraphModule, inputs: list, baked: list[int], symbols: dict[int, tuple[int, int]]):
         super().__init__()
-        self.gm = gm
-        self.count = len(inputs)
-        self.baked = baked
+        self.gm, self.count, self.baked, self.symbols = gm, len(inputs), baked, symbols
         for i in baked:
             self.register_buffer(f"baked_{i}", inputs[i].detach(), persistent=True)
 
     def forward(self, *runtime):
-        runtime = iter(runtime)
-        args = [getattr(self, f"baked_{i}") if i in self.baked else next(runtime) for i in range(self.count)]
+        given = dict(zip(runtime_positions(self.count, self.baked, self.symbols), runtime))
+        args = []
+        for i in range(self.count):
+            if i in self.baked:
+                args.append(getattr(self, f"baked_{i}"))
+            elif i in self.symbols:
+                position, dim = self.symbols[i]
+                args.append(given[position].shape[dim])
+            else:
+                args.append(given[i])
         return tuple(self.gm(*args))
 
 
@@ -56,15 +65,25 @@ def baked_indices(inputs: list) -> list[int]:
     return [i for i, t in enumerate(inputs) if isinstance(t, torch.nn.Parameter)]
 
 
+def runtime_positions(count: int, baked, symbols) -> list[int]:
+    """Positions of the GraphModule's inputs that the session takes: tensors that are not weights."""
+    return [i for i in range(count) if i not in baked and i not in symbols]
+
+
 def export(gm: torch.fx.GraphModule, inputs: list, baked: list[int]):
-    """The graph as an onnx_ir model, parameters as initializers, real inputs named input_<i>."""
-    runtime = tuple(t for i, t in enumerate(inputs) if i not in baked)
-    names = [f"input_{i}" for i in range(len(inputs)) if i not in baked]
+    """The graph as an onnx_ir model: parameters as initializers, real inputs named input_<i>,
+    symbolic dims as symbolic axes."""
+    symbols = symbol_sources(gm)
+    positions = runtime_positions(len(inputs), baked, symbols)
+    dynamic = symbolic_dims(gm)
+    shapes = tuple({d: torch.export.Dim.DYNAMIC for d in dynamic.get(i, ())} or None for i in positions)
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(_Frozen(gm, inputs, baked).eval(), runtime, dynamo=True, input_names=names, optimize=True)
-    return program.model
+        program = torch.onnx.export(_Frozen(gm, inputs, baked, symbols).eval(), tuple(inputs[i] for i in positions), dynamo=True,
+                                    input_names=[f"input_{i}" for i in positions], optimize=True,
+                                    dynamic_shapes=(shapes,) if dynamic else None)  # fmt: skip (one entry: forward(*runtime))
+    return program.model, positions
 
 
 @dataclasses.dataclass
@@ -76,91 +95,80 @@ class OrtRoute:
     runtime: list[int]  # positions of the GraphModule's inputs that the session takes
     versions: list[tuple[int, int]]  # (position, version counter) of each baked weight
     decision: Decision | None
+    record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
 
     def weights_changed(self, args) -> bool:
         return any(args[i]._version != version for i, version in self.versions)
 
     def __call__(self, *args):
-        feeds = {name: args[i].detach().cpu().numpy() for name, i in zip(self.input_names, self.runtime)}
-        return tuple(torch.from_numpy(np.asarray(o)) for o in self.compiled.run(feeds))
+        session = self.compiled.session
+        binding = session.io_binding()
+        held = []  # the contiguous tensors must outlive the run
+        for name, i in zip(self.input_names, self.runtime):
+            tensor = args[i].detach().contiguous()
+            held.append(tensor)
+            binding.bind_input(name, tensor.device.type, tensor.device.index or 0, _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+        for output in session.get_outputs():
+            binding.bind_output(output.name, _ort_device(args))
+        session.run_with_iobinding(binding)
+        return tuple(torch.from_dlpack(value._get_c_value().to_dlpack()) for value in binding.get_outputs())
 
 
-def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", cache_dir=None) -> OrtRoute:
-    """Export, decide with graphopt's ONNX path (or reuse a cached decision), and make the ORT
-    session of the kept graph."""
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The element type to bind (bfloat16 has no numpy type: torch raises, the caller falls back)."""
+    return torch.empty((), dtype=dtype).numpy().dtype
+
+
+def _ort_device(args) -> str:
+    """Outputs where the inputs are: "cuda" for CUDA tensors (CUDA execution provider; untested
+    here, no GPU on this machine), else "cpu"."""
+    devices = {a.device.type for a in args if isinstance(a, torch.Tensor)}
+    return "cuda" if "cuda" in devices else "cpu"
+
+
+def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", replay: dict | None = None) -> OrtRoute:
+    """Export, decide with graphopt's ONNX path (or replay a decision made before), and make the
+    ORT session of the kept graph."""
     baked = baked_indices(inputs)
-    model = export(gm, inputs, baked)
-    fmt, target = OnnxFormat(), OrtTarget()
+    model, runtime = export(gm, inputs, baked)
+    fmt = OnnxFormat()
+    target = OrtTarget(provider="CUDAExecutionProvider") if _ort_device(inputs) == "cuda" else OrtTarget()
     prepared = prepare(fmt.copy(model))
     rules = fmt.rules(all_rules(), model)
-    runtime = [i for i in range(len(inputs)) if i not in baked]
     names = [v.name for v in model.graph.inputs]
-    feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
-    cache = DecisionCache(cache_dir, fmt.fingerprint(prepared), feeds[0], budget_s, policy) if cache_dir else None
-    remembered = cache.load() if cache else None
     decision = None
-    if remembered is not None:
-        graph, lever = _replay(remembered, prepared, rules, model)
+    if replay is not None:
+        graph, lever = _replay(replay, prepared, rules, model)
     else:
+        feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
         if budget_s > 0:
             decision = decide(prepared, rules, target, POLICIES[policy](), feeds, Budget(budget_s), baseline_graph=model)
         graph = decision.chosen.candidate.graph if decision and decision.chosen else model
         lever = decision.lever.lever if decision else None
-        if cache and decision:
-            cache.store(decision)
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
-    return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision)
+    record = replay if replay is not None else _record(decision)
+    return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision, record)
 
 
 def _replay(remembered: dict, prepared, rules, model):
-    """The cached decision applied again: the same rules, the same site classes left out (the
-    rewrite is deterministic, so the same graph), and the same session settings."""
+    """A decision applied again: the same rules, the same site classes left out (the rewrite is
+    deterministic, so the same graph), and the same session settings."""
     graph = model
-    if remembered["rules"] is not None:
+    if remembered.get("rules") is not None:
         excluded = frozenset(tuple(c) for c in remembered["excluded"])
         graph = rules.rewrite(remembered["label"], prepared, remembered["rules"], excluded).graph
-    lever = SessionSettings(remembered["level"], tuple(remembered["disabled_optimizers"])) if remembered["level"] else None
+    lever = SessionSettings(remembered["level"], tuple(remembered["disabled_optimizers"])) if remembered.get("level") else None
     return graph, lever
 
 
-@dataclasses.dataclass
-class DecisionCache:
-    """Decisions on disk, keyed by the exported graph's fingerprint, the input shapes and dtypes,
-    the budget and policy, and the library versions: a second process does not measure again.
-    Only the decision is stored (rules, site classes left out, session settings), never weights."""
-
-    folder: object
-    fingerprint: str
-    feeds: dict
-    budget_s: float
-    policy: str
-
-    @property
-    def path(self) -> Path:
-        import hashlib
-
-        import onnxruntime
-
-        shapes = sorted((name, tuple(a.shape), str(a.dtype)) for name, a in self.feeds.items())
-        key = repr((self.fingerprint, shapes, self.budget_s, self.policy, torch.__version__, onnxruntime.__version__))
-        return Path(self.folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
-
-    def load(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-
-    def store(self, decision: Decision) -> None:
-        chosen, lever = decision.chosen, decision.lever.lever
-        record = {
-            "label": chosen.candidate.label if chosen else None,
-            "rules": list(chosen.candidate.rules) if chosen else None,
-            "excluded": [list(c) for c in chosen.candidate.excluded] if chosen else [],
-            "level": lever.level if lever else None,
-            "disabled_optimizers": list(lever.disabled_optimizers) if lever else [],
-            "reason": decision.reason,
-        }
-        Path(self.folder).mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
+def _record(decision: Decision | None) -> dict:
+    chosen = decision.chosen if decision else None
+    lever = decision.lever.lever if decision else None
+    return {
+        "label": chosen.candidate.label if chosen else None,
+        "rules": list(chosen.candidate.rules) if chosen else None,
+        "excluded": [list(c) for c in chosen.candidate.excluded] if chosen else [],
+        "level": lever.level if lever else None,
+        "disabled_optimizers": list(lever.disabled_optimizers) if lever else [],
+        "reason": decision.reason if decision else "no search (budget 0): the exported graph as is",
+    }

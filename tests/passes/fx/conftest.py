@@ -1,0 +1,36 @@
+"""Helpers for FX rule tests: the graph Dynamo hands a backend, the rules applied to a copy."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def dynamo_graph(fn, *args):
+    """The (single) GraphModule Dynamo makes of ``fn`` on ``args``, and its inputs in the order
+    it takes them (Dynamo orders placeholders by first use, not by ``fn``'s signature)."""
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append((gm, list(example_inputs)))
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(fn, backend=capture, fullgraph=True)(*args)
+    assert len(graphs) == 1
+    return graphs[0]
+
+
+def rewrite(fn, rules, *args):
+    """(a rewritten copy of Dynamo's graph, fired rule -> count, the graph's inputs)."""
+    from graphopt.formats.fx import apply_rules, copy_module
+
+    gm, inputs = dynamo_graph(fn, *args)
+    copy = copy_module(gm)
+    return copy, apply_rules(copy, rules), inputs
+
+
+def targets(gm) -> list:
+    return [n.target for n in gm.graph.nodes if n.op in ("call_function", "call_method")]
