@@ -84,6 +84,19 @@ def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
 
 
+def test_an_earlier_result_is_not_overwritten_by_a_later_call():
+    # the ORT route hands outputs back through DLPack: each call must get buffers of its own
+    model = _Mlp().eval()
+    compiled = _compiled(model, target="onnxruntime")
+    first_input, second_input = torch.randn(4, 16), torch.randn(4, 16)
+    with torch.no_grad():
+        first = compiled(first_input)
+        kept = first.clone()
+        compiled(second_input)
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+    torch.testing.assert_close(first, model(first_input), rtol=1e-5, atol=1e-5)
+
+
 class _Swish(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import threading
 import warnings
 
 import numpy as np
@@ -101,17 +102,26 @@ class OrtRoute:
         return any(args[i]._version != version for i, version in self.versions)
 
     def __call__(self, *args):
-        session = self.compiled.session
-        binding = session.io_binding()
+        session, binding = self.compiled.session, self._binding()
         held = []  # the contiguous tensors must outlive the run
         for name, i in zip(self.input_names, self.runtime):
             tensor = args[i].detach().contiguous()
             held.append(tensor)
             binding.bind_input(name, tensor.device.type, tensor.device.index or 0, _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+        # Outputs are bound afresh each call: a binding kept from the last call would make ORT
+        # write into the buffers of the tensors it handed back then.
+        binding.clear_binding_outputs()
         for output in session.get_outputs():
             binding.bind_output(output.name, _ort_device(args))
         session.run_with_iobinding(binding)
         return tuple(torch.from_dlpack(value._get_c_value().to_dlpack()) for value in binding.get_outputs())
+
+    def _binding(self):
+        """One I/O binding per thread (a binding is not safe to share between concurrent calls)."""
+        local = self.__dict__.setdefault("_local", threading.local())
+        if not hasattr(local, "binding"):
+            local.binding = self.compiled.session.io_binding()
+        return local.binding
 
 
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
