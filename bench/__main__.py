@@ -11,6 +11,7 @@ import datetime
 import json
 import platform
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from bench.workloads import full_set, latency_set, quick_set, user_workload
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--torch" in argv:
+        from bench import torch_zoo
+
+        torch_zoo.main([a for a in argv if a != "--torch"])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny configs, one variant per model (< 10 min)")
     parser.add_argument("--latency", action="store_true", help="the latency-bound set (small encoders, small decoder, batch 1)")
@@ -35,6 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
     parser.add_argument("--graphopt-budget", type=float, default=None, help="graphopt's --budget (default: 60, as users run it; 10 with --quick)")
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
+    parser.add_argument("--torch", action="store_true", help="torch.compile(backend='graphopt') against Inductor on the zoo (bench/torch_zoo.py; its own options follow)")
     parser.add_argument("--render", default=None, help="re-render a finished run's folder (recounting its work) and exit")
     args = parser.parse_args(argv)
     if args.render:

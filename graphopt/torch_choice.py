@@ -11,6 +11,7 @@ A decision found in the cache is replayed: only its contender is built, nothing 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import warnings
@@ -56,7 +57,7 @@ def build_ort(gm, args, settings, budget_s, replay=None) -> Contender:
     route = importlib.import_module(ORT_ROUTE).compile_graph(gm, args, budget_s, settings["policy"], replay)
     chosen = route.decision.chosen if route.decision else None
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
-    fired = {rule: 1 for rule in (route.record.get("rules") or [])}
+    fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
     return Contender("onnxruntime", route, fused, fired, {"target": "onnxruntime", "onnx": route.record}, route.record["reason"])
 
 
