@@ -43,9 +43,14 @@ def _flat(value) -> list:
     return []
 
 
-def _first_call(fn, call) -> tuple[float, list]:
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _first_call(fn, call, label: str) -> tuple[float, list]:
     start = time.monotonic()
     outputs = call(fn)
+    _say(f"{label}: first call {time.monotonic() - start:.1f} s")
     return time.monotonic() - start, _flat(outputs)
 
 
@@ -67,9 +72,9 @@ def _pair(reference, other, call, seconds) -> dict:
 
 def run_one(name: str, batch: int, seq: int, budget: float, seconds: float, strongest: bool) -> dict:
     import torch
+    from graphopt.models.architectures import ARCHITECTURES
 
     import graphopt.torch_backend as backend
-    from graphopt.models.architectures import ARCHITECTURES
 
     torch.manual_seed(0)
     model, inputs, _ = ARCHITECTURES[name]("base", batch=batch, seq=seq)
@@ -79,11 +84,11 @@ def run_one(name: str, batch: int, seq: int, budget: float, seconds: float, stro
     with torch.no_grad():
         expected = _flat(call(model))
         inductor = torch.compile(model)
-        record["first_call_s"]["inductor"], outputs = _first_call(inductor, call)
+        record["first_call_s"]["inductor"], outputs = _first_call(inductor, call, "inductor")
         record["errors"]["inductor"] = _error(expected, outputs)
         before = len(backend.DECISIONS)
         graphopt = torch.compile(model, backend="graphopt", options={"budget": budget})
-        record["first_call_s"]["graphopt"], outputs = _first_call(graphopt, call)
+        record["first_call_s"]["graphopt"], outputs = _first_call(graphopt, call, "graphopt")
         record["errors"]["graphopt"] = _error(expected, outputs)
         record["graphopt_graphs"] = [_decision(d) for d in backend.DECISIONS[before:]]
         contenders = {"graphopt": graphopt, "eager": model, "inductor (A/A)": inductor}
@@ -91,6 +96,7 @@ def run_one(name: str, batch: int, seq: int, budget: float, seconds: float, stro
             contenders["inductor freezing+max-autotune"] = _strongest(model, call, record, expected)
         for label, fn in contenders.items():
             record["vs_inductor"][label] = _pair(inductor, fn, call, seconds)
+            _say(f"{label} against inductor: {record['vs_inductor'][label]['ratio']:.3f}")
     return record
 
 
@@ -106,7 +112,7 @@ def _strongest(model, call, record, expected):
     inductor_config.freezing = True  # read when the first call compiles
     try:
         compiled = torch.compile(model, mode="max-autotune")
-        record["first_call_s"]["inductor freezing+max-autotune"], outputs = _first_call(compiled, call)
+        record["first_call_s"]["inductor freezing+max-autotune"], outputs = _first_call(compiled, call, "freezing+max-autotune")
         record["errors"]["inductor freezing+max-autotune"] = _error(expected, outputs)
         return compiled
     finally:
@@ -154,9 +160,11 @@ def _run_in_subprocess(name, batch, seq, args, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
         env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
         command = [sys.executable, "-m", "bench.torch_zoo", "--one", f"{name}:{batch}:{seq}", "--budget", str(args.budget), "--seconds", str(args.seconds)]
-        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        log = out.with_suffix(".log")
+        with log.open("a") as stderr:
+            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    record = json.loads(lines[-1]) if lines else {"model": name, "batch": batch, "seq": seq, "failed": result.stderr[-1500:]}
+    record = json.loads(lines[-1]) if lines else {"model": name, "batch": batch, "seq": seq, "failed": f"exit {result.returncode}; see {log}"}
     record["wall_s"] = time.monotonic() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as handle:

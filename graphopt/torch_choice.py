@@ -14,11 +14,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib
+import logging
+import time
 import warnings
 
 import torch
 
-from graphopt.budget import split_for_torch
+from graphopt.budget import contender_timing_s
 from graphopt.evaluation_log import MIN_GAIN
 from graphopt.formats.fx import run_eager
 from graphopt.formats.fx.resize import second_size
@@ -26,6 +28,7 @@ from graphopt.measure import interleaved
 from graphopt.targets.inductor import fx_rules
 from graphopt.verify import compare
 
+log = logging.getLogger("graphopt.torch")
 ORT_ROUTE = "graphopt.targets.onnxruntime.torch_route"  # imported on first use (onnx, onnxruntime)
 
 
@@ -53,20 +56,25 @@ class Choice:
     left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why
 
 
-def build_ort(gm, args, settings, budget_s, replay=None) -> Contender:
-    route = importlib.import_module(ORT_ROUTE).compile_graph(gm, args, budget_s, settings["policy"], replay)
+def build_ort(gm, args, settings, budget_s, replay=None, deadline=None) -> Contender:
+    route = importlib.import_module(ORT_ROUTE).compile_graph(gm, args, budget_s, settings["policy"], replay, deadline)
     chosen = route.decision.chosen if route.decision else None
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
     fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
     return Contender("onnxruntime", route, fused, fired, {"target": "onnxruntime", "onnx": route.record}, route.record["reason"])
 
 
-def build_inductor(gm, args, rules, example_inputs=None) -> Contender:
-    from graphopt.targets.inductor import compile_graph
+def build_inductor(gm, args, rules, example_inputs=None, *, only_if_fired: bool = False) -> Contender | None:
+    """Inductor with ``rules`` (each checked eagerly, a wrong one left out by name); None when
+    ``only_if_fired`` and no rule rewrote anything (it would be Inductor as is again)."""
+    from graphopt.targets.inductor import compile_rewritten, rewritten
 
-    compiled = compile_graph(gm, args, rules, example_inputs)
-    for rule, why in compiled.dropped.items():
+    graph, fired, dropped = rewritten(gm, args, list(rules)) if rules else (gm, {}, {})
+    for rule, why in dropped.items():
         warnings.warn(f"graphopt: FX rule {rule} left out of a graph of {len(gm.graph.nodes)} nodes: {why}", stacklevel=2)
+    if only_if_fired and not fired:
+        return None
+    compiled = compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args)
     name = "inductor+rules" if compiled.fired else "inductor"
     detail = "; ".join(f"{rule} left out: {why}" for rule, why in compiled.dropped.items())
     return Contender(name, compiled, dict(compiled.report.fused), compiled.fired, {"target": "inductor", "fx_rules": sorted(compiled.fired)}, detail)
@@ -119,16 +127,29 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
     if needs_gradients(args) or settings["target"] == "inductor":
         why = "it needs gradients (FX rules that keep gradients exact only)" if needs_gradients(args) else "asked for"
         return Choice(build_inductor(gm, args, fx_rules(args), example_inputs), why)
+    if settings["target"] == "auto":
+        return _measured(gm, args, settings, example_inputs)
     left_out: dict[str, str] = {}
-    auto = settings["target"] == "auto"
-    onnx_s, per_contender = split_for_torch(settings["budget"], 2 if auto else 0)
-    ort = _checked(gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, onnx_s))
-    if not auto:
-        kept = ort or build_inductor(gm, args, [], example_inputs)
-        return Choice(kept, ort.detail if ort else "the ONNX Runtime route was left out", left_out=left_out)
-    ruled = _checked(gm, args, settings, left_out, "inductor+rules", lambda: build_inductor(gm, args, fx_rules(args), example_inputs))
-    plain = ruled if ruled is not None and not ruled.fired else build_inductor(gm, args, [], example_inputs)
-    others = [c for c in (ort, ruled) if c is not None and c is not plain]
+    ort = _checked(gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"]))
+    kept = ort or build_inductor(gm, args, [], example_inputs)
+    return Choice(kept, ort.detail if ort else "the ONNX Runtime route was left out", left_out=left_out)
+
+
+def _measured(gm, args, settings, example_inputs) -> Choice:
+    """``auto``: Inductor as is first (what torch.compile costs anyway); the budget then covers
+    everything graphopt adds: Inductor with rules, the ORT route's export and search, timing."""
+    left_out: dict[str, str] = {}
+    start = time.monotonic()
+    plain = build_inductor(gm, args, [], example_inputs)
+    deadline = time.monotonic() + settings["budget"]
+    log.debug("graphopt: inductor as is compiled in %.1f s", time.monotonic() - start)
+    ruled = _checked(gm, args, settings, left_out, "inductor+rules", lambda: build_inductor(gm, args, fx_rules(args), example_inputs, only_if_fired=True))
+    log.debug("graphopt: inductor+rules %s, %.1f s of the budget left", "built" if ruled else "not built", deadline - time.monotonic())
+    per_contender = contender_timing_s(settings["budget"])
+    ort_deadline = deadline - (2 if ruled else 1) * per_contender
+    ort = _checked(gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"], deadline=ort_deadline))
+    log.debug("graphopt: onnxruntime route %s, %.1f s of the budget left", "built" if ort else "left out", deadline - time.monotonic())
+    others = [c for c in (ort, ruled) if c is not None]
     if not others:
         return Choice(plain, "no other contender was left", left_out=left_out)
     timings = time_against(plain, others, args, per_contender)
@@ -142,6 +163,8 @@ def _checked(gm, args, settings, left_out: dict, name: str, build) -> Contender 
     """The contender ``build`` makes, or None (with the reason in ``left_out`` and a warning)."""
     try:
         contender = build()
+        if contender is None:  # nothing to offer (no FX rule fired): not a failure
+            return None
         problem = check(gm, contender, args) if settings["verify"] else None
     except Exception as error:  # an export or compile failure leaves this contender out, never the user's call
         problem = f"it failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"

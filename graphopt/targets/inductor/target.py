@@ -76,12 +76,16 @@ def _differs(reference, graph, args) -> str | None:
 
 
 def compile_graph(gm: torch.fx.GraphModule, args, rules=(), example_inputs=None) -> InductorCompiled:
-    """``gm`` with ``rules`` (each checked eagerly on the real ``args``) compiled by Inductor for
-    ``example_inputs`` (what Dynamo gave the backend: SymInts where sizes are dynamic, so the
-    kernels stay dynamic too; ``args`` when not given)."""
+    """``gm`` with ``rules`` (each checked eagerly on the real ``args``) compiled by Inductor."""
+    graph, fired, dropped = rewritten(gm, args, list(rules)) if rules else (gm, {}, {})
+    return compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args)
+
+
+def compile_rewritten(graph: torch.fx.GraphModule, fired: dict, dropped: dict, example_inputs) -> InductorCompiled:
+    """``graph`` (already rewritten) compiled by Inductor for ``example_inputs``: what Dynamo gave
+    the backend, SymInts where sizes are dynamic, so the kernels stay dynamic too."""
     from torch._inductor.compile_fx import compile_fx
 
-    graph, fired, dropped = rewritten(gm, args, list(rules)) if rules else (gm, {}, {})
     since = loaded_modules()
-    run = compile_fx(graph, list(example_inputs if example_inputs is not None else args))
+    run = compile_fx(graph, list(example_inputs))
     return InductorCompiled(run, fired, dropped, read_report(since))

@@ -23,14 +23,16 @@ import onnxruntime as ort
 from graphopt.errors import BadModelError
 from graphopt.formats.onnx import files as onnx_format
 from graphopt.protocols import FusionReport
+from graphopt.targets.onnxruntime import levers, memory_weights
 from graphopt.targets.onnxruntime.compat import clamp_ir_version, max_ir_version
-from graphopt.targets.onnxruntime import levers
 from graphopt.targets.onnxruntime.levers import SessionSettings, combine_settings
 from graphopt.targets.onnxruntime.levers import levers as session_levers
 
 # ORT's default logger writes warnings and allocator failures straight to stderr, outside any
 # session's options; graphopt reports errors itself, in one line.
 ort.set_default_logger_severity(3)
+
+IN_MEMORY_FROM_BYTES = 32 << 20  # models with more weights than this hand them to ORT from memory
 
 LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -57,6 +59,7 @@ class CompiledGraph:
 
     session: ort.InferenceSession
     report: FusionReport | None
+    kept_alive: list = dataclasses.field(default_factory=list)  # arrays ORT reads weights from (memory_weights.py)
 
     @property
     def output_names(self) -> list[str]:
@@ -147,9 +150,10 @@ class OrtTarget:
                 options.add_session_config_entry(
                     "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
                 )
-            session = self._create_session(_session_source(model, Path(workdir)), options)
+            source, kept_alive = _session_source(model, Path(workdir), options)
+            session = self._create_session(source, options)
             fusion = _read_report(optimized_path, onnx_format.op_histogram(model)) if report else None
-        return CompiledGraph(session, fusion)
+        return CompiledGraph(session, fusion, kept_alive)
 
     def profiled_session(self, model: ir.Model, prefix: Path) -> ort.InferenceSession:
         """A session that records ORT's profile under ``prefix`` (read it with end_profiling)."""
@@ -158,7 +162,10 @@ class OrtTarget:
         options.profile_file_prefix = str(prefix)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="graphopt-ort-") as workdir:
-            return self._create_session(_session_source(model, Path(workdir)), options)
+            source, kept_alive = _session_source(model, Path(workdir), options)
+            session = self._create_session(source, options)
+            session._graphopt_weights = kept_alive  # ORT reads the weights from these arrays
+            return session
 
     def _create_session(self, source: bytes | str, options) -> ort.InferenceSession:
         try:
@@ -170,10 +177,24 @@ class OrtTarget:
             raise BadModelError(f"onnxruntime cannot load the model: {_ort_message(error)}") from None
 
 
-def _session_source(model: ir.Model, workdir: Path) -> bytes | str:
-    """Bytes when the model fits in memory as one protobuf, else a file with its weights beside it."""
+def _serialized(model: ir.Model) -> bytes:
+    return clamp_ir_version(ir.serde.serialize_model(model)).SerializeToString()
+
+
+def _session_source(model: ir.Model, workdir: Path, options) -> tuple[bytes | str, list]:
+    """(what to create the session from, what must outlive it): the graph with its weights handed
+    over from memory (memory_weights.py) when they can be; else bytes when the model fits in one
+    protobuf, else a file with its weights beside it."""
+    if onnx_format.weight_bytes(model) >= IN_MEMORY_FROM_BYTES:
+        handed = memory_weights.graph_and_weights(model, options, _serialized)
+        if handed is not None:
+            return handed
     if not onnx_format.has_external_data(model) and onnx_format.weight_bytes(model) < onnx_format.EXTERNAL_DATA_THRESHOLD_BYTES:
-        return clamp_ir_version(ir.serde.serialize_model(model)).SerializeToString()
+        return _serialized(model), []
+    return _written(model, workdir), []
+
+
+def _written(model: ir.Model, workdir: Path) -> str:
     path = workdir / "input.onnx"
     ir.save(model, path, external_data="input.data")
     graph_only = clamp_ir_version(onnx.load(str(path), load_external_data=False))

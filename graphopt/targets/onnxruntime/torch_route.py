@@ -21,6 +21,7 @@ import dataclasses
 import io
 import logging
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -136,11 +137,19 @@ def _ort_device(args) -> str:
     return "cuda" if "cuda" in devices else "cpu"
 
 
-def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", replay: dict | None = None) -> OrtRoute:
+SESSION_RESERVE_S = 1.0  # kept back from a deadline for the final session
+
+
+def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", replay: dict | None = None,
+                  deadline: float | None = None) -> OrtRoute:  # fmt: skip
     """Export, decide with graphopt's ONNX path (or replay a decision made before), and make the
-    ORT session of the kept graph."""
+    ORT session of the kept graph. The search gets ``budget_s``, less when ``deadline``
+    (time.monotonic()) comes first; with under a second left it is skipped."""
     baked = baked_indices(inputs)
     model, runtime = export(gm, inputs, baked)
+    if deadline is not None:
+        budget_s = min(budget_s, deadline - time.monotonic() - SESSION_RESERVE_S)
+        budget_s = budget_s if budget_s >= 1.0 else 0.0
     fmt = OnnxFormat()
     target = OrtTarget(provider="CUDAExecutionProvider") if _ort_device(inputs) == "cuda" else OrtTarget()
     prepared = prepare(fmt.copy(model))
