@@ -59,6 +59,10 @@ def bootstrap_ci(values, statistic=np.median, confidence=0.95, resamples=2000, s
     return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
+FLOOR_ROUNDS = 8  # the fewest rounds a ratio and its interval rest on
+SLOW_RUN_S = 0.05  # a run this slow is warm after two rounds
+
+
 def time_once(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
@@ -66,13 +70,15 @@ def time_once(run: Callable[[], object]) -> float:
 
 
 def alternate(baselines: list[Callable[[], object]], candidates: list[Callable[[], object]], warmup: int = 5):
-    """Warm every session up, then yield (baseline seconds, candidate seconds) one round at a time.
+    """Warm every session up (two rounds for runs slower than SLOW_RUN_S, else ``warmup``), then
+    yield (baseline seconds, candidate seconds) one round at a time.
 
     Round i times session pair i mod k, and the order within a round flips every k rounds.
     """
-    for _ in range(warmup):
-        for run in baselines + candidates:
-            run()
+    for done in range(warmup):
+        slowest = max(time_once(run) for run in baselines + candidates)
+        if done >= 1 and slowest > SLOW_RUN_S:  # caches and pools are warm after a round; slow runs need no more
+            break
     round_index = 0
     while True:
         run_a = baselines[round_index % len(baselines)]
@@ -98,6 +104,9 @@ def interleaved(
 ) -> Comparison:
     """Alternate baseline and candidate until the verdict is clear, ``max_rounds`` or ``budget_s``.
 
+    ``min_rounds`` is lowered (to no fewer than FLOOR_ROUNDS) when the first round shows that
+    many would not fit in ``budget_s``: a 150 ms graph does not get 9 s of timing on a 3 s budget.
+
     Every ``check_every`` rounds (past ``min_rounds``) the interval is recomputed, and timing
     stops early once it lies wholly on one side of ``decide_at`` (1, or the ratio a decision needs). Looking repeatedly and stopping at the
     first clear look inflates the false-positive rate, so interim looks use a 99.9% interval
@@ -109,6 +118,8 @@ def interleaved(
     rounds = alternate(baselines, candidates, warmup)
     deadline = time.perf_counter() + budget_s
     for a, b in rounds:
+        if not a_times:  # slow graphs: as many rounds as the budget holds, never below FLOOR_ROUNDS
+            min_rounds = min(min_rounds, max(FLOOR_ROUNDS, int(budget_s / max(a + b, 1e-9))))
         a_times.append(a)
         b_times.append(b)
         count = len(a_times)

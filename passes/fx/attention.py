@@ -7,14 +7,18 @@ misses several spellings).
 
 kᵀ may be ``k.transpose(-2, -1)`` (any spelling of the last two dims) or a permute that ends by
 swapping them (``x.permute(0, 2, 3, 1)`` of a [B, S, H, D] projection): then ``k`` is the same
-permute with its last two dims swapped back. The scale may be a number or ``torch.full([], c)``
-(GPT-2). The mask must be a float tensor (added, as SDPA adds it). Only float32/16 and rank 4.
+permute with its last two dims swapped back. The scale may be a number or ``torch.full([], c)``;
+``.type(dtype)``/``.to(dtype)`` to the dtype it already is (GPT-2) and an inactive dropout are
+identities. The chain's intermediate values must be read only by the chain (attention weights
+returned to the user would otherwise be computed twice). The mask must be a float tensor
+(added, as SDPA adds it). Only floating point (32/16/bf16) and rank 4.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.fx
+
 from graphopt.passes.fx.rule import FxRule
 
 from graphopt.formats.fx import arg, kind, meta
@@ -29,14 +33,17 @@ def _number(value) -> float | None:
 
 
 def _before_softmax(node) -> torch.fx.Node | None:
-    """The softmax feeding ``node`` through an identity ``to``/``dropout(p=0)``, if that is what it is."""
-    while kind(node) in ("to", "dropout"):
+    """The softmax feeding ``node`` through identities (``.to``/``.type`` to the dtype it already
+    has, ``dropout`` with p=0 or not training), each read only there; None if that is not what it is."""
+    while kind(node) in ("to", "type", "dropout"):
+        if len(node.users) != 1:
+            return None
         if kind(node) == "dropout" and (arg(node, 1, "p", 0.5) != 0.0 and arg(node, 2, "training", True)):
             return None
-        if kind(node) == "to" and (len(node.args) != 2 or meta(node).dtype != meta(node.args[0]).dtype or node.kwargs):
+        if kind(node) in ("to", "type") and (len(node.args) != 2 or meta(node).dtype != meta(node.args[0]).dtype or node.kwargs):
             return None
         node = node.args[0]
-    return node if kind(node) == "softmax" else None
+    return node if kind(node) == "softmax" and len(node.users) == 1 else None
 
 
 def _softmax_input(softmax):
@@ -49,12 +56,13 @@ def _softmax_input(softmax):
 
 
 def _scores_and_mask(node):
-    """(matmul(q, kᵀ), scale or None, mask or None) from the softmax's input."""
-    mask = None
+    """(matmul(q, kᵀ), scale or None, mask or None, the nodes between) from the softmax's input."""
+    mask, chain = None, [node]
     if kind(node) == "add" and len(node.args) == 2:
         for scores, candidate in (node.args, node.args[::-1]):
             if isinstance(candidate, torch.fx.Node) and meta(candidate).is_floating_point() and kind(scores) in ("mul", "div", "matmul"):
                 node, mask = scores, candidate
+                chain.append(node)
                 break
         else:
             return None
@@ -65,7 +73,8 @@ def _scores_and_mask(node):
             return None
         scale = number if kind(node) == "mul" else 1.0 / number
         node = node.args[0]
-    return (node, scale, mask) if kind(node) == "matmul" else None
+        chain.append(node)
+    return (node, scale, mask, chain) if kind(node) == "matmul" else None
 
 
 def _untransposed_key(key_t):
@@ -92,7 +101,9 @@ def _match_attention(node):
     parts = _scores_and_mask(scores_in) if scores_in is not None else None
     if parts is None:
         return None
-    scores, scale, mask = parts
+    scores, scale, mask, chain = parts
+    if any(len(n.users) != 1 for n in [scores, *chain]):  # the scores are read elsewhere too: rewriting would compute them twice
+        return None
     query, key_t = scores.args
     key = _untransposed_key(key_t) if isinstance(key_t, torch.fx.Node) else None
     if key is None or meta(query).dim() != 4 or (mask is not None and meta(mask).dim() > 4):

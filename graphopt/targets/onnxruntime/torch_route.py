@@ -138,18 +138,19 @@ def _ort_device(args) -> str:
 
 
 SESSION_RESERVE_S = 1.0  # kept back from a deadline for the final session
+MIN_SEARCH_S = 8.0  # below this a search cannot compile, verify and time even one candidate: none is run
 
 
 def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "search", replay: dict | None = None,
                   deadline: float | None = None) -> OrtRoute:  # fmt: skip
     """Export, decide with graphopt's ONNX path (or replay a decision made before), and make the
     ORT session of the kept graph. The search gets ``budget_s``, less when ``deadline``
-    (time.monotonic()) comes first; with under a second left it is skipped."""
+    (time.monotonic()) comes first; with under MIN_SEARCH_S left it is skipped."""
     baked = baked_indices(inputs)
     model, runtime = export(gm, inputs, baked)
     if deadline is not None:
         budget_s = min(budget_s, deadline - time.monotonic() - SESSION_RESERVE_S)
-        budget_s = budget_s if budget_s >= 1.0 else 0.0
+        budget_s = budget_s if budget_s >= MIN_SEARCH_S else 0.0
     fmt = OnnxFormat()
     target = OrtTarget(provider="CUDAExecutionProvider") if _ort_device(inputs) == "cuda" else OrtTarget()
     prepared = prepare(fmt.copy(model))

@@ -50,6 +50,24 @@ def test_key_permuted_from_projection_layout():
     _check(permuted, Q, k_bshd, V)
 
 
+def test_gpt2_casts_with_type_and_returns_nothing_else():
+    def gpt2_eager(q, k, v, mask):
+        weights = F.softmax(torch.matmul(q, k.transpose(-1, -2)) * 8**-0.5 + mask, dim=-1).type(v.dtype)
+        return torch.matmul(F.dropout(weights, p=0.1, training=False), v)
+
+    _check(gpt2_eager, Q, K, V, MASK)
+
+
+def test_attention_weights_also_returned_are_left_alone():
+    # rewriting would compute the weights twice: once for the user, once inside SDPA
+    def with_weights(q, k, v):
+        weights = (q @ k.transpose(-1, -2) * 0.3).softmax(-1)
+        return weights @ v, weights
+
+    _, fired, _ = rewrite(with_weights, attention.RULES, Q, K, V)
+    assert fired == {}
+
+
 @pytest.mark.parametrize("near_miss", [
     lambda q, k, v: (q @ k.transpose(-1, -2)).softmax(-2) @ v,  # softmax over queries
     lambda q, k, v: ((q @ k.transpose(-1, -2)) * q[..., :1]).softmax(-1) @ v,  # scaled by a tensor, not a number
