@@ -2,9 +2,9 @@
 fused kernels fire where the user's code hides the pattern. RULES is the registry, in the order
 they are applied (normalisations first, then the attention that reads them)."""
 
-from graphopt.passes.fx import activations, attention, norms
+from graphopt.passes.fx import activations, attention, conv, norms
 
-FAMILIES = {"activations": activations, "norms": norms, "attention": attention}
+FAMILIES = {"activations": activations, "norms": norms, "attention": attention, "conv": conv}
 RULES = [r for module in FAMILIES.values() for r in module.RULES]
 
 
