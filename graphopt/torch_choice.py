@@ -108,9 +108,10 @@ def time_against(reference: Contender, others: list[Contender], args, seconds: f
 
 
 def pick(reference: Contender, others: list[Contender], timings: dict) -> tuple[Contender, str]:
-    """The fastest by median ratio; Inductor as is unless a contender beats it by MIN_GAIN."""
+    """The fastest by median ratio; Inductor as is unless a contender beats it by MIN_GAIN with
+    the whole 95% interval below 1 (a short timing's lucky median is not a reason to switch)."""
     best = min(others, key=lambda c: timings[c.name].ratio, default=None)
-    if best is None or timings[best.name].ratio > 1 - MIN_GAIN:
+    if best is None or timings[best.name].ratio > 1 - MIN_GAIN or timings[best.name].ci_high >= 1.0:
         return reference, "no contender beat Inductor as is by more than the noise"
     t = timings[best.name]
     return best, f"{best.name} {t.ratio:.3f}x Inductor's time [{t.ci_low:.3f}, {t.ci_high:.3f}]"
