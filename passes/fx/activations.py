@@ -21,7 +21,8 @@ from graphopt.formats.fx import arg, constant, kind
 
 
 def _gelu_parts(node, inner_kind: str):
-    """(x, the inner argument of erf/tanh) when ``node`` is 0.5 * x * (1 + f(inner))."""
+    """(x, the non-constant factors of f's argument, their constant product) when ``node`` is
+    0.5 * x * (1 + f(argument)), f being erf or tanh."""
     if kind(node) != "mul":
         return None
     nodes, scale = split(factors(node))
@@ -30,28 +31,20 @@ def _gelu_parts(node, inner_kind: str):
     for x, one_plus in (nodes, nodes[::-1]):
         inner = add_one(one_plus)
         if inner is not None and kind(inner) == inner_kind and len(inner.args) == 1:
-            return x, inner.args[0]
+            return (x, *split(factors(inner.args[0])))
     return None
 
 
 def _match_gelu_erf(node):
-    parts = _gelu_parts(node, "erf")
-    if parts is None:
-        return None
-    x, inner = parts
-    nodes, scale = split(factors(inner))
-    if nodes != [x] or not constant(scale, 1 / math.sqrt(2), rel=1e-5):
+    x, nodes, scale = _gelu_parts(node, "erf") or (None, None, None)
+    if x is None or nodes != [x] or not constant(scale, 1 / math.sqrt(2), rel=1e-5):
         return None
     return lambda graph: graph.call_function(torch.nn.functional.gelu, (x,))
 
 
 def _match_gelu_tanh(node):
-    parts = _gelu_parts(node, "tanh")
-    if parts is None:
-        return None
-    x, inner = parts
-    nodes, scale = split(factors(inner))
-    if len(nodes) != 1 or not constant(scale, math.sqrt(2 / math.pi), rel=1e-5) or not _is_x_plus_cubic(nodes[0], x):
+    x, nodes, scale = _gelu_parts(node, "tanh") or (None, None, None)
+    if x is None or len(nodes) != 1 or not constant(scale, math.sqrt(2 / math.pi), rel=1e-5) or not _is_x_plus_cubic(nodes[0], x):
         return None
     return lambda graph: graph.call_function(torch.nn.functional.gelu, (x,), {"approximate": "tanh"})
 

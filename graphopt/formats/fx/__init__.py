@@ -8,7 +8,7 @@ copies, fingerprints and runs graph modules, and finds their symbolic sizes.
 """
 
 from graphopt.formats.fx.graphs import copy_module, fingerprint, run_eager, symbol_sources
-from graphopt.formats.fx.ops import arg, constant, kind, meta, only_user
+from graphopt.formats.fx.ops import arg, constant, kind, meta
 from graphopt.formats.fx.rewrite import apply_rule, apply_rules
 
-__all__ = ["apply_rule", "apply_rules", "arg", "constant", "copy_module", "fingerprint", "kind", "meta", "only_user", "run_eager", "symbol_sources"]
+__all__ = ["apply_rule", "apply_rules", "arg", "constant", "copy_module", "fingerprint", "kind", "meta", "run_eager", "symbol_sources"]

@@ -51,19 +51,3 @@ def constant(value, expected: float, rel: float = 1e-6) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return abs(value - expected) <= rel * max(1.0, abs(expected))
-
-
-def only_user(node: torch.fx.Node) -> torch.fx.Node | None:
-    """The single node that reads ``node``, or None when none or several do."""
-    users = list(node.users)
-    return users[0] if len(users) == 1 else None
-
-
-def is_float32(value) -> bool:
-    example = meta(value)
-    return isinstance(example, torch.Tensor) and example.dtype == torch.float32
-
-
-def rank(value) -> int | None:
-    example = meta(value)
-    return example.dim() if isinstance(example, torch.Tensor) else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import logging
 import threading
@@ -98,6 +99,8 @@ class OrtRoute:
     versions: list[tuple[int, int]]  # (position, version counter) of each baked weight
     decision: Decision | None
     record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
+    device: str = "cpu"  # where outputs are bound ("cuda" when the inputs are CUDA tensors)
+    output_names: list[str] = dataclasses.field(default_factory=list)
 
     def weights_changed(self, args) -> bool:
         return any(args[i]._version != version for i, version in self.versions)
@@ -112,8 +115,8 @@ class OrtRoute:
         # Outputs are bound afresh each call: a binding kept from the last call would make ORT
         # write into the buffers of the tensors it handed back then.
         binding.clear_binding_outputs()
-        for output in session.get_outputs():
-            binding.bind_output(output.name, _ort_device(args))
+        for name in self.output_names:
+            binding.bind_output(name, self.device)
         session.run_with_iobinding(binding)
         return tuple(torch.from_dlpack(value._get_c_value().to_dlpack()) for value in binding.get_outputs())
 
@@ -125,6 +128,7 @@ class OrtRoute:
         return local.binding
 
 
+@functools.cache
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
     """The element type to bind (bfloat16 has no numpy type: torch raises, the caller falls back)."""
     return torch.empty((), dtype=dtype).numpy().dtype
@@ -152,7 +156,8 @@ def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, polic
         budget_s = min(budget_s, deadline - time.monotonic() - SESSION_RESERVE_S)
         budget_s = budget_s if budget_s >= MIN_SEARCH_S else 0.0
     fmt = OnnxFormat()
-    target = OrtTarget(provider="CUDAExecutionProvider") if _ort_device(inputs) == "cuda" else OrtTarget()
+    device = _ort_device(inputs)
+    target = OrtTarget(provider="CUDAExecutionProvider") if device == "cuda" else OrtTarget()
     prepared = prepare(fmt.copy(model))
     rules = fmt.rules(all_rules(), model)
     names = [v.name for v in model.graph.inputs]
@@ -167,7 +172,8 @@ def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, polic
         lever = decision.lever.lever if decision else None
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     record = replay if replay is not None else _record(decision)
-    return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision, record)
+    outputs = [o.name for o in compiled.session.get_outputs()]
+    return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision, record, device, outputs)
 
 
 def _replay(remembered: dict, prepared, rules, model):
