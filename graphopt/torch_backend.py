@@ -42,7 +42,7 @@ class GraphDecision:
     ci95: tuple[float, float] | None = None
     fused: dict = dataclasses.field(default_factory=dict)  # fused kernels in what runs
     rules: dict = dataclasses.field(default_factory=dict)  # graphopt rules that rewrote the graph -> sites
-    contender: str = ""  # "onnxruntime", "inductor+rules" or "inductor"
+    contender: str = ""  # "onnxruntime", "inductor+freezing", "inductor+rules" or "inductor"
     timings: dict = dataclasses.field(default_factory=dict)  # each contender against Inductor: (ratio, ci95)
     left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why it was left out
     cached: bool = False

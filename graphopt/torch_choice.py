@@ -1,7 +1,7 @@
 """One Dynamo graph's decision: which compiler runs it, measured, not assumed.
 
 The contenders are the ONNX Runtime route (graphopt's ONNX path, then one ORT session), Inductor
-with graphopt's FX rules, and Inductor as is. Each is built and checked against the GraphModule
+with graphopt's FX rules and (inference) its weights frozen into the kernels, and Inductor as is. Each is built and checked against the GraphModule
 run eagerly, on the real inputs and at a second size of each dynamic dimension; one that fails
 to build or to match is left out with a warning naming it (an FX rule that changes outputs is
 named and left out before Inductor compiles). Under ``auto`` the survivors are timed interleaved
@@ -24,6 +24,7 @@ from graphopt.budget import contender_timing_s
 from graphopt.evaluation_log import MIN_GAIN
 from graphopt.formats.fx import run_eager
 from graphopt.formats.fx.resize import second_size
+from graphopt.formats.fx.weights import weight_inputs
 from graphopt.measure import interleaved
 from graphopt.targets.inductor import fx_rules
 from graphopt.verify import compare
@@ -34,7 +35,7 @@ ORT_ROUTE = "graphopt.targets.onnxruntime.torch_route"  # imported on first use 
 
 @dataclasses.dataclass
 class Contender:
-    name: str  # "onnxruntime", "inductor+rules", "inductor"
+    name: str  # "onnxruntime", "inductor+freezing", "inductor+rules", "inductor"
     run: object  # called with the GraphModule's inputs
     fused: dict
     fired: dict  # rules that rewrote the graph -> sites
@@ -64,20 +65,23 @@ def build_ort(gm, args, settings, budget_s, replay=None, deadline=None) -> Conte
     return Contender("onnxruntime", route, fused, fired, {"target": "onnxruntime", "onnx": route.record}, route.record["reason"])
 
 
-def build_inductor(gm, args, rules, example_inputs=None, *, only_if_fired: bool = False) -> Contender | None:
-    """Inductor with ``rules`` (each checked eagerly, a wrong one left out by name); None when
-    ``only_if_fired`` and no rule rewrote anything (it would be Inductor as is again)."""
+def build_inductor(gm, args, rules, example_inputs=None, *, freeze: bool = False, only_if_changed: bool = False) -> Contender | None:
+    """Inductor with ``rules`` (each checked eagerly, a wrong one left out by name) and, with
+    ``freeze`` (inference), the weights frozen into the kernels; None when ``only_if_changed``
+    and neither happened (it would be Inductor as is again)."""
     from graphopt.targets.inductor import compile_rewritten, rewritten
 
     graph, fired, dropped = rewritten(gm, args, list(rules)) if rules else (gm, {}, {})
     for rule, why in dropped.items():
         warnings.warn(f"graphopt: FX rule {rule} left out of a graph of {len(gm.graph.nodes)} nodes: {why}", stacklevel=2)
-    if only_if_fired and not fired:
+    if only_if_changed and not fired and not (freeze and weight_inputs(gm, args)):
         return None
-    compiled = compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args)
-    name = "inductor+rules" if compiled.fired else "inductor"
+    compiled = compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args, args if freeze else None)
+    frozen = compiled.guard is not None
+    name = "inductor+freezing" if frozen else "inductor+rules" if compiled.fired else "inductor"
     detail = "; ".join(f"{rule} left out: {why}" for rule, why in compiled.dropped.items())
-    return Contender(name, compiled, dict(compiled.report.fused), compiled.fired, {"target": "inductor", "fx_rules": sorted(compiled.fired)}, detail)
+    record = {"target": "inductor", "fx_rules": sorted(compiled.fired), "freezing": frozen}
+    return Contender(name, compiled, dict(compiled.report.fused), compiled.fired, record, detail)
 
 
 def check(gm, contender: Contender, args) -> str | None:
@@ -138,14 +142,15 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
 
 def _measured(gm, args, settings, example_inputs) -> Choice:
     """``auto``: Inductor as is first (what torch.compile costs anyway); the budget then covers
-    everything graphopt adds: Inductor with rules, the ORT route's export and search, timing."""
+    everything graphopt adds: Inductor with rules and frozen weights, the ORT route's export and
+    search, timing."""
     left_out: dict[str, str] = {}
     start = time.monotonic()
     plain = build_inductor(gm, args, [], example_inputs)
     deadline = time.monotonic() + settings["budget"]
     log.debug("graphopt: inductor as is compiled in %.1f s", time.monotonic() - start)
-    ruled = _checked(gm, args, settings, left_out, "inductor+rules", lambda: build_inductor(gm, args, fx_rules(args), example_inputs, only_if_fired=True))
-    log.debug("graphopt: inductor+rules %s, %.1f s of the budget left", "built" if ruled else "not built", deadline - time.monotonic())
+    ruled = _inductor_contender(gm, args, settings, left_out, example_inputs)
+    log.debug("graphopt: %s, %.1f s of the budget left", ruled.name if ruled else "no other Inductor contender", deadline - time.monotonic())
     per_contender = contender_timing_s(settings["budget"])
     ort_deadline = deadline - (2 if ruled else 1) * per_contender
     ort = _checked(gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"], deadline=ort_deadline))
@@ -158,6 +163,17 @@ def _measured(gm, args, settings, example_inputs) -> Choice:
     ratios = {name: (t.ratio, (t.ci_low, t.ci_high)) for name, t in timings.items()}
     timed = timings.get(kept.name)
     return Choice(kept, reason, timed.ratio if timed else None, (timed.ci_low, timed.ci_high) if timed else None, ratios, left_out)
+
+
+def _inductor_contender(gm, args, settings, left_out: dict, example_inputs) -> Contender | None:
+    """Inductor with the FX rules and its weights frozen (inference); with rules alone when
+    freezing fails; None when neither changes anything."""
+    with_freezing = fx_rules(args, frozen=True)
+    frozen = _checked(gm, args, settings, left_out, "inductor+freezing",
+                      lambda: build_inductor(gm, args, with_freezing, example_inputs, freeze=True, only_if_changed=True))  # fmt: skip
+    if frozen is not None or "inductor+freezing" not in left_out:
+        return frozen
+    return _checked(gm, args, settings, left_out, "inductor+rules", lambda: build_inductor(gm, args, fx_rules(args), example_inputs, only_if_changed=True))
 
 
 def _checked(gm, args, settings, left_out: dict, name: str, build) -> Contender | None:
@@ -184,8 +200,9 @@ def _replayed(gm, args, settings, remembered: dict, example_inputs) -> Choice:
         if ort is not None:
             return Choice(ort, "a cached decision (not timed again)")
         return Choice(build_inductor(gm, args, [], example_inputs), "a cached decision failed its check", left_out=left_out)
-    rules = fx_rules(args, remembered.get("fx_rules", []))
-    return Choice(build_inductor(gm, args, rules, example_inputs), "a cached decision (not timed again)")
+    freeze = remembered.get("freezing", False) and not needs_gradients(args)
+    rules = fx_rules(args, remembered.get("fx_rules", []), frozen=freeze)
+    return Choice(build_inductor(gm, args, rules, example_inputs, freeze=freeze), "a cached decision (not timed again)")
 
 
 __all__ = ["Choice", "Contender", "decide_graph"]

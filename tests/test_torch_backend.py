@@ -236,3 +236,15 @@ def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch, tar
         torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5)
     replayed = graphopt_decisions()[-1]
     assert replayed.cached and (replayed.target, replayed.contender) == (first.target, first.contender)
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "auto"])
+def test_a_swapped_weight_is_noticed(target):
+    # module.weight = Parameter(...) keeps Dynamo's graph (weights are inputs) but not what was baked
+    model = _Mlp().eval()
+    x = torch.randn(4, 16)
+    compiled = _compiled(model, target=target)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+        model.down.weight = torch.nn.Parameter(torch.randn_like(model.down.weight))
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ FAMILIES = {"activations": activations, "norms": norms, "attention": attention, 
 RULES = [r for module in FAMILIES.values() for r in module.RULES]
 
 
-def all_rules(*, gradients: bool = False) -> list:
-    """Every registered rule; with ``gradients``, only those that keep gradients exact."""
-    return [r for r in RULES if r.preserves_gradients or not gradients]
+def all_rules(*, gradients: bool = False, frozen: bool = False) -> list:
+    """Every registered rule; with ``gradients``, only those that keep gradients exact; with
+    ``frozen``, only those that still help when Inductor freezes the weights."""
+    return [r for r in RULES if (r.preserves_gradients or not gradients) and (r.with_freezing or not frozen)]

@@ -8,7 +8,9 @@ for training graphs only):
 The fold costs one pass over the weights per call instead of one over the activations, and
 leaves Inductor a conv it can fuse the following activation into. Weights stay graph inputs, so
 a user who changes them is still right (nothing is frozen). The conv's output must be read only
-by the norm.
+by the norm. Not offered with Inductor's ``freezing``, which folds the norm itself and then
+prepacks the conv's weights (MobileNetV2 b1: 0.79x Inductor's time frozen, 1.03x frozen after
+this rule).
 """
 
 from __future__ import annotations
@@ -53,4 +55,4 @@ def _folded(graph, conv, mean, var, gamma, beta, eps):
     return call(conv.target, (conv.args[0], new_weight, new_bias, *rest), dict(conv.kwargs))
 
 
-RULES = [FxRule("conv_bn", "conv", _match_conv_bn, summary="conv + eval BatchNorm -> one conv with folded weights")]
+RULES = [FxRule("conv_bn", "conv", _match_conv_bn, with_freezing=False, summary="conv + eval BatchNorm -> one conv with folded weights")]

@@ -17,6 +17,7 @@ import logging
 import torch
 
 from graphopt.formats.fx import apply_rules, copy_module, run_eager
+from graphopt.formats.fx.weights import WeightGuard, remaining, weight_inputs, with_weights_held
 from graphopt.passes.fx import all_rules
 from graphopt.protocols import FusionReport
 from graphopt.targets.inductor.report import loaded_modules, read_report
@@ -33,16 +34,20 @@ class InductorCompiled:
     fired: dict[str, int]  # FX rule -> sites rewritten
     dropped: dict[str, str]  # FX rule -> why it was left out
     report: FusionReport
+    guard: WeightGuard | None = None  # set when weights were frozen into the kernels
 
     def __call__(self, *args):
         return self.run(*args)
 
+    def weights_changed(self, args) -> bool:
+        return self.guard is not None and self.guard.changed(args)
 
-def fx_rules(args, names=None) -> list:
+
+def fx_rules(args, names=None, *, frozen: bool = False) -> list:
     """The FX rules for a graph: all of them, or the named ones (a replay); only gradient-exact
-    ones when an input needs gradients."""
+    ones when an input needs gradients, only those that help frozen weights when ``frozen``."""
     gradients = torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-    rules = all_rules(gradients=gradients)
+    rules = all_rules(gradients=gradients, frozen=frozen)
     return rules if names is None else [r for r in rules if r.name in names]
 
 
@@ -81,11 +86,34 @@ def compile_graph(gm: torch.fx.GraphModule, args, rules=(), example_inputs=None)
     return compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args)
 
 
-def compile_rewritten(graph: torch.fx.GraphModule, fired: dict, dropped: dict, example_inputs) -> InductorCompiled:
+def compile_rewritten(graph: torch.fx.GraphModule, fired: dict, dropped: dict, example_inputs, freeze_with=None) -> InductorCompiled:
     """``graph`` (already rewritten) compiled by Inductor for ``example_inputs``: what Dynamo gave
-    the backend, SymInts where sizes are dynamic, so the kernels stay dynamic too."""
+    the backend, SymInts where sizes are dynamic, so the kernels stay dynamic too. With
+    ``freeze_with`` (the call's inputs; inference only) the weights among them are frozen: held
+    as constants, folded and prepacked by Inductor's ``freezing``, and guarded."""
     from torch._inductor.compile_fx import compile_fx
 
     since = loaded_modules()
-    run = compile_fx(graph, list(example_inputs))
-    return InductorCompiled(run, fired, dropped, read_report(since))
+    weights = weight_inputs(graph, freeze_with) if freeze_with is not None else []
+    if not weights:
+        return InductorCompiled(compile_fx(graph, list(example_inputs)), fired, dropped, read_report(since))
+    run = _frozen(graph, list(example_inputs), list(freeze_with), weights)
+    return InductorCompiled(run, fired, dropped, read_report(since), WeightGuard.of(freeze_with, weights))
+
+
+def _frozen(graph: torch.fx.GraphModule, example_inputs: list, args: list, weights: list[int]):
+    """Inductor's ``freezing`` on ``graph`` with its weight inputs (from ``args``, the call's:
+    a swapped weight is not the one Dynamo first saw) held as constants, as torch.compile does
+    when Dynamo traces with ``freezing`` set (weights as graph attributes, a tracing context that
+    lists them): called with all the graph's inputs, it drops the weights."""
+    from torch._guards import TracingContext, tracing
+    from torch._inductor import config
+    from torch._inductor.compile_fx import compile_fx
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    held = with_weights_held(graph, args, weights)
+    positions = remaining(len(example_inputs), weights)
+    shape_env = next((s.node.shape_env for s in example_inputs if isinstance(s, torch.SymInt)), None)
+    with config.patch(freezing=True), tracing(TracingContext(FakeTensorMode(shape_env=shape_env))):
+        inner = compile_fx(held, [example_inputs[i] for i in positions])
+    return lambda *args: inner(*[args[i] for i in positions])

@@ -10,8 +10,9 @@ the exported module, and the tensors' symbolic dims are exported as symbolic axe
 session serves every size. The exported model is decided in memory (``decide``) like any ONNX
 file, and the kept graph runs in one ORT session through I/O binding: inputs bound where the
 tensors lie, outputs handed back as torch tensors through DLPack, nothing copied through numpy.
-A guard notices when the user changes a baked weight (its version counter moves) and the caller
-compiles again.
+A guard notices when the user changes a baked weight (in place or swapped) and the caller
+compiles again. Weights are the module's parameters and the buffers the graph only reads
+(``formats/fx/weights.py``), so BatchNorm's running statistics fold into the convolution.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from graphopt.budget import Budget
 from graphopt.decide import Decision, decide
 from graphopt.formats.fx.graphs import symbol_sources, symbolic_dims
+from graphopt.formats.fx.weights import WeightGuard, weight_inputs
 from graphopt.formats.onnx import OnnxFormat
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.passes.onnx import all_rules
@@ -40,7 +42,7 @@ from graphopt.targets.onnxruntime.target import OrtTarget
 
 
 class _Frozen(torch.nn.Module):
-    """``gm`` with its parameter inputs held as buffers (exported, they become initializers) and
+    """``gm`` with its weight inputs held as buffers (exported, they become initializers) and
     its SymInt inputs read from the sizes of the tensors it is given."""
 
     def __init__(self, gm: torch.fx.GraphModule, inputs: list, baked: list[int], symbols: dict[int, tuple[int, int]]):
@@ -61,11 +63,6 @@ class _Frozen(torch.nn.Module):
             else:
                 args.append(given[i])
         return tuple(self.gm(*args))
-
-
-def baked_indices(inputs: list) -> list[int]:
-    """The inputs that are the module's parameters (what Inductor's freezing would fold)."""
-    return [i for i, t in enumerate(inputs) if isinstance(t, torch.nn.Parameter)]
 
 
 def runtime_positions(count: int, baked, symbols) -> list[int]:
@@ -96,14 +93,14 @@ class OrtRoute:
     compiled: object  # the ORT session of the kept graph (CompiledGraph)
     input_names: list[str]
     runtime: list[int]  # positions of the GraphModule's inputs that the session takes
-    versions: list[tuple[int, int]]  # (position, version counter) of each baked weight
+    guard: WeightGuard  # notices a baked weight changed
     decision: Decision | None
     record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
     device: str = "cpu"  # where outputs are bound ("cuda" when the inputs are CUDA tensors)
     output_names: list[str] = dataclasses.field(default_factory=list)
 
     def weights_changed(self, args) -> bool:
-        return any(args[i]._version != version for i, version in self.versions)
+        return self.guard.changed(args)
 
     def __call__(self, *args):
         session, binding = self.compiled.session, self._binding()
@@ -150,7 +147,7 @@ def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, polic
     """Export, decide with graphopt's ONNX path (or replay a decision made before), and make the
     ORT session of the kept graph. The search gets ``budget_s``, less when ``deadline``
     (time.monotonic()) comes first; with under MIN_SEARCH_S left it is skipped."""
-    baked = baked_indices(inputs)
+    baked = weight_inputs(gm, inputs)
     model, runtime = export(gm, inputs, baked)
     if deadline is not None:
         budget_s = min(budget_s, deadline - time.monotonic() - SESSION_RESERVE_S)
@@ -173,7 +170,7 @@ def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, polic
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     record = replay if replay is not None else _record(decision)
     outputs = [o.name for o in compiled.session.get_outputs()]
-    return OrtRoute(compiled, names, runtime, [(i, inputs[i]._version) for i in baked], decision, record, device, outputs)
+    return OrtRoute(compiled, names, runtime, WeightGuard.of(inputs, baked), decision, record, device, outputs)
 
 
 def _replay(remembered: dict, prepared, rules, model):
