@@ -88,6 +88,15 @@ CONTENDER_MAX_S = 6.0
 CONTENDER_MIN_S = 1.5
 
 
+INDUCTOR_RESERVE_SHARE = 1 / 3  # at most this much of the budget kept back for Inductor with rules / frozen weights
+
+
 def contender_timing_s(total_s: float) -> float:
     """Seconds to time one contender against Inductor as is."""
     return max(CONTENDER_MIN_S, min(CONTENDER_MAX_S, total_s / 8))
+
+
+def inductor_reserve_s(total_s: float, plain_compile_s: float) -> float:
+    """Seconds kept back from the ORT route's search for compiling Inductor again (with FX rules,
+    with frozen weights): about what compiling it as is took, at most a third of the budget."""
+    return min(plain_compile_s, total_s * INDUCTOR_RESERVE_SHARE)

@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from graphopt.budget import contender_timing_s
+from graphopt.budget import contender_timing_s, inductor_reserve_s
 from graphopt.evaluation_log import MIN_GAIN
 from graphopt.formats.fx import run_eager
 from graphopt.formats.fx.resize import second_size
@@ -142,19 +142,20 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
 
 def _measured(gm, args, settings, example_inputs) -> Choice:
     """``auto``: Inductor as is first (what torch.compile costs anyway); the budget then covers
-    everything graphopt adds: Inductor with rules and frozen weights, the ORT route's export and
-    search, timing."""
+    everything graphopt adds: the ORT route's export and search, Inductor with rules and frozen
+    weights (about one more Inductor compile is kept back for it), and timing each contender."""
     left_out: dict[str, str] = {}
     start = time.monotonic()
     plain = build_inductor(gm, args, [], example_inputs)
+    plain_s = time.monotonic() - start
     deadline = time.monotonic() + settings["budget"]
-    log.debug("graphopt: inductor as is compiled in %.1f s", time.monotonic() - start)
-    ruled = _inductor_contender(gm, args, settings, left_out, example_inputs)
-    log.debug("graphopt: %s, %.1f s of the budget left", ruled.name if ruled else "no other Inductor contender", deadline - time.monotonic())
+    log.debug("graphopt: inductor as is compiled in %.1f s", plain_s)
     per_contender = contender_timing_s(settings["budget"])
-    ort_deadline = deadline - (2 if ruled else 1) * per_contender
+    ort_deadline = deadline - 2 * per_contender - inductor_reserve_s(settings["budget"], plain_s)
     ort = _checked(gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"], deadline=ort_deadline))
     log.debug("graphopt: onnxruntime route %s, %.1f s of the budget left", "built" if ort else "left out", deadline - time.monotonic())
+    ruled = _inductor_contender(gm, args, settings, left_out, example_inputs)
+    log.debug("graphopt: %s, %.1f s of the budget left", ruled.name if ruled else "no other Inductor contender", deadline - time.monotonic())
     others = [c for c in (ort, ruled) if c is not None]
     if not others:
         return Choice(plain, "no other contender was left", left_out=left_out)

@@ -60,13 +60,14 @@ def build(name: str, out_dir, *, size="base", exporter="dynamo", dynamic=False, 
     path = out_dir / f"{stem}.onnx"
     export(module, inputs, axes, path, exporter=exporter, dynamic=dynamic)
     if dynamic:
-        _name_dynamic_axes(path, axes)
+        name_dynamic_axes(path, axes)
     inputs_path = out_dir / f"{stem}.inputs.npz"
     np.savez(inputs_path, **{k: v.numpy() for k, v in inputs.items()})
     return path, inputs_path
 
 
-def _name_dynamic_axes(path: Path, axes: dict[str, dict[int, str]]) -> None:
+def name_dynamic_axes(path: Path, axes: dict[str, dict[int, str]]) -> None:
+    """Give the dynamic axes of the file at ``path`` the symbol names in ``axes`` (in place)."""
     model = onnx.load(str(path), load_external_data=False)  # the weights stay in <name>.onnx.data
     for value in model.graph.input:
         for axis, symbol in axes.get(value.name, {}).items():
