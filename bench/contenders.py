@@ -137,5 +137,6 @@ def contenders(graphopt_budget_s: float) -> list[Contender]:
         Contender("onnxoptimizer", _onnxoptimizer),
         Contender("graphopt-greedy", _graphopt("greedy", graphopt_budget_s)),
         Contender("graphopt-search", _graphopt("search", graphopt_budget_s)),
+        Contender("graphopt-learned", _graphopt("learned", graphopt_budget_s)),
         Contender("graphopt-fixed", _graphopt_fixed(graphopt_budget_s)),
     ]

@@ -1,4 +1,4 @@
-"""The `graphopt` command: optimize, inspect, rules, zoo.
+"""The `graphopt` command: optimize, check, inspect, rules, zoo, policy.
 
 Every user error (a bad file, an unknown rule, inputs we cannot generate) is one line on stderr
 and exit code 2, never a traceback, and never a half-written output file.
@@ -16,12 +16,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from graphopt.cli_policy import policy_app
 from graphopt.errors import GraphoptError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Rewrite ONNX graphs so that ONNX Runtime's fusions fire; verified and measured.")  # fmt: skip
 zoo_app = typer.Typer(no_args_is_help=True, help="Build the reference model zoo (needs the \\[zoo] extra).")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(policy_app, name="policy")
 console = Console(stderr=True)
 EXAMPLES = ("tiny-bert",)
 
@@ -71,7 +73,7 @@ def optimize(
     fix_dim: Annotated[list[str], typer.Option(help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size.")] = [],  # noqa: B006
     fix_shape: Annotated[list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
     budget: Annotated[float, typer.Option(help="Seconds the whole command may take (positive).")] = 60.0,
-    policy: Annotated[str, typer.Option(help="greedy or search.")] = "search",
+    policy: Annotated[str, typer.Option(help="learned (the search in the order the shipped ranker predicts), search, or greedy.")] = "learned",
     rules: Annotated[Optional[str], typer.Option(help="Comma-separated rule names (default: all).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the report here: .json, .md or .html.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Draw time by operator type, input vs output, to this .png (ORT's profiler; needs matplotlib).")] = None,

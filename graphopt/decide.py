@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from graphopt.budget import Budget
 from graphopt.evaluation_log import Evaluation, EvaluationLog
 from graphopt.progress import Reporter
-from graphopt.protocols import Candidate, Feeds, Graph, Policy, RuleSet, Target
+from graphopt.protocols import Candidate, Feeds, Graph, Policy, RuleSet, SearchContext, Target
 from graphopt.search import loop
 
 
@@ -31,6 +31,9 @@ class Decision:
     unconfirmed: str | None = None  # why the search's choice was dropped when timed again
     lever: loop.LeverChoice = dataclasses.field(default_factory=loop.LeverChoice)
     reason: str = ""
+    policy: str = ""
+    # a learned policy's predicted order: (candidate, score, the features that drove it), best first
+    prediction: list = dataclasses.field(default_factory=list)
 
     @property
     def kept_original(self) -> bool:
@@ -51,8 +54,10 @@ def decide(graph: Graph, rules: RuleSet, target: Target, policy: Policy, feeds: 
     progress.stage(f"compiling the original with {target.name}")
     reference = graph if baseline_graph is None else baseline_graph
     decision = Decision(loop.make_baseline(reference, target, feeds), EvaluationLog())
-    proposals = _after_first(policy.propose(graph, rules, decision.log), extra)
+    context = SearchContext(feeds, decision.baseline.compiled.report, target.name)
+    proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
     loop.search(proposals, decision.baseline, target, budget, decision.log, progress)
+    decision.policy, decision.prediction = policy.name, list(getattr(policy, "explanation", []))
     chosen = decision.log.best()
     if chosen is not None:
         progress.stage("timing the best candidate again")

@@ -79,7 +79,7 @@ def optimize(
     output_path: str | os.PathLike | None,
     *,
     target=None,
-    policy: str = "search",
+    policy: str = "learned",
     rules: list | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
     inputs_file: str | None = None,
@@ -115,7 +115,7 @@ def optimize(
     feeds = fmt.feeds(fixed.graph if fixed else prepared, shapes, inputs_file)
     sites = rule_set.sites(prepared)
     budget = Budget(budget_s, start, fmt.weight_bytes(prepared))
-    decision = decide(prepared, rule_set, target, POLICIES[policy](), feeds, budget, progress,
+    decision = decide(prepared, rule_set, target, POLICIES[policy](fmt, target), feeds, budget, progress,
                       extra=[fixed] if fixed else [], baseline_graph=original)  # fmt: skip
     misses = rule_set.near_misses(prepared, sites)
     result = OptimizeResult(str(model_path), None if output_path is None else str(output_path), decision,

@@ -148,6 +148,16 @@ class Target(Protocol):
     def with_lever(self, lever: Lever) -> Target: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchContext:
+    """What a policy may read besides the graph: the inputs a run verifies and times on, the
+    target's fusion report of the original, and the target's name."""
+
+    feeds: Sequence[Feeds]
+    report: FusionReport | None
+    target: str
+
+
 @runtime_checkable
 class Policy(Protocol):
     """Proposes candidates from sites and what has been measured so far (the evaluation log).
@@ -157,4 +167,4 @@ class Policy(Protocol):
 
     name: str
 
-    def propose(self, graph: Graph, rules: RuleSet, log) -> Iterator[Candidate]: ...
+    def propose(self, graph: Graph, rules: RuleSet, log, context: SearchContext | None = None) -> Iterator[Candidate]: ...

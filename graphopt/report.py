@@ -56,6 +56,8 @@ def to_dict(result: OptimizeResult) -> dict:
         "unconfirmed": result.unconfirmed,
         "session_changed_choice": result.session_changed_choice,
         "candidates": [_evaluation(e, e is chosen) for e in result.evaluations],
+        "policy": result.decision.policy,
+        "prediction": [{"candidate": label, "score": score, "drivers": dict(drivers)} for label, score, drivers in result.decision.prediction],
         "ort_session": _session(result),
     }  # fmt: skip
 
@@ -148,9 +150,20 @@ def render(result: OptimizeResult, console: Console) -> None:
                       f"instead of the search's choice '{selected.candidate.label}': with its settings it measured faster", highlight=False)  # fmt: skip
     for setting, t in result.session.tried:
         console.print(f"{setting.label()}: {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] vs the defaults on the same graph", highlight=False)
+    for line in prediction_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(headline(result), highlight=False)
+
+
+def prediction_lines(result: OptimizeResult) -> list[str]:
+    """The learned policy's first predictions and the features that drove each (SHAP values)."""
+    lines = []
+    for rank, (label, score, drivers) in enumerate(result.decision.prediction, 1):
+        why = ", ".join(f"{name} {value:+.2f}" for name, value in drivers)
+        lines.append(f"learned policy #{rank}: '{label}' (score {score:.2f}; driven by {why or 'nothing in particular'})")
+    return lines
 
 
 def headline(result: OptimizeResult) -> str:

@@ -12,7 +12,7 @@ sizes need no new session; Dynamo's own recompiles are the only ones.
 
 Options (``torch.compile(..., options={...})``): ``target`` ("auto": measure; "onnxruntime";
 "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
-search), ``verify`` (default True), ``policy`` ("search" or "greedy"), ``cache_dir`` (a folder
+search), ``verify`` (default True), ``policy`` ("learned", default, "search" or "greedy"), ``cache_dir`` (a folder
 for decisions: a graph decided before, at the same input shapes, options and library versions,
 is compiled the same way without timing anything). Each graph's decision is logged (logger
 ``graphopt.torch``) and kept in ``DECISIONS``; ``graphopt.torch.explain(model, *args)`` returns
@@ -62,8 +62,9 @@ def explain(model, *args, **kwargs) -> list[GraphDecision]:
     return DECISIONS[before:]
 
 
-DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "search", "cache_dir": None}
+DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "learned", "cache_dir": None}
 TARGETS = ("auto", "onnxruntime", "inductor")
+POLICIES = ("learned", "search", "greedy")  # graphopt.search.policies.POLICIES, for the ORT route's ONNX search
 
 
 def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, **kwargs):
@@ -73,6 +74,8 @@ def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | N
         raise ValueError(f"graphopt backend: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
     if settings["target"] not in TARGETS:
         raise ValueError(f"graphopt backend: target {settings['target']!r}; choose from {', '.join(TARGETS)}")
+    if settings["policy"] not in POLICIES:
+        raise ValueError(f"graphopt backend: policy {settings['policy']!r}; choose from {', '.join(POLICIES)}")
     return _Graph(gm, list(example_inputs), settings)
 
 

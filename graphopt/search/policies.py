@@ -14,6 +14,10 @@ keeps the interface the learned policy implements later the same as these two:
   identical to one already proposed are skipped. Then site classes: starting from the best
   candidate measured so far, one class of sites at a time is left out (one rule on values of one
   shape: in a transformer, that rule in every layer), largest class first.
+
+The learned policy (graphopt/policy/learned.py) proposes the same candidates in a predicted order.
+``context`` (protocols.SearchContext: the inputs, the original's fusion report, the target) is
+what a policy may read besides the graph; these two do not need it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from graphopt.protocols import Candidate, Graph, RuleSet, Site
 class Greedy:
     name = "greedy"
 
-    def propose(self, graph: Graph, rules: RuleSet, log=None) -> Iterator[Candidate]:
+    def propose(self, graph: Graph, rules: RuleSet, log=None, context=None) -> Iterator[Candidate]:
         candidate = rules.rewrite("all rules", graph, _all(rules))
         if candidate.applied:
             candidate.planned = 1
@@ -40,7 +44,7 @@ class FamilySearch:
     def __init__(self, site_classes: bool = True):
         self.site_classes = site_classes  # refine the best candidate one site class at a time
 
-    def propose(self, graph: Graph, rules: RuleSet, log=None) -> Iterator[Candidate]:
+    def propose(self, graph: Graph, rules: RuleSet, log=None, context=None) -> Iterator[Candidate]:
         greedy = next(Greedy().propose(graph, rules), None)
         if greedy is None:
             return
@@ -55,9 +59,11 @@ class FamilySearch:
                 candidate.planned = greedy.planned
                 yield candidate
         if log is not None and self.site_classes:
-            yield from self._site_classes(graph, rules, log, seen)
+            yield from self.refine(graph, rules, log, seen)
 
-    def _site_classes(self, graph: Graph, rules: RuleSet, log, seen) -> Iterator[Candidate]:
+    def refine(self, graph: Graph, rules: RuleSet, log, seen) -> Iterator[Candidate]:
+        """From the best candidate measured so far, one site class left out at a time (largest
+        first), skipping applied-site sets in ``seen``; until nothing is left to try."""
         tried: set[tuple[str, tuple[str, str]]] = set()
         while True:
             best = log.best()
@@ -106,4 +112,13 @@ def _key(applied: list[Site]) -> tuple[Site, ...]:
     return tuple(sorted(applied, key=repr))
 
 
-POLICIES = {"greedy": Greedy, "search": FamilySearch}  # name -> factory taking the policy's configuration
+def _learned(fmt=None, target=None):
+    from graphopt.policy import learned_policy  # the learned policy builds on these two: imported on use
+
+    return learned_policy(fmt, target)
+
+
+# name -> factory; ``fmt`` (the graph's Format) and ``target`` are for the policies that read
+# the graph's facts (learned), the others take no configuration
+DEFAULT = "learned"  # the measured search in the shipped ranker's order; the search itself without weights for the target
+POLICIES = {"greedy": lambda fmt=None, target=None: Greedy(), "search": lambda fmt=None, target=None: FamilySearch(), "learned": _learned}

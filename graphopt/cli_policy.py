@@ -1,0 +1,104 @@
+"""`graphopt policy collect | train | eval`: the learned policy's data, weights and judgement
+(graphopt/policy/). Errors are one line and exit 2, as for every graphopt command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+policy_app = typer.Typer(no_args_is_help=True, help="The learned rewrite policy: collect a dataset, train weights, evaluate them.")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _needs(*modules: str) -> None:
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"this needs {', '.join(missing)}: pip install 'graphopt[policy]'")
+
+
+@policy_app.command("collect")
+def collect(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Dataset folder (one Parquet file per graph; a rerun resumes).")] = Path("policy-data"),
+    count: Annotated[int, typer.Option(help="Training graphs to sample (plus a third as many held-out ones).")] = 24,
+    seed: Annotated[int, typer.Option()] = 0,
+    arch: Annotated[Optional[list[str]], typer.Option(help="Only these training architectures (repeatable).")] = None,
+    measure_s: Annotated[float, typer.Option(help="Timing per pool entry, seconds.")] = 6.0,
+    ray: Annotated[Optional[str], typer.Option(help="Run on Ray: 'auto' or a cluster address (default: local processes).")] = None,
+) -> None:
+    """Judge every candidate of sampled corpus graphs and store each evaluation."""
+    _needs("pyarrow", "torch", "transformers", *(("ray",) if ray else ()))
+    from graphopt.policy import corpus
+    from graphopt.policy.commands import collect_corpus
+
+    unknown = set(arch or ()) - set(corpus.TRAIN)
+    if unknown:
+        _fail(f"unknown or held-out architecture(s) {', '.join(sorted(unknown))}; training ones: {', '.join(corpus.TRAIN)}")
+    written = collect_corpus(out, count, seed, arch, measure_s=measure_s, ray_address=ray, progress=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    Console().print(f"{len(written)} graph(s) written to {out}")
+
+
+@policy_app.command("train")
+def train(
+    data: Annotated[Path, typer.Argument(help="A dataset folder from `graphopt policy collect`.")],
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Weights file (default: the shipped graphopt/policy/weights/ort-cpu.json).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    ray: Annotated[Optional[str], typer.Option(help="Fit on Ray: 'auto' or a cluster address (default: here).")] = None,
+) -> None:
+    """Train the ranker on the dataset's training architectures and write its weights."""
+    _needs("pyarrow", "lightgbm", *(("ray",) if ray else ()))
+    from graphopt.policy.commands import train_from
+
+    try:
+        ranker, path = train_from(data, out, seed=seed, ray_address=ray)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    Console().print(f"wrote {path} (feature schema {ranker.feature_schema}, training set {ranker.training_set})")
+
+
+@policy_app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="A dataset folder with held-out architectures.")],
+    weights: Annotated[Optional[Path], typer.Option(help="Weights file (default: the shipped one).")] = None,
+) -> None:
+    """Learned vs greedy vs random vs the measured search at equal budget, on held-out graphs."""
+    _needs("pyarrow", "lightgbm", "scipy")
+    from graphopt.policy.commands import evaluation
+    from graphopt.policy.ranker import Ranker
+
+    try:
+        result = evaluation(data, Ranker.load(weights) if weights else None)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    _print_evaluation(result)
+
+
+def _print_evaluation(result: dict) -> None:
+    out = Console()
+    budgets = sorted({b for per in result["speedups"].values() for b in per})
+    table = Table(title=f"held-out graphs: {result['graphs']} ({', '.join(result['archs'])}); geometric-mean speedup over ORT ENABLE_ALL, "
+                        "by budget (share of what judging the whole pool cost)")  # fmt: skip
+    table.add_column("policy")
+    for budget in budgets:
+        table.add_column(f"{budget:.0%}" if budget < 1 else "whole search", justify="right")
+    for policy in ("learned", "search", "greedy", "random"):
+        if policy in result["speedups"]:
+            table.add_row(policy, *(f"{result['speedups'][policy][b]:.3f}x" for b in budgets))
+    out.print(table)
+    quality = result["quality"]
+    out.print(f"ranking: Kendall tau {quality['kendall_tau']:.3f} over {quality['graphs_ranked']} graphs; "
+              f"top-1 slowdown {quality['top1_slowdown']:.3f}, top-5 slowdown {quality['top5_slowdown']:.3f}")  # fmt: skip
+    reached = result["twentieth"]
+    out.print(f"learned with 1/20 of the budget: {reached['learned']:.3f}x, {reached['speedup_share']:.1%} of the whole search's "
+              f"{reached['search']:.3f}x ({reached['gain_share']:.1%} of its gain)")  # fmt: skip
+
