@@ -18,6 +18,7 @@ FORMATS = {
 # target name prefix -> "module:function" parsing the full name
 TARGETS = {
     "ort": "graphopt.targets.onnxruntime:target_from_name",
+    "xla": "graphopt.targets.xla:target_from_name",
 }
 
 

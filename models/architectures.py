@@ -10,7 +10,7 @@ import torch
 import transformers as tf
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+def randomized(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     """Non-zero biases, norm scales away from 1, BatchNorm statistics away from (0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -27,7 +27,7 @@ def _randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     return module.eval()
 
 
-def _text_inputs(config, batch: int, seq: int, token_types: bool):
+def text_inputs(config, batch: int, seq: int, token_types: bool):
     generator = torch.Generator().manual_seed(0)
     inputs = {
         "input_ids": torch.randint(0, config.vocab_size, (batch, seq), generator=generator),
@@ -44,8 +44,8 @@ _TINY_ENCODER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
 
 def _bert_encoder(dims: dict, size: str, batch: int, seq: int, seed: int):
     config = tf.BertConfig(**(_TINY_ENCODER if size == "tiny" else dims), attn_implementation="eager")
-    inputs, axes = _text_inputs(config, batch, seq, token_types=True)
-    return _randomize(tf.BertModel(config, add_pooling_layer=False), seed), inputs, axes
+    inputs, axes = text_inputs(config, batch, seq, token_types=True)
+    return randomized(tf.BertModel(config, add_pooling_layer=False), seed), inputs, axes
 
 
 def bert(size: str, batch: int = 1, seq: int = 16):
@@ -66,8 +66,8 @@ def distilbert(size: str, batch: int = 1, seq: int = 16):
     if size == "tiny":
         dims = dict(dim=64, n_layers=2, n_heads=4, hidden_dim=128, vocab_size=1000)
     config = tf.DistilBertConfig(**dims, attn_implementation="eager")
-    inputs, axes = _text_inputs(config, batch, seq, token_types=False)
-    return _randomize(tf.DistilBertModel(config), 8), inputs, axes
+    inputs, axes = text_inputs(config, batch, seq, token_types=False)
+    return randomized(tf.DistilBertModel(config), 8), inputs, axes
 
 
 def gpt2(size: str, batch: int = 1, seq: int = 16):
@@ -75,8 +75,8 @@ def gpt2(size: str, batch: int = 1, seq: int = 16):
     if size == "tiny":
         dims = dict(n_embd=64, n_layer=2, n_head=4, vocab_size=1000, n_positions=256)
     config = tf.GPT2Config(**dims, attn_implementation="eager")
-    inputs, axes = _text_inputs(config, batch, seq, token_types=False)
-    return _randomize(tf.GPT2Model(config), 2), inputs, axes
+    inputs, axes = text_inputs(config, batch, seq, token_types=False)
+    return randomized(tf.GPT2Model(config), 2), inputs, axes
 
 
 def llama(size: str, batch: int = 1, seq: int = 16):
@@ -84,8 +84,8 @@ def llama(size: str, batch: int = 1, seq: int = 16):
     if size == "tiny":
         dims = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
     config = tf.LlamaConfig(**dims, max_position_embeddings=512, attn_implementation="eager")
-    inputs, axes = _text_inputs(config, batch, seq, token_types=False)
-    return _randomize(tf.LlamaModel(config), 3), inputs, axes
+    inputs, axes = text_inputs(config, batch, seq, token_types=False)
+    return randomized(tf.LlamaModel(config), 3), inputs, axes
 
 
 def vit(size: str, batch: int = 1, seq: int = 0):
@@ -94,7 +94,7 @@ def vit(size: str, batch: int = 1, seq: int = 0):
         dims = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)
     config = tf.ViTConfig(**dims, attn_implementation="eager")
     pixels = torch.randn(batch, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(0))
-    return _randomize(tf.ViTModel(config, add_pooling_layer=False), 4), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    return randomized(tf.ViTModel(config, add_pooling_layer=False), 4), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
 
 
 def resnet(size: str, batch: int = 1, seq: int = 0):
@@ -104,7 +104,7 @@ def resnet(size: str, batch: int = 1, seq: int = 0):
         config = tf.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])
         resolution = 64
     pixels = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    return _randomize(tf.ResNetModel(config), 5), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    return randomized(tf.ResNetModel(config), 5), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
 
 
 class ClampMin(torch.nn.Module):
@@ -131,7 +131,7 @@ def mobilenet_v2(size: str, batch: int = 1, seq: int = 0):
         config = tf.MobileNetV2Config(depth_multiplier=0.35, image_size=64)
         resolution = 64
     pixels = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    return _randomize(tf.MobileNetV2Model(config), 6), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    return randomized(tf.MobileNetV2Model(config), 6), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
 
 
 ARCHITECTURES = {
@@ -181,7 +181,7 @@ def llama_decode(size: str, batch: int = 1, seq: int = 16):
     if size == "tiny":
         dims = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
     config = tf.LlamaConfig(**dims, max_position_embeddings=512, attn_implementation="eager")
-    model = _randomize(tf.LlamaForCausalLM(config), 3)
+    model = randomized(tf.LlamaForCausalLM(config), 3)
     head_dim = config.hidden_size // config.num_attention_heads
     generator = torch.Generator().manual_seed(0)
     inputs = {

@@ -67,6 +67,20 @@ def test_only_the_fx_rooms_import_fx_rules():
     assert offenders == {}
 
 
+def test_only_the_stablehlo_rooms_import_jax():
+    """jax and jaxlib (and the MLIR bindings inside jaxlib) are read by the StableHLO format and
+    the XLA target only."""
+    offenders = {}
+    for path in GRAPHOPT.rglob("*.py"):
+        relative = path.relative_to(GRAPHOPT).as_posix()
+        if relative.startswith(("formats/stablehlo/", "targets/xla/")):
+            continue
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("jax", "jaxlib")}
+        if bad:
+            offenders[relative] = sorted(bad)
+    assert offenders == {}
+
+
 def test_the_engine_does_not_reach_back_up():
     """search/, decide, budget, harness and the log import neither the ways in nor reports."""
     upper = ("graphopt.cli", "graphopt.optimize", "graphopt.check", "graphopt.report", "graphopt.registry")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import transformers as tf
 
-from graphopt.models.architectures import _randomize, _text_inputs
+from graphopt.models.architectures import randomized, text_inputs
 
 
 def module_and_inputs(spec):
@@ -16,10 +16,10 @@ def module_and_inputs(spec):
     config = _text_config(spec)
     model = {"bert": tf.BertModel, "roberta": tf.RobertaModel, "distilbert": tf.DistilBertModel, "gpt2": tf.GPT2Model,
              "llama": tf.LlamaModel, "qwen2": tf.Qwen2Model, "opt": tf.OPTModel}[spec.arch](config)  # fmt: skip
-    inputs, axes = _text_inputs(config, spec.batch, spec.seq, token_types=spec.arch in ("bert", "roberta"))
+    inputs, axes = text_inputs(config, spec.batch, spec.seq, token_types=spec.arch in ("bert", "roberta"))
     if spec.arch == "roberta":  # RoBERTa's positions start after the padding index: ids must avoid it
         inputs["input_ids"] = inputs["input_ids"].clamp(min=config.pad_token_id + 1)
-    return _randomize(model, spec.seed % 1000), inputs, axes
+    return randomized(model, spec.seed % 1000), inputs, axes
 
 
 def _text_config(spec):
@@ -56,4 +56,4 @@ def _vision(spec):
         config = tf.MobileNetV2Config(depth_multiplier=min(1.0, spec.hidden / 128), image_size=side)
         model = tf.MobileNetV2Model(config)
     pixels = torch.randn(spec.batch, 3, side, side, generator=torch.Generator().manual_seed(spec.seed))
-    return _randomize(model, spec.seed % 1000), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    return randomized(model, spec.seed % 1000), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}

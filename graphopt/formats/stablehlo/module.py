@@ -1,0 +1,101 @@
+"""Questions asked of a StableHLO module: its ops, its entry function's inputs, a fingerprint.
+
+Parsing goes through ``jax.interpreters.mlir.make_ir_context()``, which registers the func,
+stablehlo, chlo and other dialects JAX emits (a bare ``jaxlib.mlir.ir.Context()`` registers none);
+an unknown dialect is a parse error, reported as one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from graphopt.errors import BadModelError
+from graphopt.protocols import InputSpec
+
+ENTRY = "main"  # the function JAX's lowering and jax.export call
+ELEMENT_TYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16", "i1": "bool", "i8": "int8", "i16": "int16",
+                 "i32": "int32", "i64": "int64", "ui8": "uint8", "ui16": "uint16", "ui32": "uint32", "ui64": "uint64"}  # fmt: skip
+
+
+@contextlib.contextmanager
+def parsed(source: str | bytes):
+    """The module parsed in a fresh context with JAX's dialects (text or bytecode)."""
+    from jax.interpreters import mlir as jax_mlir
+    from jaxlib.mlir import ir
+
+    with jax_mlir.make_ir_context() as context:
+        try:
+            module = ir.Module.parse(source, context=context)
+        except Exception as error:  # MLIRError, ValueError: the parser's diagnostics
+            raise BadModelError(f"not a StableHLO module (MLIR text, bytecode or a serialized jax.export): {_first_line(error)}") from None
+        yield module
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.strip().startswith("note:")]
+    detail = next((line for line in lines if "error:" in line), lines[0] if lines else type(error).__name__)
+    return detail[:200]
+
+
+def entry_function(module):
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and op.attributes["sym_name"].value == ENTRY:
+            return op
+    raise BadModelError(f"no @{ENTRY} function: not a module JAX lowered or exported")
+
+
+def walk(operation) -> Iterator:
+    """Every operation nested in ``operation`` (regions included), in order."""
+    for region in operation.regions:
+        for block in region.blocks:
+            for op in block.operations:
+                yield op
+                yield from walk(op.operation)
+
+
+def op_types(text: str) -> list[str]:
+    with parsed(text) as module:
+        return [op.operation.name for op in walk(module.operation)]
+
+
+def input_specs(text: str, symbols: list[tuple] | None = None) -> list[InputSpec]:
+    """The entry function's arguments: dtype and dims, a dynamic dim named by ``symbols`` (an
+    Exported's in_avals shapes) where given, else None."""
+    from jaxlib.mlir import ir
+
+    specs = []
+    with parsed(text) as module:
+        arguments = list(entry_function(module).arguments)
+        symbols = symbols if symbols is not None and len(symbols) == len(arguments) else None  # else they do not line up
+        for index, argument in enumerate(arguments):
+            tensor = ir.RankedTensorType(argument.type)
+            known = symbols[index] if symbols else None
+            dims = tuple((str(known[i]) if known else None) if tensor.is_dynamic_dim(i) else tensor.shape[i] for i in range(tensor.rank))
+            specs.append(InputSpec(f"arg{index}", dtype(str(tensor.element_type)), dims))
+    return specs
+
+
+def dtype(element_type: str) -> np.dtype:
+    if element_type not in ELEMENT_TYPES:
+        raise BadModelError(f"element type {element_type} is not supported")
+    name = ELEMENT_TYPES[element_type]
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+_NAMES = re.compile(r"(%[\w#.]+|@[\w.$-]+|loc\([^)]*\))")
+
+
+def fingerprint(text: str) -> str:
+    """Equal for modules that compute the same way: value names, symbol names and locations left
+    out, constants and attributes kept."""
+    canonical = _NAMES.sub("_", text)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

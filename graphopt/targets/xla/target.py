@@ -1,0 +1,99 @@
+"""XLA through PJRT as a graphopt Target: compile a StableHLO module on a device's client, read
+the fusions from the optimized HLO, run.
+
+The module is compiled as given (``client.compile_and_load`` on its bytecode) with the client's
+default options, the same executable ``jax.jit`` would build from that module. Shape-polymorphic
+modules (dynamic dims) must be bound to sizes first; they are refused with a one-line error.
+Levers (per-compile XLA options that keep outputs equivalent) are not offered yet.
+
+CPU is what runs here; on a machine with a GPU, ``device="gpu"`` picks JAX's GPU client and the
+same code compiles through XLA's GPU pipeline (untested: no GPU on this machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from graphopt.errors import BadModelError
+from graphopt.formats.stablehlo import files, module
+from graphopt.protocols import FusionReport
+from graphopt.targets.xla.report import fusion_report
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaOptions:
+    """Per-compile XLA options (none yet: the default compile)."""
+
+    @property
+    def is_default(self) -> bool:
+        return True
+
+    def label(self) -> str:
+        return "XLA defaults"
+
+
+@dataclasses.dataclass
+class XlaCompiled:
+    executable: object  # jaxlib LoadedExecutable
+    device: object
+    input_names: list[str]
+    output_names: list[str]
+    report: FusionReport | None
+    optimized_hlo: str
+
+    def run(self, feeds) -> list[np.ndarray]:
+        import jax
+
+        arguments = [jax.device_put(np.asarray(feeds[name]), self.device) for name in self.input_names]
+        return [np.asarray(value) for value in self.executable.execute(arguments)]
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaTarget:
+    device: str = "cpu"
+    options: XlaOptions = XlaOptions()
+
+    @property
+    def name(self) -> str:
+        return f"xla-{self.device}"
+
+    def compile(self, graph: files.StableHloModule, *, report: bool = True) -> XlaCompiled:
+        import jax
+
+        specs = module.input_specs(graph.text)
+        if any(not isinstance(d, int) for spec in specs for d in spec.dims):
+            raise BadModelError("the module has dynamic dimensions; bind them to sizes before compiling for XLA")
+        device = jax.devices(self.device)[0]
+        executable = self._compiled(graph.text, device)
+        hlo = executable.hlo_modules()[0].to_string()
+        outputs = [f"out{i}" for i in range(len(executable.get_output_layouts()))]
+        return XlaCompiled(executable, device, [s.name for s in specs], outputs, fusion_report(hlo) if report else None, hlo)
+
+    def _compiled(self, text: str, device):
+        import jax.extend as jex
+
+        client = device.client
+        options = jex.backend.get_compile_options(num_replicas=1, num_partitions=1)
+        try:
+            return client.compile_and_load(files.to_bytecode(text), [device], options)
+        except Exception as error:  # XlaRuntimeError: what XLA could not compile
+            raise BadModelError(f"XLA cannot compile the module: {str(error).splitlines()[0][:200]}") from None
+
+    def levers(self, report: FusionReport) -> list[XlaOptions]:
+        return []
+
+    def combine(self, levers) -> XlaOptions:
+        return XlaOptions()
+
+    def with_lever(self, lever: XlaOptions) -> XlaTarget:
+        return dataclasses.replace(self, options=lever)
+
+
+def target_from_name(name: str) -> XlaTarget:
+    """``xla-cpu`` or ``xla-gpu``."""
+    device = name.removeprefix("xla-") if name.startswith("xla-") else ""
+    if device not in ("cpu", "gpu"):
+        raise BadModelError(f"unknown target {name!r}; use xla-cpu or xla-gpu")
+    return XlaTarget(device)
