@@ -131,11 +131,11 @@ def _check_side_files(report: Path | None, plot: Path | None, mkdir: bool, log: 
 
 
 def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir):
+    from graphopt import registry
     from graphopt import report as report_mod
     from graphopt.cli_progress import progress_display
     from graphopt.optimize import optimize as run_optimize
-    from graphopt import registry
-    from graphopt.search.policies import POLICIES
+    from graphopt.registry import POLICIES
 
     if policy not in POLICIES:
         raise GraphoptError(f"unknown policy {policy!r}; use {' or '.join(POLICIES)}")

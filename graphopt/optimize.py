@@ -21,7 +21,6 @@ from graphopt.decide import Decision, decide
 from graphopt.errors import GraphoptError
 from graphopt.atomic import signals_held
 from graphopt.progress import Reporter
-from graphopt.search.policies import POLICIES
 
 
 @dataclasses.dataclass
@@ -79,7 +78,7 @@ def optimize(
     output_path: str | os.PathLike | None,
     *,
     target=None,
-    policy: str = "learned",
+    policy: str = registry.DEFAULT_POLICY,
     rules: list | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
     inputs_file: str | None = None,
@@ -115,7 +114,7 @@ def optimize(
     feeds = fmt.feeds(fixed.graph if fixed else prepared, shapes, inputs_file)
     sites = rule_set.sites(prepared)
     budget = Budget(budget_s, start, fmt.weight_bytes(prepared))
-    decision = decide(prepared, rule_set, target, POLICIES[policy](fmt, target), feeds, budget, progress,
+    decision = decide(prepared, rule_set, target, registry.policy_for(policy, fmt, target), feeds, budget, progress,
                       extra=[fixed] if fixed else [], baseline_graph=original)  # fmt: skip
     misses = rule_set.near_misses(prepared, sites)
     result = OptimizeResult(str(model_path), None if output_path is None else str(output_path), decision,

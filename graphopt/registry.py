@@ -22,6 +22,16 @@ TARGETS = {
 }
 
 
+# policy name -> "module:function" building it from (format, target); the learned policy reads
+# the graph through the format and picks its weights by the target's name
+POLICIES = {
+    "learned": "graphopt.policy:learned_policy",
+    "search": "graphopt.search.policies:search_policy",
+    "greedy": "graphopt.search.policies:greedy_policy",
+}
+DEFAULT_POLICY = "learned"  # the measured search in the shipped ranker's order; the search itself without weights
+
+
 def _load(reference: str):
     module, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module), attribute)
@@ -47,3 +57,9 @@ def target_for(name: str):
     if prefix not in TARGETS:
         raise BadModelError(f"unknown target {name!r}; known: {', '.join(f'{p}-...' for p in TARGETS)}")
     return _load(TARGETS[prefix])(name)
+
+
+def policy_for(name: str, fmt=None, target=None):
+    if name not in POLICIES:
+        raise BadModelError(f"unknown policy {name!r}; use {', '.join(POLICIES)}")
+    return _load(POLICIES[name])(fmt, target)

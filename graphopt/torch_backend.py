@@ -27,6 +27,8 @@ import time
 
 import torch
 
+from graphopt import registry
+
 log = logging.getLogger("graphopt.torch")
 
 
@@ -62,9 +64,8 @@ def explain(model, *args, **kwargs) -> list[GraphDecision]:
     return DECISIONS[before:]
 
 
-DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": "learned", "cache_dir": None}
+DEFAULTS = {"target": "auto", "budget": 30.0, "verify": True, "policy": registry.DEFAULT_POLICY, "cache_dir": None}
 TARGETS = ("auto", "onnxruntime", "inductor")
-POLICIES = ("learned", "search", "greedy")  # graphopt.search.policies.POLICIES, for the ORT route's ONNX search
 
 
 def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, **kwargs):
@@ -74,8 +75,8 @@ def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | N
         raise ValueError(f"graphopt backend: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
     if settings["target"] not in TARGETS:
         raise ValueError(f"graphopt backend: target {settings['target']!r}; choose from {', '.join(TARGETS)}")
-    if settings["policy"] not in POLICIES:
-        raise ValueError(f"graphopt backend: policy {settings['policy']!r}; choose from {', '.join(POLICIES)}")
+    if settings["policy"] not in registry.POLICIES:
+        raise ValueError(f"graphopt backend: policy {settings['policy']!r}; choose from {', '.join(registry.POLICIES)}")
     return _Graph(gm, list(example_inputs), settings)
 
 

@@ -112,13 +112,9 @@ def _key(applied: list[Site]) -> tuple[Site, ...]:
     return tuple(sorted(applied, key=repr))
 
 
-def _learned(fmt=None, target=None):
-    from graphopt.policy import learned_policy  # the learned policy builds on these two: imported on use
-
-    return learned_policy(fmt, target)
+def greedy_policy(fmt=None, target=None) -> Greedy:
+    return Greedy()
 
 
-# name -> factory; ``fmt`` (the graph's Format) and ``target`` are for the policies that read
-# the graph's facts (learned), the others take no configuration
-DEFAULT = "learned"  # the measured search in the shipped ranker's order; the search itself without weights for the target
-POLICIES = {"greedy": lambda fmt=None, target=None: Greedy(), "search": lambda fmt=None, target=None: FamilySearch(), "learned": _learned}
+def search_policy(fmt=None, target=None) -> FamilySearch:
+    return FamilySearch()

@@ -36,7 +36,7 @@ from graphopt.formats.fx.weights import WeightGuard, weight_inputs
 from graphopt.formats.onnx import OnnxFormat
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.passes.onnx import all_rules
-from graphopt.search.policies import POLICIES
+from graphopt.registry import DEFAULT_POLICY, policy_for
 from graphopt.targets.onnxruntime.levers import SessionSettings
 from graphopt.targets.onnxruntime.target import OrtTarget
 
@@ -142,7 +142,7 @@ SESSION_RESERVE_S = 1.0  # kept back from a deadline for the final session
 MIN_SEARCH_S = 8.0  # below this a search cannot compile, verify and time even one candidate: none is run
 
 
-def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = "learned", replay: dict | None = None,
+def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, policy: str = DEFAULT_POLICY, replay: dict | None = None,
                   deadline: float | None = None) -> OrtRoute:  # fmt: skip
     """Export, decide with graphopt's ONNX path (or replay a decision made before), and make the
     ORT session of the kept graph. The search gets ``budget_s``, less when ``deadline``
@@ -164,7 +164,7 @@ def compile_graph(gm: torch.fx.GraphModule, inputs: list, budget_s: float, polic
     else:
         feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
         if budget_s > 0:
-            decision = decide(prepared, rules, target, POLICIES[policy](fmt, target), feeds, Budget(budget_s), baseline_graph=model)
+            decision = decide(prepared, rules, target, policy_for(policy, fmt, target), feeds, Budget(budget_s), baseline_graph=model)
         graph = decision.chosen.candidate.graph if decision and decision.chosen else model
         lever = decision.lever.lever if decision else None
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
