@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from graphopt.errors import BadModelError
+from graphopt.errors import BadModelError, GraphoptError
 
 # file suffix -> (format factory as "module:attribute", the module of its rule families, which
 # defines FAMILIES, all_rules() and rules_by_name(names))
@@ -61,5 +61,5 @@ def target_for(name: str):
 
 def policy_for(name: str, fmt=None, target=None):
     if name not in POLICIES:
-        raise BadModelError(f"unknown policy {name!r}; use {', '.join(POLICIES)}")
+        raise GraphoptError(f"unknown policy {name!r}; use {', '.join(POLICIES)}")
     return _load(POLICIES[name])(fmt, target)

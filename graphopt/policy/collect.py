@@ -68,6 +68,7 @@ class _Context:
     target: object
     measure_s: float
     seen: dict = dataclasses.field(default_factory=dict)  # applied sites -> evaluation
+    provenance: dict = dataclasses.field(default_factory=lambda: {"machine": json.dumps(machine()), "versions": json.dumps(versions())})
 
 
 def _judged(context: _Context, position: int, entry: Entry) -> dict:
@@ -96,8 +97,7 @@ def _row(context: _Context, position: int, entry: Entry, evaluation, values: lis
         "ratio": timing.ratio if timing else None, "ci_low": timing.ci_low if timing else None, "ci_high": timing.ci_high if timing else None,
         "rounds": timing.rounds if timing else None, "baseline_ms": timing.baseline_s * 1e3 if timing else None,
         "candidate_ms": timing.candidate_s * 1e3 if timing else None, "seconds": seconds,
-        "machine": json.dumps(machine()), "versions": json.dumps(versions()),
-    }  # fmt: skip
+    } | context.provenance  # fmt: skip
 
 
 def machine() -> dict:

@@ -37,7 +37,7 @@ class Learned:
             return
         scores, entries = self._scored(graph, rules, greedy, context)
         if scores is None:
-            yield from FamilySearch().propose(graph, rules, log)
+            yield from FamilySearch().propose_from(greedy, graph, rules, log)
             return
         seen: set[tuple[Site, ...]] = set()
         for index in np.argsort(-scores, kind="stable"):

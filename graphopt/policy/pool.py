@@ -16,7 +16,7 @@ import dataclasses
 from collections import Counter
 
 from graphopt.protocols import Candidate, Graph, RuleSet, Site
-from graphopt.search.policies import fired_families
+from graphopt.search.policies import family_subsets, fired_families
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,15 +44,10 @@ class Entry:
 def pool(greedy: Candidate, rules: RuleSet) -> list[Entry]:
     """The pool for a graph whose greedy candidate is ``greedy``: greedy first, then family
     subsets, then one site class left out at a time (largest class first)."""
-    families = rules.families()
-    everything = tuple(name for names in families.values() for name in names)
+    everything = tuple(name for names in rules.families().values() for name in names)
     entries = [Entry("all rules", "greedy", everything)]
-    fired = fired_families(greedy.applied, rules)
-    if len(fired) > 1:
-        for family in fired:
-            entries.append(Entry(f"all but {family}", "all-but", tuple(n for n in everything if n not in families[family]), family=family))
-        for family in fired:
-            entries.append(Entry(f"only {family}", "only", tuple(families[family]), family=family))
+    for subset in family_subsets(rules, fired_families(greedy.applied, rules)):
+        entries.append(Entry(subset.label, subset.kind, subset.rules, family=subset.family))
     classes = Counter(site.site_class for site in greedy.applied)
     for site_class, _ in classes.most_common():
         where = site_class[1] or "constants"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from graphopt.protocols import Candidate, Graph, RuleSet, Site
 
@@ -46,14 +47,17 @@ class FamilySearch:
 
     def propose(self, graph: Graph, rules: RuleSet, log=None, context=None) -> Iterator[Candidate]:
         greedy = next(Greedy().propose(graph, rules), None)
-        if greedy is None:
-            return
-        subsets = _family_subsets(rules, fired_families(greedy.applied, rules))
+        if greedy is not None:
+            yield from self.propose_from(greedy, graph, rules, log)
+
+    def propose_from(self, greedy: Candidate, graph: Graph, rules: RuleSet, log=None) -> Iterator[Candidate]:
+        """The search after its first step, ``greedy`` (every rule to a fixpoint) already made."""
+        subsets = family_subsets(rules, fired_families(greedy.applied, rules))
         greedy.planned = 1 + len(subsets) + len({s.site_class for s in greedy.applied})  # an estimate
         yield greedy
         seen: set[tuple[Site, ...]] = {_key(greedy.applied)}
-        for label, subset in subsets:
-            candidate = rules.rewrite(label, graph, subset)
+        for subset in subsets:
+            candidate = rules.rewrite(subset.label, graph, subset.rules)
             if candidate.applied and _key(candidate.applied) not in seen:
                 seen.add(_key(candidate.applied))
                 candidate.planned = greedy.planned
@@ -90,13 +94,21 @@ def _all(rules: RuleSet) -> list[str]:
     return [name for names in rules.families().values() for name in names]
 
 
-def _family_subsets(rules: RuleSet, families: list[str]) -> list[tuple[str, list[str]]]:
+class FamilySubset(NamedTuple):
+    label: str
+    kind: str  # "all-but" (every rule but the family's) or "only" (the family's rules alone)
+    family: str
+    rules: tuple[str, ...]
+
+
+def family_subsets(rules: RuleSet, families: list[str]) -> list[FamilySubset]:
+    """Each of ``families`` left out, then each alone (none when fewer than two fired)."""
     if len(families) < 2:
         return []
     by_family = rules.families()
     everything = _all(rules)
-    but = [(f"all but {f}", [n for n in everything if n not in by_family[f]]) for f in families]
-    only = [(f"only {f}", list(by_family[f])) for f in families]
+    but = [FamilySubset(f"all but {f}", "all-but", f, tuple(n for n in everything if n not in by_family[f])) for f in families]
+    only = [FamilySubset(f"only {f}", "only", f, tuple(by_family[f])) for f in families]
     return but + only
 
 

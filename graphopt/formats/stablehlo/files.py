@@ -50,7 +50,10 @@ def save(module: StableHloModule, path, form: str | None = None) -> None:
     form = form or SUFFIXES.get(Path(path).suffix.lower(), module.form)
     if form == EXPORTED and module.exported is None:
         raise BadModelError(f"{path}: a serialized jax.export needs a module read from one")
-    payload = {TEXT: lambda: module.text.encode(), BYTECODE: lambda: to_bytecode(module.text), EXPORTED: lambda: _exported_bytes(module)}[form]()
+    if form == TEXT:
+        payload = module.text.encode()
+    else:
+        payload = to_bytecode(module.text) if form == BYTECODE else _exported_bytes(module)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(payload)
 
