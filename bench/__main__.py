@@ -27,6 +27,11 @@ from bench.workloads import full_set, latency_set, quick_set, user_workload
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if "--xla" in argv:
+        from bench import xla_zoo
+
+        xla_zoo.main([a for a in argv if a != "--xla"])
+        return
     if "--torch" in argv:
         from bench import torch_zoo
 
@@ -43,6 +48,7 @@ def main(argv=None) -> None:
     parser.add_argument("--graphopt-budget", type=float, default=None, help="graphopt's --budget (default: 60, as users run it; 10 with --quick)")
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
     parser.add_argument("--torch", action="store_true", help="torch.compile(backend='graphopt') against Inductor on the zoo (bench/torch_zoo.py; its own options follow)")
+    parser.add_argument("--xla", action="store_true", help="graphopt.jax.optimize against jax.jit on the JAX zoo (bench/xla_zoo.py; its own options follow)")
     parser.add_argument("--render", default=None, help="re-render a finished run's folder (recounting its work) and exit")
     args = parser.parse_args(argv)
     if args.render:

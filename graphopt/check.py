@@ -37,7 +37,7 @@ TOLERANCE_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
 
 @dataclasses.dataclass(frozen=True)
 class CheckSettings:
-    target: str = "ort-cpu"
+    target: str | None = None  # None: the format's default (ort-cpu for ONNX, xla-cpu for StableHLO)
     max_slowdown: float = 0.02
     confidence: float = 0.95
     inputs: str | None = None
@@ -99,7 +99,7 @@ def _settings_label(target, model_path) -> str:
 def check(baseline_path: str | Path, candidate_path: str | Path, settings: CheckSettings, on_progress=None) -> CheckResult:
     start = time.monotonic()
     progress = on_progress or (lambda message: None)
-    target = registry.target_for(settings.target)
+    target = registry.target_for(settings.target or registry.default_target(baseline_path))
     tolerances = settings.tolerances()
     fmt, _ = registry.format_for(baseline_path)
     # Both models exactly as given (the target lowers what it must, at compile time).

@@ -62,12 +62,18 @@ def example_path(name: str) -> Path:
     return Path(str(resources.files("graphopt.examples") / f"{name}.onnx"))
 
 
+def _default_target(path) -> str:
+    from graphopt import registry
+
+    return registry.default_target(path)
+
+
 @app.command()
 def optimize(
-    model: Annotated[Optional[Path], typer.Argument(help="The ONNX model to optimize.")] = None,
+    model: Annotated[Optional[Path], typer.Argument(help="The ONNX model or StableHLO module (.mlir, .mlirbc, .jaxexport) to optimize.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the model (default MODEL.opt.onnx); its weights go beside it.")] = None,
     example: Annotated[Optional[str], typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")] = None,
-    target: Annotated[str, typer.Option(help="ort-cpu, or ort-cpu-<disable|basic|extended|all>.")] = "ort-cpu",
+    target: Annotated[Optional[str], typer.Option(help="ort-cpu (for ONNX), ort-cpu-<disable|basic|extended|all>, xla-cpu (for StableHLO).")] = None,
     inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input.")] = None,
     shape: Annotated[list[str], typer.Option(help="Bind an input's shape for verification and timing: NAME=D0,D1,... (repeatable).")] = [],  # noqa: B006
     fix_dim: Annotated[list[str], typer.Option(help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size.")] = [],  # noqa: B006
@@ -86,6 +92,7 @@ def optimize(
     out = None
     try:
         source, out = _optimize_paths(model, example, output, in_place)
+        target = target or _default_target(source)
         _check_side_files(report, plot, mkdir, log)
         result = _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir)
         _write_side_files(result, target, report, plot, log)
@@ -116,7 +123,7 @@ def _optimize_paths(model, example, output, in_place) -> tuple[Path, Path]:
         raise GraphoptError("--in-place needs a MODEL of yours, not an example")
     source = model or example_path(example)
     if output is None:
-        output = model if in_place else (model.with_suffix(".opt.onnx") if model else Path(f"{example}.opt.onnx"))
+        output = model if in_place else (model.with_suffix(".opt" + model.suffix) if model else Path(f"{example}.opt.onnx"))
     return source, output
 
 
@@ -220,7 +227,7 @@ def _check_settings(target, max_slowdown, confidence, inputs, rtol, atol, tolera
     config = check_settings()
     pick = lambda flag, key, default: flag if flag is not None else config.get(key, default)  # noqa: E731
     settings = CheckSettings(
-        target=pick(target, "target", "ort-cpu"),
+        target=pick(target, "target", None),
         max_slowdown=parse_fraction(pick(max_slowdown, "max-slowdown", "2%")),
         confidence=float(pick(confidence, "confidence", 0.95)),
         inputs=str(pick(inputs, "inputs", None)) if pick(inputs, "inputs", None) else None,
@@ -288,14 +295,14 @@ def _pairs(baseline: Path, candidate: Path) -> list[tuple[Path, Path]]:
 
 
 @app.command()
-def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspect.")]) -> None:
+def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model or StableHLO module to inspect.")]) -> None:
     """Show what the compiler fuses in MODEL now, which sites graphopt's rules find, and near misses."""
     from graphopt import registry
 
     out = Console()
     try:
         fmt, rules = registry.format_for(model)
-        target = registry.target_for("ort-cpu")
+        target = registry.target_for(registry.default_target(model))
         graph = fmt.load(model)
         fmt.prepare(graph)
         target.admit(graph)
@@ -319,11 +326,16 @@ def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model to inspec
 
 
 @app.command("rules")
-def list_rules() -> None:
+def list_rules(
+    graph_format: Annotated[str, typer.Option("--format", help="onnx or stablehlo: whose rules to list.")] = "onnx",
+) -> None:
     """List the rewrite rules by family: each family's legality notes, then one line per rule."""
     from graphopt import registry
 
-    families = registry.rule_families()
+    suffixes = {"onnx": ".onnx", "stablehlo": ".mlir"}
+    if graph_format not in suffixes:
+        _fail(GraphoptError(f"unknown format {graph_format!r}; use onnx or stablehlo"))
+    families = registry.rule_families(suffixes[graph_format])
 
     out = Console()
     family = None

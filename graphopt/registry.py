@@ -11,10 +11,10 @@ from pathlib import Path
 from graphopt.errors import BadModelError, GraphoptError
 
 # file suffix -> (format factory as "module:attribute", the module of its rule families, which
-# defines FAMILIES, all_rules() and rules_by_name(names))
-FORMATS = {
-    ".onnx": ("graphopt.formats.onnx:OnnxFormat", "graphopt.passes.onnx"),
-}
+# defines FAMILIES, all_rules() and rules_by_name(names), the target its models go to by default)
+_ONNX = ("graphopt.formats.onnx:OnnxFormat", "graphopt.passes.onnx", "ort-cpu")
+_STABLEHLO = ("graphopt.formats.stablehlo:StableHloFormat", "graphopt.passes.stablehlo", "xla-cpu")
+FORMATS = {".onnx": _ONNX, ".mlir": _STABLEHLO, ".stablehlo": _STABLEHLO, ".mlirbc": _STABLEHLO, ".jaxexport": _STABLEHLO}
 # target name prefix -> "module:function" parsing the full name
 TARGETS = {
     "ort": "graphopt.targets.onnxruntime:target_from_name",
@@ -45,6 +45,11 @@ def _suffix(path) -> str:
 def rule_families(path=".onnx"):
     """The module of rule families for the format that reads ``path``."""
     return importlib.import_module(FORMATS[_suffix(path)][1])
+
+
+def default_target(path) -> str:
+    """The target a model file is compiled for unless one is named: ORT for ONNX, XLA for StableHLO."""
+    return FORMATS[_suffix(path)][2]
 
 
 def format_for(path) -> tuple[object, list]:

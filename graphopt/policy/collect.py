@@ -31,28 +31,36 @@ MEASURE_S = 6.0  # timing per entry (interleaved; stops early once the interval 
 
 def collect_one(spec: Spec, measure_s: float = MEASURE_S) -> tuple[str, list[dict], list[str], str]:
     """Export ``spec`` and judge its whole pool: (graph id, rows, feature names, schema digest)."""
+    with tempfile.TemporaryDirectory(prefix="graphopt-collect-") as folder:
+        context = prepared(spec, folder, measure_s)
+        if context.greedy is None:
+            return spec.graph_id, [], context.schema.names, context.schema.digest
+        rows = [_judged(context, position, entry) for position, entry in enumerate(pool(context.greedy, context.rules))]
+    return spec.graph_id, rows, context.schema.names, context.schema.digest
+
+
+def prepared(spec: Spec, folder, measure_s: float) -> _Context:
+    """``spec`` exported into ``folder``, its original compiled and run, its greedy rewrite made
+    (``greedy`` is None when no rule applies): what judging any pool entry needs."""
     from graphopt import registry
     from graphopt.search.loop import make_baseline
     from graphopt.search.policies import Greedy
 
-    with tempfile.TemporaryDirectory(prefix="graphopt-collect-") as folder:
-        path, feeds = build(spec, folder)
-        (fmt, registered), target = registry.format_for(path), registry.target_for(TARGET)
-        model = fmt.load(path)
-        names = {spec.name for spec in fmt.input_specs(model)}
-        feeds = {name: value for name, value in feeds.items() if name in names}  # an exporter may drop an unused input
-        prepared = fmt.copy(model)  # names and inferred shapes, for the rules
-        fmt.prepare(prepared)
-        rules = fmt.rules(registered, model)
-        baseline = make_baseline(model, target, [feeds])
-        schema = Schema.of(rules.families())
-        greedy = next(Greedy().propose(prepared, rules), None)
-        if greedy is None:
-            return spec.graph_id, [], schema.names, schema.digest
+    path, feeds = build(spec, folder)
+    (fmt, registered), target = registry.format_for(path), registry.target_for(TARGET)
+    model = fmt.load(path)
+    names = {spec.name for spec in fmt.input_specs(model)}
+    feeds = {name: value for name, value in feeds.items() if name in names}  # an exporter may drop an unused input
+    prepared = fmt.copy(model)  # names and inferred shapes, for the rules
+    fmt.prepare(prepared)
+    rules = fmt.rules(registered, model)
+    baseline = make_baseline(model, target, [feeds])
+    schema = Schema.of(rules.families())
+    greedy = next(Greedy().propose(prepared, rules), None)
+    facts = None
+    if greedy is not None:
         facts = graph_facts(fmt.op_types(prepared), fmt.input_specs(prepared), feeds, fmt.weight_bytes(prepared), baseline.compiled.report, TARGET)
-        context = _Context(spec, fmt.fingerprint(model), schema, greedy, facts, prepared, rules, baseline, target, measure_s)
-        rows = [_judged(context, position, entry) for position, entry in enumerate(pool(greedy, rules))]
-    return spec.graph_id, rows, schema.names, schema.digest
+    return _Context(spec, fmt.fingerprint(model), schema, greedy, facts, prepared, rules, baseline, target, measure_s)
 
 
 @dataclasses.dataclass
@@ -118,8 +126,12 @@ def versions() -> dict:
 
 def collect(specs: list[Spec], folder, *, measure_s: float = MEASURE_S, ray_address: str | None = None, progress=print) -> list[str]:
     """Judge every spec not yet in ``folder``; returns the graph ids written."""
-    todo = [s for s in specs if s.graph_id not in dataset.done(folder)]
-    results = _on_ray(todo, measure_s, ray_address) if ray_address else _locally(todo, measure_s)
+    todo = [(spec, collect_one, (spec, measure_s)) for spec in specs if spec.graph_id not in dataset.done(folder)]
+    return write_results(run_jobs(todo, ray_address), folder, progress)
+
+
+def write_results(results, folder, progress=print) -> list[str]:
+    """Each job's rows as its graph's file in ``folder`` (a failed job is reported, not fatal)."""
     written = []
     for spec, outcome in results:
         if isinstance(outcome, BaseException):
@@ -133,25 +145,34 @@ def collect(specs: list[Spec], folder, *, measure_s: float = MEASURE_S, ray_addr
     return written
 
 
-def _locally(specs, measure_s):
-    """One fresh process per graph, one at a time (timings need the machine to themselves)."""
+def run_jobs(jobs, ray_address: str | None = None):
+    """(spec, outcome or exception) for each (spec, function, args) job: on Ray when an address
+    is given, else in fresh local processes, one at a time (timings need the machine)."""
+    return _on_ray(jobs, ray_address) if ray_address else _locally(jobs)
+
+
+def _locally(jobs):
     context = multiprocessing.get_context("spawn")
-    for spec in specs:
+    for spec, function, args in jobs:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
             try:
-                yield spec, executor.submit(collect_one, spec, measure_s).result()
+                yield spec, executor.submit(function, *args).result()
             except Exception as error:  # one graph failing to export or compile does not stop the run
                 yield spec, error
 
 
-def _on_ray(specs, measure_s, address):
+def _on_ray(jobs, address):
+    """One task per job, each asking for every core of a node: one measuring task per node."""
     import ray
 
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     cores = int(ray.cluster_resources().get("CPU", 1))
     per_node = max(int(node["Resources"].get("CPU", 1)) for node in ray.nodes() if node["Alive"])
-    task = ray.remote(num_cpus=min(per_node, cores))(collect_one)
-    pending = {task.remote(spec, measure_s): spec for spec in specs}
+    tasks: dict = {}
+    pending = {}
+    for spec, function, args in jobs:
+        task = tasks.setdefault(function, ray.remote(num_cpus=min(per_node, cores))(function))
+        pending[task.remote(*args)] = spec
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         spec = pending.pop(ready[0])

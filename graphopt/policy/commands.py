@@ -7,19 +7,36 @@ import math
 import numpy as np
 
 from graphopt.policy import corpus, dataset, evaluate, weights_path
-from graphopt.policy.collect import TARGET, collect
+from graphopt.policy.collect import TARGET, collect, run_jobs, write_results
 from graphopt.policy.ranker import Ranker, train
 
 TWENTIETH = 1 / 20  # the issue's bar: the learned order with 1/20 of the budget against the whole search
 
 
-def collect_corpus(folder, count: int, seed: int, archs=None, held_out: bool = True, measure_s: float = 6.0, ray_address=None, progress=print):
+TARGETS = (TARGET, "inductor")  # what ``--target`` accepts: the ONNX path on ORT's CPU provider, FX rules on Inductor
+
+
+def collect_corpus(folder, count: int, seed: int, archs=None, held_out: bool = True, measure_s: float = 6.0, ray_address=None,
+                   progress=print, target: str = TARGET):  # fmt: skip
     """Sample ``count`` training specs (and, with ``held_out``, a third as many of the held-out
-    architectures) and judge every pool entry of each into ``folder``."""
+    architectures) and judge every pool entry of each into ``folder`` for ``target``."""
     specs = corpus.sample(count, seed, tuple(archs) if archs else corpus.TRAIN)
     if held_out:
         specs += corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT)
-    return collect(specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress)
+    if target == TARGET:
+        return collect(specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress)
+    from graphopt.policy.inductor import collect_fx_one
+
+    jobs = [(spec, collect_fx_one, (spec, measure_s)) for spec in specs if spec.graph_id not in dataset.done(folder)]
+    return write_results(run_jobs(jobs, ray_address), folder, progress)
+
+
+def dataset_target(table) -> str:
+    """The target a dataset was collected for (one per dataset)."""
+    targets = set(table.column("target").to_pylist())
+    if len(targets) != 1:
+        raise ValueError(f"a dataset holds one target's evaluations; this one holds {', '.join(sorted(map(str, targets)))}")
+    return targets.pop()
 
 
 def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_address=None) -> tuple[Ranker, str]:
@@ -27,6 +44,7 @@ def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_ad
     With ``ray_address`` the fit runs as a Ray task (the driver reads the dataset and sends the
     arrays, so workers need no shared disk)."""
     table, names, digest = dataset.read(folder)
+    target = dataset_target(table)
     graphs = evaluate.training(evaluate.pools(table), held_out)
     if not graphs:
         raise ValueError(f"no training graphs in {folder} (every architecture is held out)")
@@ -40,24 +58,28 @@ def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_ad
         ranker = ray.get(ray.remote(num_cpus=1)(train).remote(features, ratios, groups, names, digest, held_out, seed))
     else:
         ranker = train(features, ratios, groups, names, digest, held_out, seed)
-    path = out or weights_path(TARGET)
+    path = out or weights_path(target)
     ranker.save(path)
     return ranker, str(path)
 
 
-def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES) -> dict:
+def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, retimed=None) -> dict:
     """The comparison on the held-out graphs of ``folder``: speedups per policy and budget share,
-    ranking quality, and the learned order with 1/20 of the budget against the whole search."""
+    ranking quality, and the learned order with 1/20 of the budget against the whole search;
+    with ``retimed`` (a folder from ``graphopt policy retime``) kept entries are credited with
+    their independent second timing."""
     table, _, digest = dataset.read(folder)
-    ranker = ranker or Ranker.load(weights_path(TARGET))
+    ranker = ranker or Ranker.load(weights_path(dataset_target(table)))
     if ranker.feature_schema != digest:
         raise ValueError(f"the weights were trained on feature schema {ranker.feature_schema}, the dataset has {digest}")
-    graphs = evaluate.held_out(evaluate.pools(table), ranker.held_out or corpus.HELD_OUT)
+    second = dataset.read(retimed)[0] if retimed is not None else None
+    graphs = evaluate.held_out(evaluate.pools(table, second), ranker.held_out or corpus.HELD_OUT)
     if not graphs:
         raise ValueError(f"no held-out graphs in {folder}")
     speedups = evaluate.compare(graphs, ranker, tuple(sorted(set(shares) | {TWENTIETH, 1.0})))
     learned, search = speedups["learned"][TWENTIETH], speedups["search"][1.0]
     reached = {"learned": learned, "search": search, "speedup_share": learned / search,
                "gain_share": math.log(learned) / math.log(search) if search > 1 else 1.0}  # fmt: skip
-    return {"graphs": len(graphs), "archs": sorted({g.arch for g in graphs}), "speedups": speedups,
+    credited = sum(g.values is not None for g in graphs)
+    return {"graphs": len(graphs), "target": dataset_target(table), "retimed": credited, "archs": sorted({g.arch for g in graphs}), "speedups": speedups,
             "quality": evaluate.ranking_quality(graphs, ranker), "twentieth": reached}  # fmt: skip

@@ -1,16 +1,23 @@
-"""The StableHLO Format (graphopt.protocols.Format): load, save, copy, inputs, ops, fingerprint.
+"""The StableHLO Format (graphopt.protocols.Format): load, save, copy, inputs, ops, fingerprint,
+and what ``graphopt optimize`` and ``check`` ask of a format (feeds, rules, writing the output).
 
-Rules (passes/stablehlo/) and the ways in (``graphopt optimize model.mlir``, graphopt.jax) build on
-this; until they exist, the format is not registered for ``graphopt optimize``.
+An output is written in the form its suffix names (``.mlir`` text, ``.mlirbc`` bytecode,
+``.jaxexport`` a serialized Exported when the input was one), atomically; when nothing was kept
+the input module itself is written there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
-from graphopt.formats.stablehlo import files, module
+import numpy as np
+
+from graphopt.errors import GraphoptError
+from graphopt.formats.stablehlo import feeds, files, module
 from graphopt.formats.stablehlo.files import StableHloModule
+from graphopt.formats.stablehlo.rules import StableHloRules
 from graphopt.protocols import InputSpec
 
 
@@ -35,3 +42,35 @@ class StableHloFormat:
 
     def fingerprint(self, graph: StableHloModule) -> str:
         return module.fingerprint(graph.text)
+
+    def prepare(self, graph: StableHloModule) -> list[str]:
+        return []  # names and shapes are in the module already
+
+    def weight_bytes(self, graph: StableHloModule) -> int:
+        """Bytes of the entry function's arguments (JAX passes weights as arguments)."""
+        return sum(int(np.prod([d for d in s.dims if isinstance(d, int)], dtype=np.int64)) * s.dtype.itemsize for s in self.input_specs(graph))
+
+    def feeds(self, graph: StableHloModule, shapes=None, inputs_file=None) -> list[dict[str, np.ndarray]]:
+        return feeds.feeds(self.input_specs(graph), shapes, inputs_file)
+
+    def rules(self, rules: list, original: StableHloModule, fix_dims=None, fix_shapes=None) -> StableHloRules:
+        if fix_dims or fix_shapes:
+            raise GraphoptError("--fix-dim/--fix-shape apply to ONNX models; export the StableHLO module at the sizes you need")
+        return StableHloRules(rules)
+
+    def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
+        source_path, output_path = Path(source).resolve(), Path(output).resolve()
+        if output_path.is_dir():
+            raise GraphoptError(f"{output}: is a directory; give the output module's file name")
+        if output_path == source_path and not in_place:
+            raise GraphoptError(f"the output {output} is the input module; pass --in-place to replace it")
+        if output_path != source_path and in_place:
+            raise GraphoptError("--in-place replaces the input: leave out -o, or give the input's own path")
+        if not output_path.parent.is_dir() and not make_dirs:
+            raise GraphoptError(f"output folder {output_path.parent} does not exist (pass --mkdir to create it)")
+        if files.SUFFIXES.get(output_path.suffix.lower()) == files.EXPORTED and files.load(source).exported is None:
+            raise GraphoptError(f"{output}: a .jaxexport output needs a serialized jax.export input; use .mlir or .mlirbc")
+
+    def write_output(self, graph: StableHloModule | None, source, output, *, like=None, original=None) -> None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        files.save(graph if graph is not None else original, output)

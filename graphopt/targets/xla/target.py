@@ -81,6 +81,15 @@ class XlaTarget:
         except Exception as error:  # XlaRuntimeError: what XLA could not compile
             raise BadModelError(f"XLA cannot compile the module: {str(error).splitlines()[0][:200]}") from None
 
+    def admit(self, graph: files.StableHloModule) -> list[str]:
+        return []  # XLA compiles any module jaxlib parses; dynamic ones are refused at compile
+
+    def read_lever(self, model_path) -> None:
+        return None  # no per-model settings file for XLA yet
+
+    def write_lever(self, model_path, lever, measured) -> None:
+        return None
+
     def levers(self, report: FusionReport) -> list[XlaOptions]:
         return []
 

@@ -1,0 +1,71 @@
+"""StableHLO rules as the engine sees them (graphopt.protocols.RuleSet): sites found by a dry
+run over the entry function, rewrites applied to a fixpoint on a freshly parsed module.
+
+A site is anchored at the matched op's place among the function's ops (``dot_general#12``) and
+its signature is the op's operand types, so the same rule on the same shapes in every layer is
+one site class. A rewrite parses the module's text, applies every match of the chosen rules not
+excluded, repeats until nothing matches (a rewrite may expose a new match), verifies the module
+(MLIR's verifier: types, dominance) and prints it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from graphopt.errors import GraphoptError
+from graphopt.formats.stablehlo.files import StableHloModule
+from graphopt.formats.stablehlo.module import entry_function, parsed, walk
+from graphopt.protocols import Candidate, Site
+
+MAX_PASSES = 8
+
+
+def _found(module, rules) -> list[tuple[object, object, Site]]:
+    """(rule, match, site) for every op of the entry function some rule matches."""
+    found = []
+    for index, op in enumerate(walk(entry_function(module).operation)):
+        for rule in rules:
+            match = rule.match(op)
+            if match is not None:
+                anchor = f"{op.name.removeprefix('stablehlo.')}#{index}"
+                signature = " ".join(str(value.type) for value in op.operands)
+                found.append((rule, match, Site(rule.name, "", anchor, (anchor,), signature, (op.name,))))
+    return found
+
+
+@dataclasses.dataclass
+class StableHloRules:
+    rules: list
+
+    def families(self) -> dict[str, list[str]]:
+        by_family: dict[str, list[str]] = {}
+        for rule in self.rules:
+            by_family.setdefault(rule.family, []).append(rule.name)
+        return by_family
+
+    def sites(self, graph: StableHloModule) -> list[Site]:
+        with parsed(graph.text) as module:
+            return [site for _, _, site in _found(module, self.rules)]
+
+    def near_misses(self, graph: StableHloModule, sites: list[Site]) -> list:
+        return []
+
+    def fixed_input(self, graph: StableHloModule) -> tuple[Candidate | None, list[str]]:
+        return None, []
+
+    def rewrite(self, label: str, graph: StableHloModule, rules: Sequence[str], excluded=frozenset()) -> Candidate:
+        chosen = [r for r in self.rules if r.name in set(rules)]
+        applied: list[Site] = []
+        with parsed(graph.text) as module:
+            for _ in range(MAX_PASSES):
+                todo = [(rule, match, site) for rule, match, site in _found(module, chosen) if site.site_class not in excluded and site not in excluded]
+                if not todo:
+                    break
+                for rule, match, site in todo:
+                    rule.rewrite(match)
+                    applied.append(site)
+            if not module.operation.verify():
+                raise GraphoptError(f"a StableHLO rewrite ({', '.join(sorted({s.rule for s in applied}))}) left an invalid module")
+            text = str(module.operation.get_asm(enable_debug_info=False))
+        return Candidate(label, graph.with_text(text), applied, tuple(r.name for r in chosen), frozenset(excluded))
