@@ -47,14 +47,15 @@ def measure(name: str, budget: float, seconds: float) -> dict:
     search_s = time.monotonic() - started
     expected, got = jax.tree_util.tree_leaves(jitted(*args)), jax.tree_util.tree_leaves(fast(*args))
     ok = all(np.allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL) for a, b in zip(expected, got))
-    after = before if fast.kept_jit else fast.executable_report()
+    decision = fast.graphopt
+    after = decision.chosen.report if decision.chosen else before
     run_jit = lambda: jax.block_until_ready(jitted(*args))  # noqa: E731
     run_fast = lambda: jax.block_until_ready(fast(*args))  # noqa: E731
     timing = interleaved(run_jit, run_fast, budget_s=seconds, min_rounds=200, check_every=10**9)
     aa = interleaved(run_jit, run_jit, budget_s=seconds / 2, min_rounds=200, check_every=10**9)
-    chosen = fast.decision.chosen
-    return {"model": name, "ok": ok, "kept": "jax.jit" if fast.kept_jit else chosen.candidate.label,
-            "rules": sorted({s.rule for s in chosen.candidate.applied}) if chosen else [], "reason": fast.decision.reason,
+    chosen = decision.chosen
+    return {"model": name, "ok": ok, "kept": "jax.jit" if chosen is None else chosen.candidate.label,
+            "rules": sorted({s.rule for s in chosen.candidate.applied}) if chosen else [], "reason": decision.reason,
             "jit_ms": timing.baseline_s * 1e3, "ratio": timing.ratio, "ci": [timing.ci_low, timing.ci_high],
             "aa": aa.ratio, "aa_ci": [aa.ci_low, aa.ci_high], "fusions_before": before.fused, "fusions_after": after.fused,
             "kernels_before": before.kernels, "kernels_after": after.kernels, "search_s": search_s}  # fmt: skip

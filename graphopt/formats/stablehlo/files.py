@@ -88,6 +88,15 @@ def _from_exported(data: bytes, path) -> StableHloModule:
     return StableHloModule(_parsed_text(exported.mlir_module(), path), EXPORTED, exported)
 
 
+def from_exported(exported) -> StableHloModule:
+    """The module of a ``jax.export.Exported`` in memory (written back as one)."""
+    return StableHloModule(_parsed_text(exported.mlir_module(), "the exported function"), EXPORTED, exported)
+
+
+def replaced(module: StableHloModule):
+    """``module.exported`` with its module replaced by ``module``'s (calling convention kept)."""
+    return dataclasses.replace(module.exported, mlir_module_serialized=to_bytecode(module.text))
+
+
 def _exported_bytes(module: StableHloModule) -> bytes:
-    replaced = dataclasses.replace(module.exported, mlir_module_serialized=to_bytecode(module.text))
-    return bytes(replaced.serialize())
+    return bytes(replaced(module).serialize())
