@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ["minilm", "llama-decode", "vit", "resnet"]
+MODELS = ["minilm", "llama", "llama-decode", "vit", "resnet"]
 RTOL, ATOL = 1e-4, 1e-4  # fp32 through two XLA executables (dot kernels may differ), outputs of order 1-10
 
 

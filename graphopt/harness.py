@@ -38,7 +38,8 @@ def runner(compiled: Compiled, feeds: Feeds):
 def time_pair(a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None) -> Comparison:
     """B's latency over A's, interleaved, on fresh compilations of both."""
     a_runs, b_runs = paired(a, b)
-    return interleaved([runner(c, feeds) for c in a_runs], [runner(c, feeds) for c in b_runs], budget_s=budget_s, decide_at=decide_at)
+    early = {} if decide_at is None else {"decide_at": decide_at}  # None: interleaved's own default (1.0)
+    return interleaved([runner(c, feeds) for c in a_runs], [runner(c, feeds) for c in b_runs], budget_s=budget_s, **early)
 
 
 def equivalence(names: list[str], expected: Sequence[list[np.ndarray]], compiled: Compiled, feeds: Sequence[Feeds], tolerances=None) -> Equivalence:

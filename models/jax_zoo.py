@@ -1,7 +1,8 @@
 """The JAX zoo: the architectures graphopt's StableHLO path is measured on, in plain JAX, written
 the way JAX model code writes them (HF's Flax models, the JAX examples): an encoder at BERT or
-MiniLM shapes, a LLaMA-style decoder step with grouped-query attention (K/V heads repeated with
-``jnp.repeat``, as HF's Flax LLaMA does) and a KV cache, a ViT, and a ResNet-style CNN in NHWC.
+MiniLM shapes, a LLaMA-style decoder with grouped-query attention (K/V heads repeated with
+``jnp.repeat``, as HF's Flax LLaMA does) over a prompt and as a decode step with a KV cache, a
+ViT, and a ResNet-style CNN in NHWC.
 
 Each entry builds ``(fn, args)``: ``fn`` takes the weights as its first argument (a pytree, as
 ``flax``/``equinox`` code passes them) and the inputs after; ``args`` are random weights from a
@@ -95,6 +96,25 @@ def rotary(x, position):
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
+def decoder(params, ids, s: Shape):
+    """A LLaMA-style decoder over a prompt, ids [B, S]: RMSNorm, rotary positions, causal
+    grouped-query attention (K/V repeated with jnp.repeat), SwiGLU; returns the logits."""
+    b, n = ids.shape
+    head, rep = s.hidden // s.heads, s.heads // s.kv_heads
+    x, position = params["embed"][ids], jnp.arange(n)
+    causal = jnp.tril(jnp.ones((n, n), bool))[None, None]
+    for p in params["layers"]:
+        h = rms_norm(x, p["n1"])
+        q = rotary(jnp.reshape(h @ p["q"], (b, n, s.heads, head)), position)
+        k = rotary(jnp.reshape(h @ p["k"], (b, n, s.kv_heads, head)), position)
+        v = jnp.reshape(h @ p["v"], (b, n, s.kv_heads, head))
+        out = attention(q, jnp.repeat(k, rep, axis=2), jnp.repeat(v, rep, axis=2), causal)
+        x = x + jnp.reshape(out, (b, n, -1)) @ p["o"]
+        h = rms_norm(x, p["n2"])
+        x = x + (jax.nn.silu(h @ p["gate"]) * (h @ p["up"])) @ p["down"]
+    return rms_norm(x, params["norm"]) @ params["embed"].T
+
+
 def decode_step(params, ids, cache_k, cache_v, s: Shape):
     """One token through a LLaMA-style decoder with a KV cache: ids [B, 1], caches
     [layers, B, cache, kv_heads, D]; returns logits and the updated caches."""
@@ -173,6 +193,11 @@ def _encoder(key, s):
     return (lambda params, ids: encoder(params, ids, s)), (encoder_params(key, s), ids)
 
 
+def _prompt(key, s):
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, s.vocab, (s.batch, s.seq)), jnp.int32)
+    return (lambda params, ids: decoder(params, ids, s)), (decoder_params(key, s), ids)
+
+
 def _decoder(key, s):
     head = s.hidden // s.heads
     cache = jax.random.normal(jax.random.fold_in(key, 7), (2, s.layers, s.batch, s.cache, s.kv_heads, head), jnp.float32)
@@ -193,6 +218,7 @@ def _resnet(key, s):
 ZOO = {
     "minilm": (_encoder, Shape(layers=6, hidden=384, heads=12, kv_heads=12, ffn=1536)),
     "bert": (_encoder, Shape(layers=12, hidden=768, heads=12, kv_heads=12, ffn=3072)),
+    "llama": (_prompt, Shape(layers=4, hidden=512, heads=8, kv_heads=2, ffn=1376)),
     "llama-decode": (_decoder, Shape(layers=4, hidden=256, heads=8, kv_heads=2, ffn=688)),
     "vit": (_vit, Shape(layers=4, hidden=192, heads=3, kv_heads=3, ffn=768)),
     "resnet": (_resnet, Shape()),
