@@ -74,3 +74,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_destination(model_path, output_path, *, in_place: bool = False, make_dirs: bool = False, what: str = "model") -> None:
+    """Refuse, with one line, an output that would overwrite the input or land nowhere (before
+    any work is done, so a refused run costs nothing)."""
+    from graphopt.errors import GraphoptError
+
+    source, output = Path(model_path).resolve(), Path(output_path).resolve()
+    if output.is_dir():
+        raise GraphoptError(f"{output_path}: is a directory; give the output {what}'s file name")
+    if output == source and not in_place:
+        raise GraphoptError(f"the output {output_path} is the input {what}; pass --in-place to replace it")
+    if output != source and in_place:
+        raise GraphoptError("--in-place replaces the input: leave out -o, or give the input's own path")
+    if not output.parent.is_dir() and not make_dirs:
+        raise GraphoptError(f"output folder {output.parent} does not exist (pass --mkdir to create it)")

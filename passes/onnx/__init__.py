@@ -1,7 +1,7 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.errors import GraphoptError
+from graphopt.passes import named
 from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, masks, matmul, normalization, rotary, shapes
 
 FAMILIES = {
@@ -28,10 +28,4 @@ def all_rules() -> list:
 
 def rules_by_name(names: list[str] | None = None) -> list:
     """The named rules (all of them when ``names`` is empty); an unknown name is a usage error."""
-    if not names:
-        return all_rules()
-    known = {r.name: r for r in RULES}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise GraphoptError(f"unknown rule(s): {', '.join(unknown)}; see `graphopt rules`")
-    return [known[n] for n in names]
+    return named(RULES, names)

@@ -2,6 +2,7 @@
 XLA's fusion passes and its CPU dot library need, each judged by measurement. RULES is the
 registry, in the order rules are applied."""
 
+from graphopt.passes import named
 from graphopt.passes.stablehlo import attention
 
 FAMILIES = {"attention": attention}
@@ -14,12 +15,4 @@ def all_rules() -> list:
 
 def rules_by_name(names: list[str] | None = None) -> list:
     """The named rules (all of them when ``names`` is empty); an unknown name is a usage error."""
-    if not names:
-        return all_rules()
-    known = {r.name: r for r in RULES}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        from graphopt.errors import GraphoptError
-
-        raise GraphoptError(f"unknown StableHLO rule(s): {', '.join(unknown)}; see `graphopt rules`")
-    return [known[n] for n in names]
+    return named(RULES, names, "see `graphopt rules --format stablehlo`")

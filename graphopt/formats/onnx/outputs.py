@@ -15,22 +15,16 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
+from graphopt import atomic
+from graphopt.atomic import atomic_path
 from graphopt.errors import GraphoptError
 from graphopt.formats.onnx import files as onnx_format
-from graphopt.atomic import atomic_path
 
 
 def check_destination(model_path, output_path, *, in_place: bool = False, make_dirs: bool = False) -> None:
-    """Refuse, with one line, an output that would overwrite the input or land nowhere."""
+    """Refuse, with one line, an output that would overwrite the input or its weights, or land nowhere."""
+    atomic.check_destination(model_path, output_path, in_place=in_place, make_dirs=make_dirs)
     source, output = Path(model_path).resolve(), Path(output_path).resolve()
-    if output.is_dir():
-        raise GraphoptError(f"{output_path}: is a directory; give the output model's file name")
-    if output == source and not in_place:
-        raise GraphoptError(f"the output {output_path} is the input model; pass --in-place to replace it")
-    if output != source and in_place:
-        raise GraphoptError("--in-place replaces the input: leave out -o, or give the input's own path")
-    if not output.parent.is_dir() and not make_dirs:
-        raise GraphoptError(f"output folder {output.parent} does not exist (pass --mkdir to create it)")
     weights = output.parent / onnx_format.external_data_name(output)
     if output != source and weights.exists() and weights.resolve() in _external_files(source):
         raise GraphoptError(f"writing {output_path} would overwrite {weights.name}, which holds the input's weights")

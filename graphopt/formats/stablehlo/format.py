@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graphopt.atomic import check_destination
 from graphopt.errors import GraphoptError
 from graphopt.formats.stablehlo import feeds, files, module
 from graphopt.formats.stablehlo.files import StableHloModule
@@ -59,15 +60,8 @@ class StableHloFormat:
         return StableHloRules(rules)
 
     def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
-        source_path, output_path = Path(source).resolve(), Path(output).resolve()
-        if output_path.is_dir():
-            raise GraphoptError(f"{output}: is a directory; give the output module's file name")
-        if output_path == source_path and not in_place:
-            raise GraphoptError(f"the output {output} is the input module; pass --in-place to replace it")
-        if output_path != source_path and in_place:
-            raise GraphoptError("--in-place replaces the input: leave out -o, or give the input's own path")
-        if not output_path.parent.is_dir() and not make_dirs:
-            raise GraphoptError(f"output folder {output_path.parent} does not exist (pass --mkdir to create it)")
+        check_destination(source, output, in_place=in_place, make_dirs=make_dirs, what="module")
+        output_path = Path(output)
         if files.SUFFIXES.get(output_path.suffix.lower()) == files.EXPORTED and files.load(source).exported is None:
             raise GraphoptError(f"{output}: a .jaxexport output needs a serialized jax.export input; use .mlir or .mlirbc")
 
