@@ -32,6 +32,7 @@ class Decision:
     lever: loop.LeverChoice = dataclasses.field(default_factory=loop.LeverChoice)
     reason: str = ""
     policy: str = ""
+    target: str = ""  # the Target's name (ort-cpu, xla-cpu, ...)
     # a learned policy's predicted order: (candidate, score, the features that drove it), best first
     prediction: list = dataclasses.field(default_factory=list)
 
@@ -58,6 +59,7 @@ def decide(graph: Graph, rules: RuleSet, target: Target, policy: Policy, feeds: 
     proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
     loop.search(proposals, decision.baseline, target, budget, decision.log, progress)
     decision.policy, decision.prediction = policy.name, list(getattr(policy, "explanation", []))
+    decision.target = target.name
     chosen = decision.log.best()
     if chosen is not None:
         progress.stage("timing the best candidate again")

@@ -98,7 +98,7 @@ def summary_rows(result: OptimizeResult) -> list[tuple[str, ...]]:
     if result.session.report is not None:
         columns.append((f"output, {result.session.lever.label()}", result.session.report, result.session.timing))
     rows = [("at the compiler's defaults unless named", *(name for name, _, _ in columns)),
-            ("ORT kernels", *(str(r.kernels) for _, r, _ in columns))]  # fmt: skip
+            (f"{_compiler(result.decision.target)} kernels", *(str(r.kernels) for _, r, _ in columns))]  # fmt: skip
     for op in sorted({op for _, r, _ in columns for op in r.fused}):
         rows.append((f"fused {op.split('::')[-1]}", *(str(r.fused.get(op, 0)) for _, r, _ in columns)))
     timed = [t for _, _, t in columns if t]
@@ -109,6 +109,11 @@ def summary_rows(result: OptimizeResult) -> list[tuple[str, ...]]:
         worst = max(chosen.equivalence.outputs, key=lambda o: o.max_abs_error)
         rows.append(("max |error|", "", f"{worst.max_abs_error:.2e} ({worst.name})", *([""] * (len(columns) - 2))))
     return rows
+
+
+def _compiler(target: str) -> str:
+    """The compiler a target name stands for, as the report names it."""
+    return {"ort": "ORT", "xla": "XLA", "inductor": "Inductor"}.get(target.split("-", 1)[0], target or "compiler")
 
 
 def _summary_table(result: OptimizeResult) -> Table:
