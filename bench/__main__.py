@@ -22,7 +22,7 @@ from bench import plots, tables
 from bench.contenders import contenders
 from bench.limits import measure_rates
 from bench.runner import run_workload
-from bench.workloads import full_set, latency_set, quick_set, user_workload
+from bench.workloads import corpus_set, full_set, latency_set, quick_set, user_workload
 
 
 def main(argv=None) -> None:
@@ -43,6 +43,8 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="append", default=[], help="an extra ONNX file to bench (repeatable)")
     parser.add_argument("--inputs", action="append", default=[], help="inputs .npz for the --model at the same position")
     parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
+    parser.add_argument("--corpus", action="store_true", help="the third-party corpus (graphopt/models/corpus.py): vision CNNs and ViTs, skl2onnx, int8")
+    parser.add_argument("--corpus-only", default=None, help="comma-separated corpus entries (with --corpus)")
     parser.add_argument("--work", default="/tmp/graphopt-zoo", help="where exported zoo models are cached")
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
     parser.add_argument("--graphopt-budget", type=float, default=None, help="graphopt's --budget (default: 60, as users run it; 10 with --quick)")
@@ -61,12 +63,15 @@ def main(argv=None) -> None:
     chosen = contenders(graphopt_budget_s=parser_budget)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]
-    workloads = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
+    if args.corpus:
+        workloads = corpus_set(work, args.corpus_only.split(",") if args.corpus_only else None)
+    else:
+        workloads = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
     workloads = [] if args.only_user else workloads
     workloads += [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
 
     date = datetime.date.today().isoformat()
-    mode = "quick" if args.quick else "latency" if args.latency else "full"
+    mode = "corpus" if args.corpus else "quick" if args.quick else "latency" if args.latency else "full"
     out = Path(args.out or Path(__file__).parent / "results" / f"{date}-{socket.gethostname()}-{mode}")
     out.mkdir(parents=True, exist_ok=True)
     rates = measure_rates()

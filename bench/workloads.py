@@ -73,3 +73,23 @@ def full_set(work_dir: Path) -> list[Workload]:
 
 def user_workload(model: str, inputs: str | None) -> Workload:
     return Workload(Path(model).stem, Path(model), Path(inputs) if inputs else None)
+
+
+def corpus_set(work_dir: Path, names: list[str] | None = None) -> list[Workload]:
+    """The third-party corpus (graphopt/models/corpus.py), built into ``work_dir/corpus`` once,
+    each file with its inputs saved beside it as ``<file>.inputs.npz``."""
+    import numpy as np
+
+    from graphopt.models import corpus
+
+    folder = work_dir / "corpus"
+    workloads = []
+    for name in names or list(corpus.ENTRIES):
+        marker = folder / f"{name}.built"
+        if not marker.exists():
+            path, feeds = corpus.build(name, folder)
+            np.savez(folder / f"{path.name}.inputs.npz", **feeds)
+            marker.write_text(path.name)
+        path = folder / marker.read_text()
+        workloads.append(Workload(name, path, folder / f"{path.name}.inputs.npz"))
+    return workloads

@@ -1,0 +1,165 @@
+"""The third-party corpus: ONNX files of the kinds people ship that are not torch-exported
+transformers, reproducible from registry packages (issue 15).
+
+Three sources, each building a file and the inputs it is judged on:
+
+- vision architectures from transformers' model classes (random weights, small configs), the
+  families timm and model hubs ship: ConvNeXt, Swin, MobileViT, EfficientNet, RegNet, LeViT,
+  SegFormer (a segmentation head), MobileNetV1; exported by torch's legacy exporter (the form
+  most published CNN files have) at batch 1;
+- classical models converted by skl2onnx: a scaler + PCA + logistic-regression pipeline, a
+  random forest, gradient boosting, an MLP (ai.onnx.ml operators and plain MatMul chains);
+- int8 variants made with ``onnxruntime.quantization`` from the corpus's CNNs (static, QDQ
+  format, calibrated on random images) and its MLP-like graphs (dynamic): what CPU deployment
+  ships, and where ORT's quantized fusions need particular arrangements.
+
+timm itself needs torchvision, which has no CPU build here; transformers' classes cover the
+same architectures. Keras/tf2onnx and Paddle exports are not built yet (tensorflow and paddle
+are large installs): named in the issue note as the next sources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+IMAGE = 64  # side of the images the vision entries take (small enough for a 2-core machine)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    source: str  # "transformers-vision", "skl2onnx", "quantized"
+    description: str
+    build: Callable[[Path], tuple[Path, dict[str, np.ndarray]]]  # folder -> (model file, inputs)
+
+
+def _vision(config_name: str, model_name: str, **config):
+    def build(folder: Path):
+        import torch
+        import transformers
+
+        from graphopt.models.architectures import randomized
+        from graphopt.models.export import export
+
+        torch.manual_seed(0)
+        model = getattr(transformers, model_name)(getattr(transformers, config_name)(**config)).eval()
+        model = randomized(model, 0)
+        pixels = torch.randn(1, config.get("num_channels", 3), IMAGE, IMAGE)
+        path = folder / f"{model_name.lower()}.onnx"
+        export(model, {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}, path, exporter="legacy", dynamic=False)
+        return path, {"pixel_values": pixels.numpy()}
+
+    return build
+
+
+def _sklearn(kind: str):
+    def build(folder: Path):
+        from skl2onnx import to_onnx
+
+        features, labels = _tabular()
+        model = _sklearn_model(kind).fit(features, labels)
+        onnx_model = to_onnx(model, features[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options={"zipmap": False})  # probabilities as a tensor
+        path = folder / f"sklearn-{kind}.onnx"
+        path.write_bytes(onnx_model.SerializeToString())
+        return path, {onnx_model.graph.input[0].name: features[:64]}
+
+    return build
+
+
+def _tabular(rows: int = 512, columns: int = 32):
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((rows, columns)).astype(np.float32)
+    labels = (features[:, :4].sum(axis=1) > 0).astype(np.int64) + (features[:, 4] > 1).astype(np.int64)
+    return features, labels
+
+
+def _sklearn_model(kind: str):
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "pipeline": lambda: make_pipeline(StandardScaler(), PCA(16), LogisticRegression(max_iter=500)),
+        "forest": lambda: RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0),
+        "boosting": lambda: GradientBoostingClassifier(n_estimators=50, max_depth=3, random_state=0),
+        "mlp": lambda: MLPClassifier((128, 128), max_iter=50, random_state=0),
+    }[kind]()
+
+
+def _quantized(base: str, mode: str):
+    def build(folder: Path):
+        source, feeds = ENTRIES[base].build(folder)
+        path = folder / f"{source.stem}-int8-{mode}.onnx"
+        with contextlib.redirect_stdout(io.StringIO()):  # its pre-processing prints shape-inference details
+            _quantize(source, path, feeds, mode)
+        return path, feeds
+
+    return build
+
+
+def _quantize(source: Path, path: Path, feeds: dict, mode: str) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if mode == "dynamic":
+        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
+    else:
+        quantize_static(str(source), str(path), _Calibration(feeds), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+
+
+class _Calibration:
+    """onnxruntime.quantization's CalibrationDataReader over random inputs shaped like ``feeds``."""
+
+    def __init__(self, feeds: dict[str, np.ndarray], batches: int = 8):
+        rng = np.random.default_rng(1)
+        self._batches = iter([{k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in feeds.items()} for _ in range(batches)])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+_VISION = [
+    Entry("convnext", "transformers-vision", "ConvNeXt (depthwise 7x7, LayerNorm over channels, GELU)",
+          _vision("ConvNextConfig", "ConvNextModel", depths=[1, 1, 2, 1], hidden_sizes=[24, 48, 96, 192], image_size=IMAGE)),
+    Entry("swin", "transformers-vision", "Swin (windowed attention, patch merging)",
+          _vision("SwinConfig", "SwinModel", image_size=IMAGE, patch_size=2, embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6], window_size=4)),
+    Entry("mobilevit", "transformers-vision", "MobileViT (inverted residuals, SiLU, transformer blocks over unfolded patches)",
+          _vision("MobileViTConfig", "MobileViTModel", image_size=IMAGE, hidden_sizes=[48, 64, 80], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320])),
+    Entry("efficientnet", "transformers-vision", "EfficientNet (MBConv, squeeze-excitation, SiLU)",
+          _vision("EfficientNetConfig", "EfficientNetModel", image_size=IMAGE, width_coefficient=0.5, depth_coefficient=0.5, hidden_dim=640)),
+    Entry("regnet", "transformers-vision", "RegNet (grouped convolutions, ReLU)",
+          _vision("RegNetConfig", "RegNetModel", embedding_size=16, hidden_sizes=[24, 56, 152, 368], depths=[1, 1, 2, 2], groups_width=8)),
+    Entry("levit", "transformers-vision", "LeViT (conv stem, attention with Hardswish)",
+          _vision("LevitConfig", "LevitModel", image_size=IMAGE, hidden_sizes=[64, 96, 128], num_attention_heads=[2, 3, 4], depths=[1, 1, 1],
+                  key_dim=[16, 16, 16], down_ops=[["Subsample", 16, 64 // 16, 4, 2, 2], ["Subsample", 16, 96 // 16, 4, 2, 2]])),
+    Entry("segformer", "transformers-vision", "SegFormer (efficient attention, Mix-FFN, a segmentation head)",
+          _vision("SegformerConfig", "SegformerForSemanticSegmentation", hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=64, num_labels=8)),
+    Entry("mobilenetv1", "transformers-vision", "MobileNetV1 (depthwise separable, ReLU6)",
+          _vision("MobileNetV1Config", "MobileNetV1Model", image_size=IMAGE, depth_multiplier=0.5)),
+]
+_SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
+ENTRIES = {e.name: e for e in _VISION + _SKLEARN}
+ENTRIES.update({
+    f"{base}-int8-static": Entry(f"{base}-int8-static", "quantized", f"{base}, int8 QDQ (onnxruntime.quantization, static)", _quantized(base, "static"))
+    for base in ("convnext", "efficientnet", "regnet", "mobilenetv1")
+})  # fmt: skip
+ENTRIES.update({
+    f"{base}-int8-dynamic": Entry(f"{base}-int8-dynamic", "quantized", f"{base}, int8 weights (onnxruntime.quantization, dynamic)", _quantized(base, "dynamic"))
+    for base in ("sklearn-mlp", "swin")
+})  # fmt: skip
+
+
+def build(name: str, folder) -> tuple[Path, dict[str, np.ndarray]]:
+    """Build corpus entry ``name`` into ``folder``: (model file, inputs)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return ENTRIES[name].build(folder)
