@@ -52,3 +52,46 @@ def same_computation(a: ir.Value | None, b: ir.Value | None, depth: int = 12) ->
     if {k: str(v.value) for k, v in na.attributes.items()} != {k: str(v.value) for k, v in nb.attributes.items()}:
         return False
     return all(same_computation(x, y, depth - 1) for x, y in zip(na.inputs, nb.inputs))
+
+
+def folded(value: ir.Value | None, depth: int = 16) -> np.ndarray | None:
+    """The value's content when it is a constant or computed from constants alone (the pads,
+    shapes and indices exporters compute at run time: ConstantOfShape, Concat, Slice, Cast,
+    DequantizeLinear...), evaluated node by node with onnxruntime; None when anything upstream is
+    an input, or a node cannot be evaluated on its own."""
+    known = constant(value)
+    if known is not None or value is None or depth == 0:
+        return known
+    node = value.producer()
+    if node is None or node.domain not in ("", "ai.onnx") or any(a.type == ir.AttributeType.GRAPH for a in node.attributes.values()):
+        return None
+    inputs = [None if v is None else folded(v, depth - 1) for v in node.inputs]
+    if any(v is not None and x is None for v, x in zip(node.inputs, inputs)):
+        return None
+    try:
+        return _evaluated(node, inputs)[value.index()]
+    except Exception:  # an op ORT cannot run alone here: not foldable, not an error
+        return None
+
+
+def _evaluated(node: ir.Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``node`` run alone by onnxruntime (no graph optimizations) on constant ``inputs``."""
+    import onnx
+    import onnxruntime
+
+    proto = ir.serde.serialize_node(node)
+    names = [f"in{i}" if array is not None else "" for i, array in enumerate(inputs)]
+    outputs = [f"out{i}" for i in range(len(proto.output))]
+    del proto.input[:], proto.output[:]
+    proto.input.extend(names)
+    proto.output.extend(outputs)
+    feeds = {name: array for name, array in zip(names, inputs) if name}
+    info = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph([proto], "fold", [info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in feeds.items()],
+                                   [onnx.ValueInfoProto(name=n) for n in outputs])  # fmt: skip
+    opset = node.graph.opset_imports.get("", 18) if node.graph is not None else 18
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)

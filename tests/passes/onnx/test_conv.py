@@ -1,10 +1,11 @@
 import numpy as np
 import onnx
 import onnx_ir as ir
+import pytest
 from onnx import helper, numpy_helper
 
 from graphopt.passes.onnx import conv
-from tests.passes.onnx.harness import assert_no_site, assert_rewrites, ops
+from tests.passes.onnx.harness import assert_no_site, assert_rewrites, ops, parse
 
 RNG = np.random.default_rng(0)
 
@@ -51,3 +52,85 @@ def test_grouped_conv_bn_folds():
 
 def test_runtime_statistics_are_not_folded():
     assert_no_site(_conv_bn(True, constant_stats=False), conv.conv_bn)
+
+
+# pad-conv: a zero Pad folded into the Conv after it (TF-style "same" padding written out)
+
+PAD_X = {"x": RNG.standard_normal((1, 3, 9, 9), dtype=np.float32)}
+_W = "float[4,3,3,3] w = {" + ",".join(f"{v:.3f}" for v in RNG.standard_normal(108)) + "}"
+_B = "float[4] b = {0.1, -0.2, 0.3, 0.05}"
+
+
+def _pad_conv(pads: str, *, mode: str = "constant", value: str = "0.0", conv_attrs: str = "", extra: str = "", outputs: str = "float[1,4,?,?] y") -> str:
+    return f"""<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x) => ({outputs}) <{_W}, {_B}> {{
+        {pads}
+        v = Constant<value = float {{{value}}}>()
+        p = Pad<mode="{mode}">(x, pads, v)
+        c = Conv{conv_attrs}(p, w, b)
+        y = Relu(c) {extra} }}"""
+
+
+def test_a_zero_pad_with_constant_pads_folds_into_the_conv():
+    model = parse(_pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 2, 0, 0, 2, 1}>()', conv_attrs="<pads=[1, 1, 1, 1]>"))
+    out = assert_rewrites(model, conv.pad_value_conv_bias, PAD_X)
+    assert "Pad" not in ops(out)
+
+
+def test_pads_computed_from_constants_are_folded_first():
+    chain = """z = Constant<value = int64[1] {4}>()
+        zeros = ConstantOfShape<value = int64[1] {0}>(z)
+        tail = Constant<value = int64[4] {0, 0, 1, 1}>()
+        long = Concat<axis=0>(zeros, tail)
+        pads = Cast<to=7>(long)"""  # the shape of torch's legacy F.pad export
+    out = assert_rewrites(model := parse(_pad_conv(chain, conv_attrs='<auto_pad="VALID">')), conv.pad_value_conv_bias, PAD_X)
+    assert "Pad" not in ops(out) and len(ops(out)) < len(ops(model))
+
+
+@pytest.mark.parametrize("pads, mode, value, why", [
+    ("pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", "reflect", "0.0", "reflect padding is not zeros"),
+    ("pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", "constant", "1.0", "a non-zero fill"),
+    ("pads = Constant<value = int64[8] {0, 1, 1, 1, 0, 0, 1, 1}>()", "constant", "0.0", "padding the channels"),
+    ("pads = Constant<value = int64[8] {0, 0, -1, 0, 0, 0, 1, 1}>()", "constant", "0.0", "a negative pad crops"),
+])  # fmt: skip
+def test_pads_that_are_not_the_convs_zero_padding_stay(pads, mode, value, why):
+    assert_no_site(parse(_pad_conv(pads, mode=mode, value=value)), conv.pad_value_conv_bias)
+
+
+def test_pads_from_an_input_or_a_same_padded_conv_stay():
+    runtime = """<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x, int64[8] pads) => (float[1,4,?,?] y) <{_W}, {_B}> {{
+        v = Constant<value = float {{0.0}}>()
+        p = Pad(x, pads, v)
+        c = Conv(p, w, b)
+        y = Relu(c) }}""".replace("{_W}", _W).replace("{_B}", _B).replace("{{", "{").replace("}}", "}")
+    assert_no_site(parse(runtime), conv.pad_value_conv_bias)
+    same = _pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()', conv_attrs='<auto_pad="SAME_UPPER">')
+    assert_no_site(parse(same), conv.pad_value_conv_bias)
+
+
+def test_a_pad_read_by_another_node_too_stays():
+    model = _pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()', extra="\n        z = Relu(p)",
+                      outputs="float[1,4,?,?] y, float[1,3,11,11] z")  # fmt: skip
+    assert_no_site(parse(model), conv.pad_value_conv_bias)
+
+
+def _qdq(zero2: int) -> str:
+    return f"""<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x) => (float[1,4,?,?] y) <{_W}, {_B}> {{
+        s = Constant<value = float {{0.05}}>()
+        zp = Constant<value = uint8 {{128}}>()
+        zp2 = Constant<value = uint8 {{{zero2}}}>()
+        pads = Constant<value = int64[8] {{0, 0, 1, 1, 0, 0, 1, 1}}>()
+        v = Constant<value = float {{0.0}}>()
+        p = Pad(x, pads, v)
+        q = QuantizeLinear(p, s, zp)
+        d = DequantizeLinear(q, s, zp2)
+        c = Conv(d, w, b)
+        y = Relu(c) }}"""
+
+
+def test_the_quantized_form_folds_when_the_pair_shares_its_zero_point():
+    out = assert_rewrites(parse(_qdq(128)), conv.pad_qdq_conv, PAD_X)
+    assert "Pad" not in ops(out) and ops(out).count("QuantizeLinear") == 1
+
+
+def test_the_quantized_form_stays_when_a_padded_zero_would_not_dequantize_to_zero():
+    assert_no_site(parse(_qdq(120)), conv.pad_qdq_conv)
