@@ -207,3 +207,26 @@ def test_collecting_on_a_local_ray_cluster_gives_the_same_dataset(tmp_path):
     assert len(rows) > 1 and digest and all(len(r["features"]) == len(names) for r in rows)
     assert all(r["equivalent"] for r in rows if r["ratio"] is not None)
     assert Ranker.load(weights).feature_schema == digest == ranker.feature_schema
+
+
+def test_weights_apply_by_feature_name_and_are_refused_when_a_feature_is_gone():
+    """Rules added after training only add features the ranker never saw; weights that need a
+    feature the rules no longer define (a rule removed or renamed) fall back to the search."""
+    import dataclasses
+
+    from graphopt.policy import weights_path
+    from graphopt.policy.learned import Learned
+    from graphopt.policy.ranker import Ranker
+    from graphopt.protocols import SearchContext
+
+    fmt = OnnxFormat()
+    model = fmt.load(resources.files("graphopt.examples") / "tiny-bert.onnx")
+    fmt.prepare(model)
+    rules = fmt.rules(all_rules(), model)
+    greedy = next(Greedy().propose(model, rules))
+    context = SearchContext(fmt.feeds(model), None, "ort-cpu")
+    shipped = Ranker.load(weights_path("ort-cpu"))
+    scores, entries = Learned(shipped, fmt)._scored(model, rules, greedy, context)
+    assert scores is not None and len(scores) == len(entries)
+    stale = dataclasses.replace(shipped, feature_names=shipped.feature_names[:-1] + ["entry.rule.a-removed-rule"])
+    assert Learned(stale, fmt)._scored(model, rules, greedy, context)[0] is None

@@ -91,8 +91,11 @@ def features(entry: Entry, greedy: list[Site], facts: GraphFacts) -> dict[str, f
     return values
 
 
-def vector(named: dict[str, float], schema: Schema) -> list[float]:
-    return [float(named.get(name, 0.0)) for name in schema.names]
+def vector(named: dict[str, float], schema: Schema | list[str]) -> list[float]:
+    """The values in ``schema``'s order (a Schema, or the names a ranker was trained on); a name
+    the entry has no value for is 0."""
+    names = schema.names if isinstance(schema, Schema) else schema
+    return [float(named.get(name, 0.0)) for name in names]
 
 
 def _graph_part(facts: GraphFacts) -> dict[str, float]:

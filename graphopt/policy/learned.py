@@ -4,9 +4,11 @@ predicts, so the best is measured first.
 The policy proposes the pool (graphopt/policy/pool.py) best-predicted first, then, while the
 budget lasts, refines the best measured candidate one site class at a time as the search does.
 Acceptance stays measured (equivalent, and faster with confidence): a wrong prediction costs
-budget, never a slower or wrong graph. Without weights for the target, with weights trained on
-another rule registry (schema digest), or when the ranker cannot tell the entries apart, it is
-the measured search.
+budget, never a slower or wrong graph. Features are matched to the weights by name: rules added
+since the weights were trained only add features the ranker never saw (they are left out of its
+input), while weights that need a feature the current rules no longer define (a rule removed or
+renamed) are refused. Without usable weights for the target, or when the ranker cannot tell the
+entries apart, it is the measured search.
 """
 
 from __future__ import annotations
@@ -57,12 +59,14 @@ class Learned:
         schema = Schema.of(rules.families())
         if self.ranker is None or context is None or self.fmt is None:
             return None, entries
-        if self.ranker.feature_schema != schema.digest:
-            log.warning("graphopt: the learned policy was trained on another rule registry; using the measured search")
+        unknown = set(self.ranker.feature_names) - set(schema.names)
+        if unknown:
+            log.warning("graphopt: the learned policy's weights need features these rules no longer define (%s); using the measured search",
+                        ", ".join(sorted(unknown)[:3]))  # fmt: skip
             return None, entries
         facts = graph_facts(self.fmt.op_types(graph), self.fmt.input_specs(graph), context.feeds[0], self.fmt.weight_bytes(graph),
                             context.report, context.target)  # fmt: skip
-        rows = [vector(features(entry, greedy.applied, facts), schema) for entry in entries]
+        rows = [vector(features(entry, greedy.applied, facts), self.ranker.feature_names) for entry in entries]
         scores = self.ranker.scores(rows)
         if np.ptp(scores) < UNDECIDED_SPREAD:
             return None, entries
