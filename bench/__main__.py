@@ -63,12 +63,7 @@ def main(argv=None) -> None:
     chosen = contenders(graphopt_budget_s=parser_budget)
     if args.contenders:
         chosen = [c for c in chosen if c.name in args.contenders.split(",")]
-    if args.corpus:
-        workloads = corpus_set(work, args.corpus_only.split(",") if args.corpus_only else None)
-    else:
-        workloads = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
-    workloads = [] if args.only_user else workloads
-    workloads += [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
+    workloads = _workloads(args, work)
 
     date = datetime.date.today().isoformat()
     mode = "corpus" if args.corpus else "quick" if args.quick else "latency" if args.latency else "full"
@@ -92,6 +87,17 @@ def main(argv=None) -> None:
     plots.speedup_heatmap(run, out / "speedup.png")
     plots.op_time_bars(run, out / "op_time.png")
     print(f"wrote {out} in {time.monotonic() - start:.0f} s")
+
+
+def _workloads(args, work: Path) -> list:
+    """The set the flags name (corpus, quick, latency or full; none with --only-user), then the --model files."""
+    if args.only_user:
+        chosen = []
+    elif args.corpus:
+        chosen = corpus_set(work, args.corpus_only.split(",") if args.corpus_only else None)
+    else:
+        chosen = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
+    return chosen + [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
 
 
 def render(out: Path, work: Path) -> None:
