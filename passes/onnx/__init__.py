@@ -2,7 +2,7 @@
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
 from graphopt.passes import named
-from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, masks, matmul, normalization, rotary, shapes
+from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, masks, matmul, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -15,6 +15,7 @@ FAMILIES = {
     "gqa": gqa,
     "gelu": gelu,
     "activation": activation,
+    "hard": hard,
     "matmul": matmul,
     "conv": conv,
 }
