@@ -7,6 +7,8 @@ Three sources, each building a file and the inputs it is judged on:
   families timm and model hubs ship: ConvNeXt, Swin, MobileViT, EfficientNet, RegNet, LeViT,
   SegFormer (a segmentation head), MobileNetV1; exported by torch's legacy exporter (the form
   most published CNN files have) at batch 1;
+- a MobileNetV3-style network with hard-swish and hard-sigmoid written out (``x * relu6(x + 3) / 6``),
+  the form Keras/tf2onnx and Paddle exports and much hand-written model code have;
 - classical models converted by skl2onnx: a scaler + PCA + logistic-regression pipeline, a
   random forest, gradient boosting, an MLP (ai.onnx.ml operators and plain MatMul chains);
 - int8 variants made with ``onnxruntime.quantization`` from the corpus's CNNs (static, QDQ
@@ -56,6 +58,65 @@ def _vision(config_name: str, model_name: str, **config):
         return path, {"pixel_values": pixels.numpy()}
 
     return build
+
+
+def _mobilenetv3_written(folder: Path):
+    """A MobileNetV3-style network as much model code writes it: hard-swish and the squeeze-
+    excitation's hard-sigmoid written out (``x * relu6(x + 3) / 6``), exported by torch's legacy
+    exporter at opset 17 (the written-out form Keras and Paddle exports have too)."""
+    import torch
+
+    from graphopt.models.architectures import randomized
+    from graphopt.models.export import export
+
+    torch.manual_seed(0)
+    model = randomized(_MobileNetV3Written(), 0).eval()
+    pixels = torch.randn(1, 3, IMAGE, IMAGE)
+    path = folder / "mobilenetv3-written.onnx"
+    export(model, {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}, path, exporter="legacy", dynamic=False)
+    return path, {"pixel_values": pixels.numpy()}
+
+
+def _hard_swish(x):
+    import torch.nn.functional as F
+
+    return x * F.relu6(x + 3) / 6
+
+
+def _hard_sigmoid(x):
+    import torch.nn.functional as F
+
+    return F.relu6(x + 3) / 6
+
+
+def _MobileNetV3Written():
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_mid, c_out, stride):
+            super().__init__()
+            self.expand = nn.Sequential(nn.Conv2d(c_in, c_mid, 1, bias=False), nn.BatchNorm2d(c_mid))
+            self.depthwise = nn.Sequential(nn.Conv2d(c_mid, c_mid, 3, stride, 1, groups=c_mid, bias=False), nn.BatchNorm2d(c_mid))
+            self.squeeze = nn.Sequential(nn.Conv2d(c_mid, c_mid // 4, 1), nn.ReLU(), nn.Conv2d(c_mid // 4, c_mid, 1))
+            self.project = nn.Sequential(nn.Conv2d(c_mid, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+            self.residual = stride == 1 and c_in == c_out
+
+        def forward(self, x):
+            h = _hard_swish(self.depthwise(_hard_swish(self.expand(x))))
+            h = h * _hard_sigmoid(self.squeeze(h.mean((2, 3), keepdim=True)))
+            h = self.project(h)
+            return x + h if self.residual else h
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16))
+            self.blocks = nn.Sequential(Block(16, 64, 24, 2), Block(24, 72, 24, 1), Block(24, 96, 40, 2), Block(40, 120, 40, 1))
+
+        def forward(self, pixel_values):
+            return self.blocks(_hard_swish(self.stem(pixel_values))).mean((2, 3))
+
+    return Net()
 
 
 def _sklearn(kind: str):
@@ -146,6 +207,8 @@ _VISION = [
     Entry("mobilenetv1", "transformers-vision", "MobileNetV1 (depthwise separable, ReLU6)",
           _vision("MobileNetV1Config", "MobileNetV1Model", image_size=IMAGE, depth_multiplier=0.5)),
 ]
+_VISION.append(Entry("mobilenetv3-written", "torch-legacy", "MobileNetV3-style, hard-swish/hard-sigmoid written out (as Keras, Paddle and much model code)",
+                     _mobilenetv3_written))  # fmt: skip
 _SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
 ENTRIES = {e.name: e for e in _VISION + _SKLEARN}
 ENTRIES.update({
