@@ -8,11 +8,12 @@ none of which ORT fuses into the Conv before it. ORT's ConvActivationFusion fuse
 
 - ``hard-sigmoid``: ``Clip(x + 3, 0, 6) / 6`` (or ``* (1/6)``) -> ``HardSigmoid(x, alpha=1/6, beta=0.5)``;
 - ``hard-swish``: ``x * HardSigmoid(x, 1/6, 0.5)`` -> ``HardSwish(x)`` (after hard-sigmoid);
-- ``hard-swish-div``: ``(x * Clip(x + 3, 0, 6)) / 6`` -> ``HardSwish(x)`` (Paddle's order).
+- ``hard-swish-div``: ``(x * Clip(x + 3, 0, 6)) / 6`` -> ``HardSwish(x)`` (Paddle's order), or
+  ``x * HardSigmoid(x, 1/6, 0.5)`` in models below opset 14 (two kernels instead of four).
 
 Legality: x is a float tensor; the constants are one-element constants (3, 0, 6 and 6 or 1/6
 to 1e-6 relative); Clip's bounds are inputs (opset 11+); HardSwish needs opset 14+, which the
-rule checks on the model. ``max(0, min(1, x/6 + 1/2))`` and ``clip(x + 3, 0, 6) / 6`` are the
+rules read off the model (below it, hard-swish-div writes x * HardSigmoid(x) instead). ``max(0, min(1, x/6 + 1/2))`` and ``clip(x + 3, 0, 6) / 6`` are the
 same function; their fp32 results differ by the rounding of one multiply-add (an ulp or two),
 far inside verify's fp32 tolerance. NaN propagates through both.
 """
@@ -86,8 +87,6 @@ def _swish_div_pattern(op, x, three, zero, six, divisor):
 
 def _swish_div_check(context, x, three, zero, six, divisor, **_):
     problem = _relu6_check(x, three, zero, six) or ("" if is_scalar_close(divisor, 6.0) else "not divided by 6")
-    if not problem and _opset(context) < 14:
-        problem = f"HardSwish needs opset 14 (the model has {_opset(context)})"
     return MatchResult().fail(problem) if problem else True
 
 
@@ -95,12 +94,19 @@ def _hard_swish(op, x, **_):
     return op.HardSwish(x)
 
 
+def _hard_swish_any_opset(op, x, **_):
+    """HardSwish where the model's opset has it (14+), else x * HardSigmoid(x)."""
+    graph = x.graph
+    opset = graph.opset_imports.get("", 0) if graph is not None else 0
+    return op.HardSwish(x) if opset >= 14 else op.Mul(x, op.HardSigmoid(x, alpha=SIXTH, beta=0.5))
+
+
 _SIGMOID_DOC = "Clip(x + 3, 0, 6) / 6  ->  HardSigmoid(x, alpha=1/6, beta=0.5)\n\n" + __doc__
 hard_sigmoid = rule("hard-sigmoid", FAMILY, _SIGMOID_DOC, _div_pattern, _hard_sigmoid, _div_check)
 hard_sigmoid_mul = rule("hard-sigmoid-mul", FAMILY, _SIGMOID_DOC.replace("/ 6", "* (1/6)", 1), _mul_pattern, _hard_sigmoid, _mul_check, commute=True)
 hard_swish = rule("hard-swish", FAMILY, "x * HardSigmoid(x, 1/6, 1/2)  ->  HardSwish(x)\n\n" + __doc__, _swish_pattern, _hard_swish, _swish_check, commute=True)
-hard_swish_div = rule("hard-swish-div", FAMILY, "(x * Clip(x + 3, 0, 6)) / 6  ->  HardSwish(x)\n\n" + __doc__, _swish_div_pattern, _hard_swish,
-                      _swish_div_check, commute=True)  # fmt: skip
+hard_swish_div = rule("hard-swish-div", FAMILY, "(x * Clip(x + 3, 0, 6)) / 6  ->  HardSwish(x) (x * HardSigmoid(x) below opset 14)\n\n" + __doc__,
+                      _swish_div_pattern, _hard_swish_any_opset, _swish_div_check, commute=True)  # fmt: skip
 
 # The Div form of HardSwish first, so that its Clip is not taken for a HardSigmoid on its own.
 RULES = [hard_swish_div, hard_sigmoid, hard_sigmoid_mul, hard_swish]

@@ -52,5 +52,10 @@ def test_other_constants_are_not_hard_activations(three, six, divisor):
     assert_no_site(parse(_model("m = Mul(x, r)\n        y = Div(m, d)", three=three, six=six, divisor=divisor)), hard.hard_swish_div)
 
 
-def test_no_hard_swish_below_opset_14():
-    assert_no_site(parse(_model("m = Mul(x, r)\n        y = Div(m, d)", opset=13)), hard.hard_swish_div)
+def test_below_opset_14_it_is_x_times_a_hard_sigmoid():
+    out = assert_rewrites(parse(_model("m = Mul(x, r)\n        y = Div(m, d)", opset=13)), hard.hard_swish_div, X)
+    assert sorted(ops(out)) == ["HardSigmoid", "Mul"]
+    original = parse(_model("g = Div(r, d)\n        y = Mul(x, g)", opset=13))
+    rewritten = parse(_model("g = Div(r, d)\n        y = Mul(x, g)", opset=13))
+    assert [s.rule for s in rewrite_to_fixpoint(rewritten, [hard.hard_sigmoid, hard.hard_swish])] == ["hard-sigmoid"]  # no HardSwish at 13
+    assert_same_outputs(original, rewritten, X)
