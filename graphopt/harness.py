@@ -35,11 +35,13 @@ def runner(compiled: Compiled, feeds: Feeds):
     return lambda: compiled.run(feeds)
 
 
-def time_pair(a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None) -> Comparison:
-    """B's latency over A's, interleaved, on fresh compilations of both."""
+def time_pair(a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None, **options) -> Comparison:
+    """B's latency over A's, interleaved, on fresh compilations of both; ``options`` go to
+    ``measure.interleaved`` (``min_rounds``, ``check_every``: a fixed-length timing)."""
     a_runs, b_runs = paired(a, b)
-    early = {} if decide_at is None else {"decide_at": decide_at}  # None: interleaved's own default (1.0)
-    return interleaved([runner(c, feeds) for c in a_runs], [runner(c, feeds) for c in b_runs], budget_s=budget_s, **early)
+    if decide_at is not None:
+        options["decide_at"] = decide_at  # else interleaved's own default (1.0)
+    return interleaved([runner(c, feeds) for c in a_runs], [runner(c, feeds) for c in b_runs], budget_s=budget_s, **options)
 
 
 def equivalence(names: list[str], expected: Sequence[list[np.ndarray]], compiled: Compiled, feeds: Sequence[Feeds], tolerances=None) -> Equivalence:

@@ -95,13 +95,11 @@ def test_offline_outcome_charges_each_entry_its_cost_and_keeps_the_best():
 
 def test_a_retimed_pool_is_chosen_by_its_first_timing_and_credited_with_its_second():
     first = evaluate.Pool("g", "bert", np.zeros((3, 1), np.float32), np.array([0.9, 1.0, 0.8]), np.array([1.0, 1.0, 1.0]))
-    retimed = pa.table({"graph_id": ["g", "g"], "position": [0, 2], "ratio": [0.92, 0.97]})
-    credited = evaluate.credited(first, retimed)
+    credited = evaluate.credited(first, {("g", 0): 0.92, ("g", 2): 0.97})
     assert evaluate.outcome(credited, [0, 1, 2], math.inf) == 0.97  # entry 2 won the first timing; its second says 0.97
     assert evaluate.outcome(credited, [0], math.inf) == 0.92
     assert evaluate.outcome(credited, [1], math.inf) == 1.0  # nothing accepted: the original
-    partly = pa.table({"graph_id": ["g"], "position": [0], "ratio": [0.92]})
-    assert evaluate.credited(first, partly).values is None  # half retimed would favour one policy: first timings kept
+    assert evaluate.credited(first, {("g", 0): 0.92}).values is None  # half retimed would favour one policy: first timings kept
 
 
 @pytest.mark.skipif(not SMALL.exists(), reason="tests/data/policy-small not collected")

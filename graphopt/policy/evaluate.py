@@ -61,14 +61,16 @@ def pools(table, retimed=None) -> list[Pool]:
         rows.sort(key=lambda r: r["position"])
         result.append(Pool(graph_id, rows[0]["arch"], np.asarray([r["features"] for r in rows], dtype=np.float32),
                            np.asarray([label_ratio(r) for r in rows]), np.asarray([r["seconds"] for r in rows])))  # fmt: skip
-    return result if retimed is None else [credited(pool, retimed) for pool in result]
+    if retimed is None:
+        return result
+    second = {(r["graph_id"], r["position"]): r["ratio"] for r in retimed.to_pylist()}
+    return [credited(pool, second) for pool in result]
 
 
-def credited(pool: Pool, retimed) -> Pool:
-    """``pool`` with each accepted entry's value taken from ``retimed``; a graph whose accepted
-    entries were not all retimed keeps its first timings (mixing the two would favour neither
-    fairly)."""
-    second = {(r["graph_id"], r["position"]): r["ratio"] for r in retimed.to_pylist() if r["graph_id"] == pool.graph_id}
+def credited(pool: Pool, second: dict) -> Pool:
+    """``pool`` with each accepted entry's value taken from ``second`` ((graph id, position) ->
+    retimed ratio); a graph whose accepted entries were not all retimed keeps its first timings
+    (mixing the two would favour neither fairly)."""
     accepted = [i for i, ratio in enumerate(pool.ratios) if ratio < 1.0]
     if not all((pool.graph_id, i) in second for i in accepted):
         return pool

@@ -42,23 +42,17 @@ def retime_one(spec: Spec, positions: list[int], fingerprint: str, measure_s: fl
 def _retimed(context: _Context, position: int, entry) -> dict:
     from graphopt import harness
     from graphopt.evaluation_log import Evaluation
-    from graphopt.measure import interleaved
 
     started = time.monotonic()
     candidate = context.greedy if entry.kind == "greedy" else entry.rewrite(context.prepared, context.rules)
     key = tuple(sorted(map(repr, candidate.applied)))
-    if key in context.seen:  # the same sites as an entry already retimed: the same graph
-        evaluation = context.seen[key]
-        return _row(context, position, entry, evaluation, vector(features(entry, context.greedy.applied, context.facts), context.schema), 0.0)
-    evaluation = context.seen[key] = Evaluation(candidate)
-    compiled = context.target.compile(candidate.graph)
-    evaluation.report = compiled.report
-    feeds = context.baseline.feeds[0]
-    a_runs, b_runs = harness.paired((context.target, context.baseline.graph), (context.target, candidate.graph))
-    evaluation.timing = interleaved([harness.runner(c, feeds) for c in a_runs], [harness.runner(c, feeds) for c in b_runs],
-                                    budget_s=context.measure_s, min_rounds=10**9, check_every=10**9)  # fmt: skip
+    if key not in context.seen:  # an entry with the same sites as one already retimed is the same graph
+        evaluation = context.seen[key] = Evaluation(candidate)
+        evaluation.report = context.target.compile(candidate.graph).report
+        evaluation.timing = harness.time_pair((context.target, context.baseline.graph), (context.target, candidate.graph),
+                                              context.baseline.feeds[0], context.measure_s, min_rounds=10**9, check_every=10**9)  # fmt: skip
     named = features(entry, context.greedy.applied, context.facts)
-    return _row(context, position, entry, evaluation, vector(named, context.schema), time.monotonic() - started)
+    return _row(context, position, entry, context.seen[key], vector(named, context.schema), time.monotonic() - started)
 
 
 def plan(table, archs) -> list[tuple[Spec, list[int], str]]:
