@@ -2,11 +2,12 @@
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
 from graphopt.passes import named
-from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, masks, matmul, normalization, rotary, shapes
+from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, masks, matmul, noops, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
     "shapes": shapes,
+    "noops": noops,
     "masks": masks,
     "embedding": embedding,
     "normalization": normalization,

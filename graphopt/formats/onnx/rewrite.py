@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 import onnxscript.optimizer
 from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
@@ -43,6 +44,19 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
     return applied
 
 
+SMALL_FILL = 1024  # elements: a ConstantOfShape this small is shape arithmetic, not a buffer
+
+
+def fold_small_fills(node: ir.Node) -> bool | None:
+    """onnxscript's folder keeps every ConstantOfShape (folding a large one would bloat the
+    file); the small ones are shape arithmetic (the zeros Concat-ed into a Pad's pads by torch's
+    exporter) and must fold for the chain after them to fold. None: the folder's own rules."""
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+        return None
+    shape = ir.convenience.get_const_tensor(node.inputs[0]) if node.inputs and node.inputs[0] is not None else None
+    return True if shape is not None and int(np.prod(shape.numpy())) <= SMALL_FILL else None
+
+
 def _infer_shapes(model: ir.Model) -> None:
     """Give the nodes a round created their shapes: later stages check them (attention's MHA
     rules read head counts from the shapes of what the SDPA stage wrote).
@@ -53,7 +67,7 @@ def _infer_shapes(model: ir.Model) -> None:
     dimension" then fail on legacy exports. It only folds nodes whose inputs are all constant.
     """
     try:
-        onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True)
+        onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True, should_fold=fold_small_fills)
     except Exception:  # shape inference is a help: a rule that needs a missing shape does not match
         pass
     fill_contrib_shapes(model)  # onnx's inference does not know ORT's ops

@@ -23,6 +23,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from graphopt.errors import GraphoptError
 from graphopt.formats.onnx.shape_inference import infer_shapes
+from graphopt.formats.onnx.rewrite import fold_small_fills
 
 
 def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[int, ...]]) -> list[str]:
@@ -71,6 +72,6 @@ def _fold(model: ir.Model) -> None:
             if out not in model.graph.outputs:
                 out.shape = None  # stale symbolic shapes would keep Shape nodes from folding
     infer_shapes(model)
-    onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True)
+    onnxscript.optimizer.fold_constants(model, onnx_shape_inference=True, should_fold=fold_small_fills)
     RemoveUnusedNodesPass()(model)
     infer_shapes(model)

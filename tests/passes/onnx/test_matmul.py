@@ -44,3 +44,21 @@ def test_integer_matmul_is_refused():
         m = MatMul(a, b)
         y = Add(m, c) }""")
     assert_no_site(model, matmul.matmul_add_to_gemm)
+
+
+def _nd(a_shape: str, c_shape: str) -> str:
+    return f"""<ir_version: 8, opset_import: ["" : 18]> g (float[{a_shape}] a, float[8,5] b, float[{c_shape}] c) => (float[?,?,?] y) {{
+        m = MatMul(a, b)
+        y = Add(m, c) }}"""
+
+
+def test_nd_matmul_add_becomes_gemm_between_reshapes():
+    feeds = {"a": RNG.standard_normal((2, 4, 8), dtype=np.float32), "b": RNG.standard_normal((8, 5), dtype=np.float32),
+             "c": RNG.standard_normal((1, 1, 5), dtype=np.float32)}  # fmt: skip
+    rewritten = assert_rewrites(parse(_nd("2,4,8", "1,1,5")), matmul.matmul_add_to_gemm_nd, feeds)
+    assert [op for op in ops(rewritten) if op != "Constant"] == ["Reshape", "Reshape", "Gemm", "Reshape"]  # a, c, product
+
+
+def test_nd_matmul_add_needs_a_static_input_and_a_last_axis_bias():
+    assert_no_site(parse(_nd("N,4,8", "5")), matmul.matmul_add_to_gemm_nd)  # the output shape would not be a constant
+    assert_no_site(parse(_nd("2,4,8", "4,5")), matmul.matmul_add_to_gemm_nd)  # a per-row bias: Gemm's c is per column here
