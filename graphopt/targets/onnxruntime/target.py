@@ -204,14 +204,25 @@ def _written(model: ir.Model, workdir: Path) -> str:
 
 def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionReport:
     optimized = onnx.load(str(optimized_path), load_external_data=False)
+    nodes = list(_all_nodes(optimized.graph))
     ops: dict[str, int] = {}
-    for node in optimized.graph.node:
+    for node in nodes:
         key = onnx_format.qualified_op(node.domain, node.op_type)
         ops[key] = ops.get(key, 0) + 1
     fused = {key: n for key, n in ops.items() if key.rsplit("::", 1)[-1] in FUSED_OP_TYPES}
     fired = {key: n - input_ops.get(key, 0) for key, n in fused.items() if n > input_ops.get(key, 0)}
-    survivors = frozenset(node.name for node in optimized.graph.node)
-    return FusionReport(kernels=len(optimized.graph.node), ops=ops, fused=fused, fired=fired, survivors=survivors)
+    survivors = frozenset(node.name for node in nodes)
+    return FusionReport(kernels=len(nodes), ops=ops, fused=fused, fired=fired, survivors=survivors)
+
+
+def _all_nodes(graph: onnx.GraphProto):
+    """The graph's nodes and those of every If/Loop/Scan body inside it (ORT optimizes and runs
+    those as kernels too; a model whose work sits in an If is not two kernels)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for body in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)):
+                yield from _all_nodes(body)
 
 
 def _ort_message(error: BaseException) -> str:
