@@ -15,9 +15,15 @@ Three sources, each building a file and the inputs it is judged on:
   format, calibrated on random images) and its MLP-like graphs (dynamic): what CPU deployment
   ships, and where ORT's quantized fusions need particular arrangements.
 
+- Keras 3 models on the TensorFlow backend exported with Keras's own ``model.export(format="onnx")``
+  (tf2onnx underneath): keras.applications' MobileNetV3Small, MobileNetV2 and EfficientNetV2B0,
+  and a small text encoder of Keras layers (MultiHeadAttention, LayerNormalization, tanh-GELU
+  Dense): NHWC graphs with a Transpose at the entry, hard-swish written out, a dynamic batch
+  dimension and Keras's own way of writing attention and LayerNorm.
+
 timm itself needs torchvision, which has no CPU build here; transformers' classes cover the
-same architectures. Keras/tf2onnx and Paddle exports are not built yet (tensorflow and paddle
-are large installs): named in the issue note as the next sources.
+same architectures. Paddle exports are not built: paddle2onnx pins onnx <= 1.17, older than the
+onnx graphopt needs.
 """
 
 from __future__ import annotations
@@ -119,6 +125,66 @@ def _MobileNetV3Written():
     return Net()
 
 
+def _keras(kind: str):
+    def build(folder: Path):
+        keras = _keras_on_tensorflow()
+        keras.utils.set_random_seed(0)
+        model, example = _KERAS_MODELS[kind](keras)
+        model(example)  # Keras exports only models that have been called
+        path = folder / f"keras-{kind}.onnx"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            model.export(str(path), format="onnx", verbose=False)
+        import onnx
+
+        (name,) = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+        return path, {name: example}
+
+    return build
+
+
+def _keras_on_tensorflow():
+    """Keras 3 with the TensorFlow backend (its ONNX export goes through tf2onnx); the backend is
+    chosen once per process, at import."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"Keras was imported with the {keras.backend.backend()} backend; the Keras corpus entries need tensorflow")
+    return keras
+
+
+def _keras_encoder(keras, layers: int = 2, width: int = 128):
+    """A text encoder of Keras layers: embedding, MultiHeadAttention, post-LN, tanh-GELU MLP."""
+    ids = keras.Input((16,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(1000, width)(ids)
+    for _ in range(layers):
+        x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.MultiHeadAttention(num_heads=4, key_dim=width // 4)(x, x))
+        hidden = keras.layers.Dense(4 * width, activation=lambda t: keras.activations.gelu(t, approximate=True))(x)
+        x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.Dense(width)(hidden))
+    logits = keras.layers.Dense(8)(keras.layers.GlobalAveragePooling1D()(x))
+    example = np.random.default_rng(0).integers(0, 1000, (1, 16)).astype(np.int32)
+    return keras.Model(ids, logits), example
+
+
+def _keras_application(name: str, **kwargs):
+    def make(keras):
+        model = getattr(keras.applications, name)(input_shape=(IMAGE, IMAGE, 3), weights=None, classes=10, **kwargs)
+        return model, np.random.default_rng(0).standard_normal((1, IMAGE, IMAGE, 3)).astype(np.float32)
+
+    return make
+
+
+_KERAS_MODELS = {
+    "mobilenetv3": _keras_application("MobileNetV3Small"),
+    "mobilenetv2": _keras_application("MobileNetV2", alpha=0.35),
+    "efficientnetv2": _keras_application("EfficientNetV2B0", include_preprocessing=False),
+    "encoder": _keras_encoder,
+}
+
+
 def _sklearn(kind: str):
     def build(folder: Path):
         from skl2onnx import to_onnx
@@ -210,7 +276,8 @@ _VISION = [
 _VISION.append(Entry("mobilenetv3-written", "torch-legacy", "MobileNetV3-style, hard-swish/hard-sigmoid written out (as Keras, Paddle and much model code)",
                      _mobilenetv3_written))  # fmt: skip
 _SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
-ENTRIES = {e.name: e for e in _VISION + _SKLEARN}
+_KERAS = [Entry(f"keras-{k}", "keras-tf2onnx", f"Keras 3 {k} (TensorFlow backend, model.export to ONNX)", _keras(k)) for k in _KERAS_MODELS]
+ENTRIES = {e.name: e for e in _VISION + _SKLEARN + _KERAS}
 ENTRIES.update({
     f"{base}-int8-static": Entry(f"{base}-int8-static", "quantized", f"{base}, int8 QDQ (onnxruntime.quantization, static)", _quantized(base, "static"))
     for base in ("convnext", "efficientnet", "regnet", "mobilenetv1")

@@ -1,7 +1,7 @@
 """The third-party corpus (graphopt/models/corpus.py): each kind of file builds, ORT runs it,
 and graphopt optimizes it without being wrong: a scikit-learn pipeline (ai.onnx.ml operators),
-a CNN from a transformers vision class exported by torch's legacy exporter, and its int8 QDQ
-form from onnxruntime.quantization."""
+a CNN from a transformers vision class exported by torch's legacy exporter, its int8 QDQ
+form from onnxruntime.quantization, and a Keras encoder exported through tf2onnx."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from graphopt.verify import compare  # noqa: E402
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sklearn-pipeline", "regnet", "mobilenetv1-int8-static"])
+@pytest.mark.parametrize("name", ["sklearn-pipeline", "regnet", "mobilenetv1-int8-static", "keras-encoder"])
 def test_a_corpus_file_runs_and_graphopt_hands_back_an_equivalent_model(tmp_path, name):
     path, feeds = corpus.build(name, tmp_path / "corpus")
     expected = ort.InferenceSession(str(path)).run(None, feeds)

@@ -2,7 +2,7 @@
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
 from graphopt.passes import named
-from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, masks, matmul, noops, normalization, rotary, shapes
+from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, layer_norm, masks, matmul, noops, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -10,6 +10,7 @@ FAMILIES = {
     "noops": noops,
     "masks": masks,
     "embedding": embedding,
+    "layer-norm": layer_norm,
     "normalization": normalization,
     "rotary": rotary,
     "attention": attention,

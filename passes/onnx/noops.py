@@ -13,8 +13,12 @@ Legality:
 - ``Slice(x, starts, ends, axes, steps) -> x`` when all four fold to constants and, on each sliced
   axis of static size d, the step is 1, the start clamps to 0 and the end clamps to d (ONNX's
   clamping of negative and out-of-range bounds is applied first).
-- ``Reshape(x, s) -> x`` when x's shape is static and s (constant; 0 copies x's dimension unless
-  ``allowzero``, -1 takes what is left) resolves to that same shape.
+- ``Reshape(x, s) -> x`` when s (constant) keeps x's shape: each entry is x's dimension as an
+  integer, or 0 copying it (unless ``allowzero``), or the one -1, which must then be the one
+  dimension left, symbolic or not (a Reshape keeps the element count). A dynamic batch is fine.
+- ``Reshape(v(x), s) -> Reshape(x, s)`` when v is Squeeze, Unsqueeze or Flatten and s is a
+  constant without 0: those only relabel dimensions, the elements stay in order, and a Reshape
+  reads only that order (tf2onnx's squeeze-excitation: GlobalAveragePool, Squeeze, Reshape back).
 - ``Reshape(u(Reshape(x, s1)), s2) -> u(x)`` when u is elementwise on its one tensor input and
   s2 gives back x's static shape: u maps each element on its own, so the order the Reshapes
   impose does not matter (ORT's N-D Gemm leaves these around every activation between two Gemms).
@@ -146,20 +150,57 @@ def _resolved(target: np.ndarray, dims: tuple[int, ...], allow_zero: bool) -> tu
     return tuple(out)
 
 
+def keeps_shape(target: np.ndarray, shape, allow_zero: bool) -> bool:
+    """True when a Reshape to ``target`` leaves a value of ``shape`` (ints or symbols) as it is:
+    every entry is the same integer, a 0 copying the dimension (without ``allowzero``), or the
+    one -1, which then must be the remaining dimension (the element count does not change)."""
+    target = [int(v) for v in target.reshape(-1)]
+    if len(target) != len(shape) or target.count(-1) > 1:
+        return False
+    return all(t == -1 or (t == 0 and not allow_zero) or (isinstance(d, int) and d == t) for t, d in zip(target, shape))
+
+
 def _reshape_check(context, x, shape, reshaped, **_):
-    dims, target = static_shape(x), folded(shape)
-    if dims is None or target is None:
-        return MatchResult().fail("the input's shape or the target shape is not static")
-    allow_zero = bool(reshaped.producer().attributes.get_int("allowzero", 0))
-    if _resolved(target.reshape(-1), dims, allow_zero) != dims:
-        return MatchResult().fail(f"reshape {list(dims)} -> {target.tolist()} changes the shape")
+    target = folded(shape)
+    if x.shape is None or target is None:
+        return MatchResult().fail("the input's shape or the target shape is unknown")
+    if not keeps_shape(target, list(x.shape), bool(reshaped.producer().attributes.get_int("allowzero", 0))):
+        return MatchResult().fail(f"reshape {list(x.shape)} -> {target.tolist()} may change the shape")
     return True
 
 
 # Reshape(x, s) -> x   when s is x's own shape
 reshape_same = rule(
-    "reshape-same", "noops", "Reshape(x, s) where s is x's own (static) shape  ->  x", _reshape_pattern,
+    "reshape-same", "noops", "Reshape(x, s) where s is x's own shape  ->  x", _reshape_pattern,
     lambda op, x, shape, reshaped: op.Identity(x), _reshape_check,
+)  # fmt: skip
+
+
+_VIEWS = ("Squeeze", "Unsqueeze", "Flatten")
+
+
+def _view_pattern(op_type: str):
+    def pattern(op, x, shape):
+        view = getattr(op, op_type)(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["view"])
+        return op.Reshape(view, shape, _allow_other_attributes=True, _outputs=["reshaped"])
+
+    return pattern
+
+
+def _view_check(context, x, shape, reshaped, **_):
+    target = folded(shape)
+    if target is None:
+        return MatchResult().fail("the target shape is computed at run time")
+    if (target == 0).any() and not reshaped.producer().attributes.get_int("allowzero", 0):
+        return MatchResult().fail("the target copies dimensions (0) of the view, not of x")
+    return True
+
+
+# Reshape(Squeeze|Unsqueeze|Flatten(x), s) -> Reshape(x, s)
+reshape_view = Rule(
+    name="reshape-view", family="noops", doc="Reshape(Squeeze/Unsqueeze/Flatten(x), s), s constant without 0  ->  Reshape(x, s)",
+    variants=tuple(orp.RewriteRule(_view_pattern(v), lambda op, x, shape, reshaped, **_: op.Reshape(x, shape), _view_check, name="reshape-view")
+                   for v in _VIEWS),
 )  # fmt: skip
 
 
@@ -206,4 +247,4 @@ reshape_unary_reshape = Rule(
     variants=tuple(orp.RewriteRule(_unary_pattern(d, o), _unary_replacement(d, o), _unary_check, name="reshape-unary-reshape") for d, o in _UNARY),
 )  # fmt: skip
 
-RULES = [pad_zero, slice_full, slice_slice, reshape_same, reshape_unary_reshape]
+RULES = [pad_zero, slice_full, slice_slice, reshape_view, reshape_same, reshape_unary_reshape]

@@ -90,6 +90,37 @@ def test_reshape_that_moves_sizes_is_kept():
     assert_no_site(parse(_reshape("0, 4, 6, 3", allowzero=1)), noops.reshape_same)  # 0 is a size-0 dim here
 
 
+def test_reshape_to_own_shape_with_a_dynamic_batch_is_dropped():
+    # [-1, 4, 6, 3] on [N, 4, 6, 3]: the -1 can only be N
+    model = parse(_reshape("-1, 4, 6, 3").replace("float[1,4,6,3] x", "float[N,4,6,3] x"))
+    assert "Reshape" not in ops(assert_rewrites(model, noops.reshape_same, X))
+    assert_no_site(parse(_reshape("2, 4, 6, 3").replace("float[1,4,6,3] x", "float[N,4,6,3] x")), noops.reshape_same)  # N may not be 2
+    assert_no_site(parse(_reshape("-1, 4, 3, 6").replace("float[1,4,6,3] x", "float[N,4,6,3] x")), noops.reshape_same)
+
+
+def _squeeze_then_reshape(target: str) -> str:
+    # tf2onnx's squeeze-excitation: GlobalAveragePool keeps [N, C, 1, 1], Squeeze, Reshape back
+    return f"""{HEADER} g (float[N,4,6,3] x) => (float[?,?,?,?] y) {{
+        pooled = GlobalAveragePool (x)
+        axes = Constant <value = int64[2] {{2, 3}}> ()
+        squeezed = Squeeze (pooled, axes)
+        s = Constant <value = int64[4] {{{target}}}> ()
+        y = Reshape (squeezed, s) }}"""
+
+
+def test_reshape_of_a_squeeze_reads_the_unsqueezed_value():
+    model = parse(_squeeze_then_reshape("-1, 4, 1, 1"))
+    rewritten = assert_rewrites(model, noops.reshape_view, {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)})
+    assert "Squeeze" not in ops(rewritten)
+    both = onnx_format.copy(model)
+    rewrite_to_fixpoint(both, [noops.reshape_view, noops.reshape_same])
+    assert ops(both) == ["GlobalAveragePool"]
+
+
+def test_reshape_of_a_squeeze_that_copies_dims_is_kept():
+    assert_no_site(parse(_squeeze_then_reshape("0, 4, 1, 1")), noops.reshape_view)  # 0 would copy the Squeeze's dims
+
+
 def _around(op: str, outer: str) -> str:
     return f"""{HEADER} g (float[1,4,6,3] x) => (float[?,?,?] y) {{
         s1 = Constant <value = int64[2] {{24, 3}}> ()

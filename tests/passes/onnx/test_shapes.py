@@ -22,3 +22,28 @@ def test_symbolic_shape_is_left_alone():
     model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[N,4] x) => (int64[2] y) {
         y = Shape(x) }""")
     assert_no_site(model, shapes.shape_of_static)
+
+
+def _gather_of_shape(indices: str, x_shape: str = "N,4,16,32", start: int = 0) -> str:
+    # tf2onnx's Einsum lowering: head and width sizes read off Shape(x) next to a dynamic batch
+    return f"""<ir_version: 8, opset_import: ["" : 18]> g (float[{x_shape}] x) => (float[N,4,512] y) {{
+        s = Shape<start = {start}>(x)
+        i = Constant<value = int64{indices}>()
+        picked = Gather<axis = 0>(s, i)
+        last = ReduceProd<keepdims = 1>(picked)
+        lead = Constant<value = int64[2] {{0, 4}}>()
+        target = Concat<axis = 0>(lead, last)
+        y = Reshape(x, target) }}"""
+
+
+def test_gather_of_integer_dims_becomes_constant_with_a_dynamic_batch():
+    feeds = {"x": RNG.standard_normal((3, 4, 16, 32), dtype=np.float32)}
+    out = assert_rewrites(parse(_gather_of_shape("[2] {2, 3}")), shapes.shape_gather_static, feeds)
+    assert "Gather" not in ops(out) and "Shape" not in ops(out)
+    # negative indices and Shape's start are honoured: dims (16, 32) again
+    assert_rewrites(parse(_gather_of_shape("[2] {-2, -1}")), shapes.shape_gather_static, feeds)
+    assert_rewrites(parse(_gather_of_shape("[2] {1, 2}", start=1)), shapes.shape_gather_static, feeds)
+
+
+def test_gather_that_reads_the_dynamic_batch_is_left_alone():
+    assert_no_site(parse(_gather_of_shape("[2] {0, 1}")), shapes.shape_gather_static)
