@@ -22,6 +22,14 @@ Legality:
 - ``Reshape(u(Reshape(x, s1)), s2) -> u(x)`` when u is elementwise on its one tensor input and
   s2 gives back x's static shape: u maps each element on its own, so the order the Reshapes
   impose does not matter (ORT's N-D Gemm leaves these around every activation between two Gemms).
+- ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1`` -> x (paddle2onnx writes ``paddle.scale`` as a Mul and
+  an Add of 0, which hides the attention scale from the attention rules) when the constant is
+  all 0 (or 1), of x's type, and broadcasts to x's shape without growing it. Exact in IEEE
+  arithmetic, NaN and Inf included, except that -0 + 0 is +0 (a zero's sign, which only a
+  division by that zero could show).
+- ``Softmax(x, axis=rank-1) -> Softmax(x, axis=-1)``: the same axis written the way the attention
+  patterns look for it (paddle2onnx writes the positive index); below opset 13, where Softmax
+  flattens the axes from ``axis`` on, both name the last axis alone.
 - ``Slice(Slice(x, a), b) -> Slice(x, a + b)`` when both have constant parameters and slice
   disjoint axes of an input of known rank: slicing one axis does not change the size of another,
   so each Slice clamps exactly as before. The inner Slice stays while others read it.
@@ -247,4 +255,60 @@ reshape_unary_reshape = Rule(
     variants=tuple(orp.RewriteRule(_unary_pattern(d, o), _unary_replacement(d, o), _unary_check, name="reshape-unary-reshape") for d, o in _UNARY),
 )  # fmt: skip
 
-RULES = [pad_zero, slice_full, slice_slice, reshape_view, reshape_same, reshape_unary_reshape]
+
+
+def _neutral_pattern(op_type: str):
+    def pattern(op, x, c):
+        return getattr(op, op_type)(x, c, _outputs=["result"])
+
+    return pattern
+
+
+def _neutral_check(neutral: float):
+    def check(context, x, c, **_):
+        value = folded(c)
+        if value is None or not np.all(value == neutral):
+            return MatchResult().fail(f"the operand is not a constant of {neutral:g}s")
+        if None not in (c.dtype, x.dtype) and c.dtype != x.dtype:
+            return MatchResult().fail("the constant's type differs")
+        if value.ndim == 0:
+            return True
+        if x.shape is None or value.ndim > len(x.shape):
+            return MatchResult().fail("the constant may broadcast x up")
+        for size, dim in zip(reversed(value.shape), reversed(list(x.shape))):
+            if size != 1 and size != dim:
+                return MatchResult().fail(f"the constant's shape {value.shape} may broadcast x {list(x.shape)} up")
+        return True
+
+    return check
+
+
+def _neutral(op_type: str, neutral: float, commute: bool) -> Rule:
+    name = f"{op_type.lower()}-{'zero' if neutral == 0 else 'one'}"
+    doc = f"{op_type}(x, c) with c all {neutral:g} (Paddle's scale op: x * s + 0)  ->  x"
+    return rule(name, "noops", doc, _neutral_pattern(op_type), lambda op, x, c, **_: op.Identity(x), _neutral_check(neutral), commute=commute)
+
+
+add_zero, sub_zero = _neutral("Add", 0.0, True), _neutral("Sub", 0.0, False)
+mul_one, div_one = _neutral("Mul", 1.0, True), _neutral("Div", 1.0, False)
+
+
+
+def _softmax_pattern(op, x):
+    return op.Softmax(x, _allow_other_attributes=True, _outputs=["probabilities"])
+
+
+def _softmax_check(context, x, probabilities, **_):
+    axis = probabilities.producer().attributes.get_int("axis", -1)
+    if axis == -1 or rank(x) is None or axis != rank(x) - 1:
+        return MatchResult().fail(f"axis {axis} is already -1 or not the last axis (rank {rank(x)})")
+    return True
+
+
+# Softmax(x, axis=rank-1) -> Softmax(x, axis=-1)
+softmax_last_axis = rule(
+    "softmax-last-axis", "noops", "Softmax(x, axis=rank-1)  ->  Softmax(x, axis=-1), the form attention patterns match",
+    _softmax_pattern, lambda op, x, probabilities: op.Softmax(x, axis=-1), _softmax_check,
+)  # fmt: skip
+
+RULES = [pad_zero, slice_full, slice_slice, reshape_view, reshape_same, reshape_unary_reshape, add_zero, sub_zero, mul_one, div_one, softmax_last_axis]

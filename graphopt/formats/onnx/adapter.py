@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import onnx_ir as ir
+from onnx_ir.passes.common import IdentityEliminationPass
 
 
 from graphopt.formats.onnx import files, inputs, outputs, specialize
@@ -29,6 +30,7 @@ from graphopt.protocols import Candidate, InputSpec, Site
 def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
     """Unique node names (sites refer to nodes by name) and symbolic shapes for the rules, in
     place; a note when only onnx's shape inference could run."""
+    IdentityEliminationPass()(model)  # paddle2onnx writes an Identity after most ops: patterns would not see through them
     ensure_unique_names(model)
     note = infer_shapes(model)  # a help, not a requirement
     if note and notes is not None:

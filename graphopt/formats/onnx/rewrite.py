@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 import onnxscript.optimizer
-from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass, IdentityEliminationPass, RemoveUnusedNodesPass
 
 from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
 from graphopt.formats.onnx.rules import Rule
@@ -35,6 +35,7 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
         if not progress:
             break
         RemoveUnusedNodesPass()(model)  # what rules that keep their matches left unread
+        IdentityEliminationPass()(model)  # rules that drop a no-op leave an Identity, which hides patterns
         _infer_shapes(model)
     if applied:
         # Rewrites that build the same helper at every site (RoPE's cos/sin tables) leave

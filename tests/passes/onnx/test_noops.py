@@ -171,3 +171,51 @@ def test_only_small_constant_of_shape_is_folded():
 
     assert fold_small_fills(fill(SMALL_FILL)) is True
     assert fold_small_fills(fill(SMALL_FILL + 1)) is None  # the folder's own rule: kept
+
+
+def _scaled(scale: str, bias: str, bias_shape: str = "") -> str:
+    # paddle2onnx writes paddle.scale(x, s, b) as Mul then Add, also when b is 0
+    return f"""{HEADER} g (float[N,4,6,3] x) => (float[?,?,?,?] y) {{
+        s = Constant <value = float {{{scale}}}> ()
+        b = Constant <value = float{bias_shape} {{{bias}}}> ()
+        m = Mul (x, s)
+        y = Add (m, b) }}"""
+
+
+def test_adding_zero_and_multiplying_by_one_are_dropped():
+    feeds = {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)}
+    assert ops(assert_rewrites(parse(_scaled("0.25", "0.0")), noops.add_zero, feeds)) == ["Constant", "Mul"]
+    assert ops(assert_rewrites(parse(_scaled("1.0", "0.5")), noops.mul_one, feeds)) == ["Constant", "Add"]
+    # zeros along x's last axis: legal once x's shape is known (graphopt infers shapes when it loads a model)
+    assert "Add" not in ops(assert_rewrites(prepare(parse(_scaled("0.25", "0.0, 0.0, 0.0", "[3]"))), noops.add_zero, feeds))
+
+
+def test_constants_that_are_not_neutral_or_that_broadcast_x_up_are_kept():
+    assert_no_site(parse(_scaled("0.25", "1e-12")), noops.add_zero)
+    grows = _scaled("0.25", "0.0, 0.0", "[2,1,1,1,1]").replace("float[?,?,?,?] y", "float[?,?,?,?,?] y")
+    assert_no_site(prepare(parse(grows)), noops.add_zero)  # y is rank 5: the Add is not a no-op
+
+
+def test_softmax_over_the_last_axis_by_index_is_written_as_minus_one():
+    model = parse(f"""<ir_version: 8, opset_import: ["" : 11]> g (float[N,4,6,3] x) => (float[N,4,6,3] y) {{
+        y = Softmax <axis = 3> (x) }}""")
+    rewritten = assert_rewrites(model, noops.softmax_last_axis, {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)})
+    assert rewritten.graph.node(0).attributes.get_int("axis") == -1
+    assert_no_site(parse(f"""{HEADER} g (float[N,4,6,3] x) => (float[N,4,6,3] y) {{
+        y = Softmax <axis = 2> (x) }}"""), noops.softmax_last_axis)
+
+
+def test_identity_nodes_do_not_hide_patterns():
+    # paddle2onnx follows most ops with an Identity; graphopt drops them when it loads a model,
+    # and after every round of rewrites (the no-op rules above leave Identity nodes too)
+    model = parse(f"""{HEADER} g (float[N,4,6,3] x) => (float[?,?,?,?] y) {{
+        s = Constant <value = float {{1.0}}> ()
+        b = Constant <value = float {{0.0}}> ()
+        m = Mul (x, s)
+        i = Identity (m)
+        a = Add (i, b)
+        y = Relu (a) }}""")
+    rewritten = prepare(onnx_format.copy(model))
+    applied = rewrite_to_fixpoint(rewritten, [noops.add_zero, noops.mul_one])
+    assert sorted(s.rule for s in applied) == ["add-zero", "mul-one"]
+    assert ops(rewritten) == ["Relu"]
