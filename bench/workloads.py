@@ -85,6 +85,9 @@ def corpus_set(work_dir: Path, names: list[str] | None = None) -> list[Workload]
     folder = work_dir / "corpus"
     workloads = []
     for name in names or list(corpus.ENTRIES):
+        if corpus.ENTRIES[name].source == "paddle2onnx" and not corpus.paddle_available():
+            print(f"skipping {name}: paddlepaddle and paddle2onnx are not installed (see graphopt/models/corpus.py)")
+            continue
         marker = folder / f"{name}.built"
         if not marker.exists():
             path, feeds = corpus.build(name, folder)

@@ -21,9 +21,15 @@ Three sources, each building a file and the inputs it is judged on:
   Dense): NHWC graphs with a Transpose at the entry, hard-swish written out, a dynamic batch
   dimension and Keras's own way of writing attention and LayerNorm.
 
+- PaddlePaddle models exported by paddle2onnx (PaddleOCR's kind of file): an SVTR-style text
+  recognizer (PaddleOCR's attention: one qkv Linear, ``reshape``/``transpose`` into heads,
+  ``paddle.scale`` on q, opset 11) and paddle.vision's MobileNetV3-Small (opset 14). Optional:
+  paddle2onnx pins onnx <= 1.17, older than the onnx graphopt needs, so it is not in the
+  ``corpus`` extra; with ``pip install paddlepaddle && pip install --no-deps paddle2onnx`` the
+  entries build (without it they are skipped with a note).
+
 timm itself needs torchvision, which has no CPU build here; transformers' classes cover the
-same architectures. Paddle exports are not built: paddle2onnx pins onnx <= 1.17, older than the
-onnx graphopt needs.
+same architectures.
 """
 
 from __future__ import annotations
@@ -185,6 +191,47 @@ _KERAS_MODELS = {
 }
 
 
+def paddle_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("paddle", "paddle2onnx"))
+
+
+def _paddle(kind: str):
+    def build(folder: Path):
+        import paddle
+
+        paddle.seed(0)
+        model, spec, example, opset = _PADDLE_MODELS[kind](paddle)
+        model.eval()
+        for parameter in model.parameters():  # LayerNorm/BN start at 1 and 0: move every weight off its init
+            parameter.set_value(parameter + 0.05 * paddle.randn(parameter.shape, dtype=parameter.dtype))
+        stem = folder / f"paddle-{kind}"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            paddle.onnx.export(model, str(stem), input_spec=[spec], opset_version=opset)
+        return stem.with_suffix(".onnx"), {spec.name: example}
+
+    return build
+
+
+def _paddle_svtr(paddle):
+    """SVTR-style mixing blocks as PaddleOCR writes them (ppocr/modeling/backbones/rec_svtrnet.py)."""
+    from graphopt.models.paddle_svtr import svtr_encoder
+
+    model = svtr_encoder(paddle, dim=96, heads=4, depth=2, classes=40)
+    spec = paddle.static.InputSpec([None, 40, 96], "float32", "x")
+    return model, spec, np.random.default_rng(0).standard_normal((1, 40, 96)).astype(np.float32), 11
+
+
+def _paddle_mobilenetv3(paddle):
+    model = paddle.vision.models.mobilenet_v3_small(num_classes=10)
+    spec = paddle.static.InputSpec([None, 3, IMAGE, IMAGE], "float32", "x")
+    return model, spec, np.random.default_rng(0).standard_normal((1, 3, IMAGE, IMAGE)).astype(np.float32), 14
+
+
+_PADDLE_MODELS = {"svtr": _paddle_svtr, "mobilenetv3": _paddle_mobilenetv3}
+
+
 def _sklearn(kind: str):
     def build(folder: Path):
         from skl2onnx import to_onnx
@@ -277,7 +324,8 @@ _VISION.append(Entry("mobilenetv3-written", "torch-legacy", "MobileNetV3-style, 
                      _mobilenetv3_written))  # fmt: skip
 _SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
 _KERAS = [Entry(f"keras-{k}", "keras-tf2onnx", f"Keras 3 {k} (TensorFlow backend, model.export to ONNX)", _keras(k)) for k in _KERAS_MODELS]
-ENTRIES = {e.name: e for e in _VISION + _SKLEARN + _KERAS}
+_PADDLE = [Entry(f"paddle-{k}", "paddle2onnx", f"PaddlePaddle {k} exported by paddle2onnx", _paddle(k)) for k in _PADDLE_MODELS]
+ENTRIES = {e.name: e for e in _VISION + _SKLEARN + _KERAS + _PADDLE}
 ENTRIES.update({
     f"{base}-int8-static": Entry(f"{base}-int8-static", "quantized", f"{base}, int8 QDQ (onnxruntime.quantization, static)", _quantized(base, "static"))
     for base in ("convnext", "efficientnet", "regnet", "mobilenetv1")
