@@ -44,7 +44,7 @@ def markdown(run: dict) -> str:
     for record in records:
         lines += ["", f"## {record['workload']}", "",
                   f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; original: {record['baseline']['nodes']} nodes, "
-                  f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}", "",
+                  f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}", "", *_time_by_op(record),
                   "| contender | tool s | nodes | kernels | fused (ORT) | max err | ratio [95% CI] |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in record["results"]:
             if "error" in r:
@@ -59,3 +59,13 @@ def markdown(run: dict) -> str:
                 f"{r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _time_by_op(record: dict, top: int = 5) -> list[str]:
+    """Where ORT's time goes (its profiler, rescaled to the measured latency), per profiled side."""
+    lines = []
+    for side, breakdown in record.get("op_time_ms", {}).items():
+        total = sum(breakdown.values()) or 1.0
+        parts = ", ".join(f"{op} {ms:.3f} ms ({ms / total:.0%})" for op, ms in list(breakdown.items())[:top])
+        lines.append(f"ORT time by op type, {side}: {parts}")
+    return lines + [""] if lines else []
