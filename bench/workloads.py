@@ -77,9 +77,8 @@ def user_workload(model: str, inputs: str | None) -> Workload:
 
 def corpus_set(work_dir: Path, names: list[str] | None = None) -> list[Workload]:
     """The third-party corpus (graphopt/models/corpus.py), built into ``work_dir/corpus`` once,
-    each file with its inputs saved beside it as ``<file>.inputs.npz``."""
-    import numpy as np
-
+    each file with its inputs saved beside it as ``<file>.inputs.npz`` (each built in a process
+    of its own: TensorFlow and Paddle cannot share one)."""
     from graphopt.models import corpus
 
     folder = work_dir / "corpus"
@@ -90,9 +89,7 @@ def corpus_set(work_dir: Path, names: list[str] | None = None) -> list[Workload]
             continue
         marker = folder / f"{name}.built"
         if not marker.exists():
-            path, feeds = corpus.build(name, folder)
-            np.savez(folder / f"{path.name}.inputs.npz", **feeds)
-            marker.write_text(path.name)
+            marker.write_text(corpus.build_in_subprocess(name, folder).name)
         path = folder / marker.read_text()
         workloads.append(Workload(name, path, folder / f"{path.name}.inputs.npz"))
     return workloads

@@ -341,3 +341,32 @@ def build(name: str, folder) -> tuple[Path, dict[str, np.ndarray]]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return ENTRIES[name].build(folder)
+
+
+def build_in_subprocess(name: str, folder) -> Path:
+    """Build entry ``name`` into ``folder`` in a fresh Python process, its inputs saved beside the
+    file as ``<file>.inputs.npz``; returns the file. TensorFlow and Paddle cannot share a
+    process (importing paddle after tensorflow kills it), and each leaves threads and state
+    behind that the bench's timing should not share."""
+    import subprocess
+    import sys
+
+    folder = Path(folder)
+    done = subprocess.run([sys.executable, "-m", "graphopt.models.corpus", name, str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(f"building corpus entry {name} failed: {last}")
+    return folder / done.stdout.strip().splitlines()[-1]
+
+
+def _main(argv: list[str]) -> None:
+    name, folder = argv
+    path, feeds = build(name, folder)
+    np.savez(Path(folder) / f"{path.name}.inputs.npz", **feeds)
+    print(path.name)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])
