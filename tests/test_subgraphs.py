@@ -99,3 +99,24 @@ def test_kernels_inside_bodies_are_counted():
     fused = OrtTarget(level="all").compile(_rewritten(_if_model())).report
     assert fused.kernels == 1 + 1 + 1 + 1
     assert "com.microsoft::Gelu" in fused.ops
+
+
+def test_a_branch_that_returns_an_outer_value_through_identity_survives():
+    # then: t = Identity(h), h from the outer graph ("return x unchanged"). Dropping that
+    # Identity by renaming h (as onnx_ir's IdentityEliminationPass does) breaks the model.
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 8])  # noqa: E731
+    then_branch = helper.make_graph([helper.make_node("Identity", ["h"], ["t"])], "then", [], [value("t")])
+    else_branch = helper.make_graph(_gelu_written_out("h", "e", "else"), "else", [], [value("e")])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Identity", ["h"], ["h2"]),
+         helper.make_node("If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch), helper.make_node("Add", ["y", "h2"], ["z"])],
+        "identity_branch", [value("x"), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])], [value("z")],
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = ir.serde.deserialize_model(proto)
+    rewritten = _rewritten(model)
+    onnx.checker.check_model(ir.serde.serialize_model(rewritten), full_check=True)
+    x = RNG.standard_normal((2, 8), dtype=np.float32)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.asarray(cond)}
+        np.testing.assert_allclose(run(rewritten, feeds)[0], run(model, feeds)[0], rtol=1e-5, atol=1e-6)

@@ -15,14 +15,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import onnx_ir as ir
-from onnx_ir.passes.common import IdentityEliminationPass
 
 
 from graphopt.formats.onnx import files, inputs, outputs, specialize
 from graphopt.formats.onnx.feeds import verification_feeds
 from graphopt.formats.onnx.matching import ensure_unique_names, find_sites, near_misses
 from graphopt.formats.onnx.shape_inference import infer_shapes
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx.rewrite import drop_identities, rewrite_to_fixpoint
 from graphopt.formats.onnx.rules import Rule
 from graphopt.protocols import Candidate, InputSpec, Site
 
@@ -30,7 +29,7 @@ from graphopt.protocols import Candidate, InputSpec, Site
 def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
     """Unique node names (sites refer to nodes by name) and symbolic shapes for the rules, in
     place; a note when only onnx's shape inference could run."""
-    IdentityEliminationPass()(model)  # paddle2onnx writes an Identity after most ops: patterns would not see through them
+    drop_identities(model)  # paddle2onnx writes an Identity after most ops: patterns would not see through them
     ensure_unique_names(model)
     note = infer_shapes(model)  # a help, not a requirement
     if note and notes is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 import onnxscript.optimizer
-from onnx_ir.passes.common import CommonSubexpressionEliminationPass, IdentityEliminationPass, RemoveUnusedNodesPass
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
 
 from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
 from graphopt.formats.onnx.rules import Rule
@@ -35,7 +35,7 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
         if not progress:
             break
         RemoveUnusedNodesPass()(model)  # what rules that keep their matches left unread
-        IdentityEliminationPass()(model)  # rules that drop a no-op leave an Identity, which hides patterns
+        drop_identities(model)  # rules that drop a no-op leave an Identity, which hides patterns
         _infer_shapes(model)
     if applied:
         # Rewrites that build the same helper at every site (RoPE's cos/sin tables) leave
@@ -43,6 +43,26 @@ def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list
         CommonSubexpressionEliminationPass()(model)
     RemoveUnusedNodesPass()(model)
     return applied
+
+
+def drop_identities(model: ir.Model) -> int:
+    """Remove every ``y = Identity(x)`` whose y is not an output of its own graph, in the main
+    graph and in every If/Loop/Scan body; returns how many. paddle2onnx writes one after most
+    ops and the no-op rules leave them, and patterns do not see through them.
+
+    onnx_ir's IdentityEliminationPass also removes an Identity that produces a graph output by
+    renaming x, which breaks an If branch whose output is an Identity of a value from the outer
+    graph (a common "return x unchanged" branch); those Identity nodes stay here."""
+    dropped = 0
+    for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or node.graph is None or not node.inputs or node.inputs[0] is None:
+            continue
+        if node.outputs[0] in node.graph.outputs:
+            continue
+        ir.convenience.replace_all_uses_with(node.outputs[0], node.inputs[0])
+        node.graph.remove(node, safe=True)
+        dropped += 1
+    return dropped
 
 
 SMALL_FILL = 1024  # elements: a ConstantOfShape this small is shape arithmetic, not a buffer
