@@ -53,6 +53,15 @@ def test_dimension_expressions_are_evaluated():
     assert inputs.bind_dims(specs) == {"mask": (1, 9)}
 
 
+def test_dimension_names_that_are_not_identifiers_are_symbols():
+    # paddle2onnx names dynamic dimensions "DynamicDimension.0"; tf2onnx "unk__12"; others "N?"
+    specs = [inputs.InputSpec("x", np.dtype("float32"), ("DynamicDimension.0", 40, 96)),
+             inputs.InputSpec("y", np.dtype("float32"), ("DynamicDimension.0", "batch:0"))]  # fmt: skip
+    bound = inputs.bind_dims(specs)
+    assert bound["x"][0] == bound["y"][0] and bound["x"][1:] == (40, 96) and bound["y"][1] == 1
+    assert inputs.bind_dims(specs, {"x": (2, 40, 96)})["y"][0] == 2  # one name, one size
+
+
 def test_wrong_rank_in_user_shape_is_refused():
     with pytest.raises(InputGenerationError, match="rank 1 given"):
         inputs.bind_dims(inputs.input_specs(_embedding_model()), {"input_ids": (3,)})

@@ -68,7 +68,7 @@ def bind_dims(
     for spec in specs:  # user shapes also fix the symbols they cover
         if spec.name in shapes:
             for dim, size in zip(spec.dims, shapes[spec.name]):
-                if isinstance(dim, str) and dim.isidentifier():
+                if isinstance(dim, str) and not _is_expression(dim):
                     symbols.setdefault(dim, size)
     bound = {}
     for spec in specs:
@@ -88,7 +88,7 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
         return dim
     if dim is None:
         return 1
-    if dim.isidentifier():
+    if not _is_expression(dim):  # a name: "batch", "unk__12", paddle2onnx's "DynamicDimension.0"
         if dim not in symbols:
             symbols[dim] = next(size for key, size in defaults if key in dim.lower())
         return symbols[dim]
@@ -98,6 +98,11 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
     if not re.fullmatch(r"[\w\s+\-*/()]+", dim):
         raise InputGenerationError(f"cannot bind the dimension expression {dim!r}; use --shape")
     return int(eval(dim, {"__builtins__": {}}, env))  # noqa: S307 - charset checked above
+
+
+def _is_expression(dim: str) -> bool:
+    """True for arithmetic over names ("s0 + 1", "2*seq"); any other string names one dimension."""
+    return not dim.isidentifier() and re.search(r"[+\-*/()]", dim) is not None
 
 
 def generate(model: ir.Model, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
