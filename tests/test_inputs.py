@@ -65,3 +65,15 @@ def test_dimension_names_that_are_not_identifiers_are_symbols():
 def test_wrong_rank_in_user_shape_is_refused():
     with pytest.raises(InputGenerationError, match="rank 1 given"):
         inputs.bind_dims(inputs.input_specs(_embedding_model()), {"input_ids": (3,)})
+
+
+def test_scalar_inputs_are_zero_dimensional_arrays_ort_accepts():
+    # a voice-activity model's sample rate, an If's condition: inputs of shape ()
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (bool flag, float gain, float[3] x) => (float[3] y) {
+        g2 = Where(flag, gain, gain)
+        y = Mul(x, g2) }""")
+    feeds = inputs.generate(model, inputs.bind_dims(inputs.input_specs(model)))
+    assert all(isinstance(a, np.ndarray) for a in feeds.values()) and feeds["flag"].shape == () and feeds["gain"].shape == ()
+    from tests.passes.onnx.harness import run
+
+    assert run(model, feeds)[0].shape == (3,)

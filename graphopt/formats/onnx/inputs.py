@@ -111,7 +111,7 @@ def generate(model: ir.Model, shapes: dict[str, tuple[int, ...]], seed: int = 0)
     feeds = {}
     for spec in input_specs(model):
         shape = shapes[spec.name]
-        feeds[spec.name] = _generate_one(model, spec, shape, rng)
+        feeds[spec.name] = np.asarray(_generate_one(model, spec, shape, rng))  # a scalar input is a 0-d array, not a numpy scalar
     return feeds
 
 
