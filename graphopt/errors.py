@@ -18,3 +18,7 @@ class BadModelError(GraphoptError):
 
 class InputGenerationError(GraphoptError):
     """graphopt cannot produce meaningful inputs for the model (ask for --inputs or --shape)."""
+
+
+class InputsDidNotRun(GraphoptError):
+    """The target refused to run the original model on the inputs it was given."""

@@ -12,13 +12,16 @@ knows ONNX or ONNX Runtime.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
+
+import numpy as np
 
 from graphopt import registry
 from graphopt.budget import Budget
 from graphopt.decide import Decision, decide
-from graphopt.errors import GraphoptError
+from graphopt.errors import GraphoptError, InputsDidNotRun
 from graphopt.atomic import signals_held
 from graphopt.progress import Reporter
 
@@ -111,11 +114,11 @@ def optimize(
     notes += fixed_notes
     if fixed is not None:
         _check_agrees_with_fixed(fmt, fixed.graph, shapes or {})
-    feeds = fmt.feeds(fixed.graph if fixed else prepared, shapes, inputs_file)
     sites = rule_set.sites(prepared)
     budget = Budget(budget_s, start, fmt.weight_bytes(prepared))
-    decision = decide(prepared, rule_set, target, registry.policy_for(policy, fmt, target), feeds, budget, progress,
-                      extra=[fixed] if fixed else [], baseline_graph=original)  # fmt: skip
+    run = functools.partial(decide, prepared, rule_set, target, registry.policy_for(policy, fmt, target),
+                            budget=budget, progress=progress, extra=[fixed] if fixed else [], baseline_graph=original)  # fmt: skip
+    decision = _decide_on_inputs_that_run(run, fmt, fixed.graph if fixed else prepared, shapes, inputs_file)
     misses = rule_set.near_misses(prepared, sites)
     result = OptimizeResult(str(model_path), None if output_path is None else str(output_path), decision,
                             _count(s.rule for s in sites), _count(m.rule for m in misses), notes)  # fmt: skip
@@ -125,6 +128,25 @@ def optimize(
             _write(result, fmt, original, prepared, target)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _decide_on_inputs_that_run(run, fmt, graph, shapes, inputs_file):
+    """``run(feeds)`` on generated inputs at the format's default sizes, then at larger ones
+    while the target refuses the model on them (a strided Conv longer than the default length);
+    the user's own inputs are tried once. The last refusal is the error, with what to do."""
+    attempts, previous = (1 if inputs_file else getattr(fmt, "feed_attempts", 1)), None
+    for attempt in range(attempts):
+        feeds = fmt.feeds(graph, shapes, inputs_file, attempt=attempt) if attempt else fmt.feeds(graph, shapes, inputs_file)
+        shapes_now = [{k: np.shape(v) for k, v in f.items()} for f in feeds]
+        if shapes_now == previous:
+            break  # no dynamic dimension to grow
+        previous = shapes_now
+        try:
+            return run(feeds=feeds)
+        except InputsDidNotRun as error:
+            refusal = error
+    hint = "" if inputs_file else f" (generated at {', '.join(f'{k}={list(s)}' for k, s in previous[0].items())}: pass --shape or --inputs)"
+    raise InputsDidNotRun(f"{refusal}{hint}") from None
 
 
 def _write(result: OptimizeResult, fmt, original, prepared, target) -> None:

@@ -77,3 +77,29 @@ def test_scalar_inputs_are_zero_dimensional_arrays_ort_accepts():
     from tests.passes.onnx.harness import run
 
     assert run(model, feeds)[0].shape == (3,)
+
+
+def _strided_audio_model() -> ir.Model:
+    """[batch, samples] through a 64-tap Conv of stride 32 (an audio front end), with a recurrent
+    state of fixed batch 1 beside it: 16 samples are too few, and batch 2 does not fit the state."""
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[batch, samples] x, float[1, 4] state, float[4, 1, 64] w) => (float[1, 4, frames] y) {
+        ax = Constant<value = int64[1] {1}>()
+        last = Constant<value = int64[1] {2}>()
+        u = Unsqueeze(x, ax)
+        c = Conv<strides = [32]>(u, w)
+        s = Unsqueeze(state, last)
+        y = Add(c, s) }""")
+    model.graph.inputs.pop()  # w becomes the Conv's weights (an initializer), as in a real model
+    weights = next(v for n in model.graph for v in n.inputs if v is not None and v.name == "w")
+    weights.const_value = ir.tensor(np.ones((4, 1, 64), np.float32) / 64)
+    model.graph.register_initializer(weights)
+    return model
+
+
+def test_larger_sizes_are_tried_when_the_model_does_not_run_at_the_defaults(tmp_path):
+    from graphopt.optimize import optimize
+
+    path = tmp_path / "audio.onnx"
+    ir.save(_strided_audio_model(), path)
+    result = optimize(path, None, budget_s=10)  # would exit 2: "Invalid input shape" at 16 samples
+    assert result.decision is not None

@@ -16,7 +16,7 @@ import numpy as np
 
 from graphopt import harness
 from graphopt.budget import Budget
-from graphopt.errors import GraphoptError
+from graphopt.errors import GraphoptError, InputsDidNotRun
 from graphopt.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
 from graphopt.measure import Comparison
 from graphopt.protocols import Candidate, Compiled, Feeds, Graph, Lever, Target
@@ -46,11 +46,17 @@ def make_baseline(graph: Graph, target: Target, feeds: list[Feeds]) -> Baseline:
     start = time.monotonic()
     compiled = target.compile(graph)
     compile_s = time.monotonic() - start
-    try:
-        outputs = [compiled.run(f) for f in feeds]
-    except Exception as error:  # the runtime's errors on bad inputs
-        raise GraphoptError(f"{target.name} cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
-    return Baseline(graph, compiled, feeds, outputs, compile_s)
+    kept, outputs = [], []
+    for i, f in enumerate(feeds):
+        try:
+            outputs.append(compiled.run(f))
+            kept.append(f)
+        except Exception as error:  # the runtime's errors on bad inputs
+            if i == 0:
+                raise InputsDidNotRun(f"{target.name} cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}") from None
+            # a second binding the model cannot take (a recurrent state of fixed batch beside a
+            # dynamic batch): candidates are verified on the bindings it does take
+    return Baseline(graph, compiled, kept, outputs, compile_s)
 
 
 def evaluate(candidate: Candidate, baseline: Baseline, target: Target, measure_s: float) -> Evaluation:

@@ -19,6 +19,7 @@ import onnx_ir as ir
 
 from graphopt.formats.onnx import files, inputs, outputs, specialize
 from graphopt.formats.onnx.feeds import verification_feeds
+from graphopt.formats.onnx.inputs import SIZE_LADDER
 from graphopt.formats.onnx.matching import ensure_unique_names, find_sites, near_misses
 from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.formats.onnx.rewrite import drop_identities, rewrite_to_fixpoint
@@ -64,8 +65,10 @@ class OnnxFormat:
         prepare(graph, notes)
         return notes
 
-    def feeds(self, graph: ir.Model, shapes=None, inputs_file=None) -> list[dict[str, np.ndarray]]:
-        return verification_feeds(graph, shapes, inputs_file)
+    feed_attempts = len(SIZE_LADDER)  # size pairs to try when the model does not run on generated inputs
+
+    def feeds(self, graph: ir.Model, shapes=None, inputs_file=None, attempt: int = 0) -> list[dict[str, np.ndarray]]:
+        return verification_feeds(graph, shapes, inputs_file, attempt)
 
     def rules(self, rules: list[Rule], original: ir.Model, fix_dims=None, fix_shapes=None) -> OnnxRules:
         """The rule set for candidates of ``original``: written with its annotations only, and with

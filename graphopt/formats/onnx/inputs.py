@@ -31,6 +31,13 @@ from graphopt.protocols import InputSpec
 DEFAULT_SIZES = (("batch", 1), ("past", 8), ("", 16))
 # A second binding, used by verification so that a rewrite that only holds at one size is caught.
 ALTERNATE_SIZES = (("batch", 2), ("past", 5), ("", 7))
+# What to try when the model does not run at the defaults (an audio model's samples axis under a
+# 64-tap strided Conv, an image side under a stride-32 backbone): the same pairs, larger.
+SIZE_LADDER = (
+    (DEFAULT_SIZES, ALTERNATE_SIZES),
+    ((("batch", 1), ("past", 8), ("", 64)), (("batch", 2), ("past", 5), ("", 96))),
+    ((("batch", 1), ("past", 8), ("", 512)), (("batch", 2), ("past", 5), ("", 320))),
+)
 
 _SHAPE_OPERANDS = {"Reshape": 1, "Expand": 1, "Tile": 1, "ConstantOfShape": 0, "Range": None, "OneHot": 1}
 _PASS_THROUGH = {"Cast", "Unsqueeze", "Reshape", "Squeeze", "Flatten", "Identity", "Add"}

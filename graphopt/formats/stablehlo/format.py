@@ -51,7 +51,9 @@ class StableHloFormat:
         """Bytes of the entry function's arguments (JAX passes weights as arguments)."""
         return sum(int(np.prod([d for d in s.dims if isinstance(d, int)], dtype=np.int64)) * s.dtype.itemsize for s in self.input_specs(graph))
 
-    def feeds(self, graph: StableHloModule, shapes=None, inputs_file=None) -> list[dict[str, np.ndarray]]:
+    feed_attempts = 1  # static shapes: one set of sizes
+
+    def feeds(self, graph: StableHloModule, shapes=None, inputs_file=None, attempt: int = 0) -> list[dict[str, np.ndarray]]:
         return feeds.feeds(self.input_specs(graph), shapes, inputs_file)
 
     def rules(self, rules: list, original: StableHloModule, fix_dims=None, fix_shapes=None) -> StableHloRules:
