@@ -1,14 +1,16 @@
 """The third-party corpus: ONNX files of the kinds people ship that are not torch-exported
 transformers, reproducible from registry packages (issue 15).
 
-Three sources, each building a file and the inputs it is judged on:
+The sources, each building a file and the inputs it is judged on:
 
 - vision architectures from transformers' model classes (random weights, small configs), the
   families timm and model hubs ship: ConvNeXt, Swin, MobileViT, EfficientNet, RegNet, LeViT,
   SegFormer (a segmentation head), MobileNetV1; exported by torch's legacy exporter (the form
   most published CNN files have) at batch 1;
 - a MobileNetV3-style network with hard-swish and hard-sigmoid written out (``x * relu6(x + 3) / 6``),
-  the form Keras/tf2onnx and Paddle exports and much hand-written model code have;
+  the form Keras/tf2onnx and Paddle exports and much hand-written model code have; a
+  YOLOv8-style detector (models/detector.py: split/concat blocks, max-pools, nearest
+  upsampling, a DFL box head);
 - classical models converted by skl2onnx: a scaler + PCA + logistic-regression pipeline, a
   random forest, gradient boosting, an MLP (ai.onnx.ml operators and plain MatMul chains);
 - int8 variants made with ``onnxruntime.quantization`` from the corpus's CNNs (static, QDQ
@@ -87,6 +89,23 @@ def _mobilenetv3_written(folder: Path):
     path = folder / "mobilenetv3-written.onnx"
     export(model, {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}, path, exporter="legacy", dynamic=False)
     return path, {"pixel_values": pixels.numpy()}
+
+
+def _detector(folder: Path):
+    """A detection network shaped like YOLOv8n (models/detector.py), random weights, exported by
+    torch's legacy exporter at opset 17, batch 1 (how detector files are usually exported)."""
+    import torch
+
+    from graphopt.models.architectures import randomized
+    from graphopt.models.detector import yolo_style
+    from graphopt.models.export import export
+
+    torch.manual_seed(0)
+    model = randomized(yolo_style(), 0).eval()
+    images = torch.randn(1, 3, IMAGE, IMAGE)
+    path = folder / "detector.onnx"
+    export(model, {"images": images}, {"images": {0: "batch"}}, path, exporter="legacy", dynamic=False)
+    return path, {"images": images.numpy()}
 
 
 def _hard_swish(x):
@@ -322,6 +341,8 @@ _VISION = [
 ]
 _VISION.append(Entry("mobilenetv3-written", "torch-legacy", "MobileNetV3-style, hard-swish/hard-sigmoid written out (as Keras, Paddle and much model code)",
                      _mobilenetv3_written))  # fmt: skip
+_VISION.append(Entry("detector", "torch-legacy", "a YOLOv8-style detector (Conv-BN-SiLU, C2f split, SPPF max-pools, nearest upsample, DFL box head)",
+                     _detector))  # fmt: skip
 _SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
 _KERAS = [Entry(f"keras-{k}", "keras-tf2onnx", f"Keras 3 {k} (TensorFlow backend, model.export to ONNX)", _keras(k)) for k in _KERAS_MODELS]
 _PADDLE = [Entry(f"paddle-{k}", "paddle2onnx", f"PaddlePaddle {k} exported by paddle2onnx", _paddle(k)) for k in _PADDLE_MODELS]

@@ -2,7 +2,7 @@
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
 from graphopt.passes import named
-from graphopt.passes.onnx import activation, attention, cleanup, conv, embedding, gelu, gqa, hard, layer_norm, masks, matmul, ml, noops, normalization, rotary, shapes
+from graphopt.passes.onnx import activation, attention, channels, cleanup, conv, embedding, gelu, gqa, hard, layer_norm, masks, matmul, ml, noops, normalization, rotary, shapes
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -20,6 +20,7 @@ FAMILIES = {
     "hard": hard,
     "matmul": matmul,
     "conv": conv,
+    "channels": channels,
     "ml": ml,
 }
 RULES = [r for module in FAMILIES.values() for r in module.RULES]
