@@ -7,10 +7,10 @@ from graphopt.passes.onnx import activation, attention, channels, cleanup, conv,
 FAMILIES = {
     "cleanup": cleanup,
     "shapes": shapes,
+    "layer-norm": layer_norm,  # before noops: a LayerNorm's gamma of ones (an untrained Keras model) is its pattern, not a no-op
     "noops": noops,
     "masks": masks,
     "embedding": embedding,
-    "layer-norm": layer_norm,
     "normalization": normalization,
     "rotary": rotary,
     "attention": attention,

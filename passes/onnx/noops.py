@@ -24,7 +24,9 @@ Legality:
   impose does not matter (ORT's N-D Gemm leaves these around every activation between two Gemms).
 - ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1`` -> x (paddle2onnx writes ``paddle.scale`` as a Mul and
   an Add of 0, which hides the attention scale from the attention rules) when the constant is
-  all 0 (or 1), of x's type, and broadcasts to x's shape without growing it. Exact in IEEE
+  one value, 0 (or 1), of x's type, and does not broadcast x to a higher rank. A per-channel
+  vector of 0s or 1s is left alone: it is an untrained LayerNorm's beta or gamma, and ORT's
+  LayerNormFusion needs that Mul and Add in place. Exact in IEEE
   arithmetic, NaN and Inf included, except that -0 + 0 is +0 (a zero's sign, which only a
   division by that zero could show).
 - ``Softmax(x, axis=rank-1) -> Softmax(x, axis=-1)``: the same axis written the way the attention
@@ -267,8 +269,10 @@ def _neutral_pattern(op_type: str):
 def _neutral_check(neutral: float):
     def check(context, x, c, **_):
         value = folded(c)
-        if value is None or not np.all(value == neutral):
-            return MatchResult().fail(f"the operand is not a constant of {neutral:g}s")
+        if value is None or value.size != 1 or float(value.reshape(-1)[0]) != neutral:
+            # one value only: a per-channel constant of 0s or 1s is an untrained LayerNorm's or
+            # BatchNorm's beta/gamma, which ORT's fusions need to see in place
+            return MatchResult().fail(f"the operand is not a single constant {neutral:g}")
         if None not in (c.dtype, x.dtype) and c.dtype != x.dtype:
             return MatchResult().fail("the constant's type differs")
         if value.ndim == 0:
