@@ -136,7 +136,7 @@ def _decide_on_inputs_that_run(run, fmt, graph, shapes, inputs_file):
     the user's own inputs are tried once. The last refusal is the error, with what to do."""
     attempts, previous = (1 if inputs_file else getattr(fmt, "feed_attempts", 1)), None
     for attempt in range(attempts):
-        feeds = fmt.feeds(graph, shapes, inputs_file, attempt=attempt) if attempt else fmt.feeds(graph, shapes, inputs_file)
+        feeds = fmt.feeds(graph, shapes, inputs_file, attempt=attempt)
         shapes_now = [{k: np.shape(v) for k, v in f.items()} for f in feeds]
         if shapes_now == previous:
             break  # no dynamic dimension to grow

@@ -78,34 +78,31 @@ def _mobilenetv3_written(folder: Path):
     """A MobileNetV3-style network as much model code writes it: hard-swish and the squeeze-
     excitation's hard-sigmoid written out (``x * relu6(x + 3) / 6``), exported by torch's legacy
     exporter at opset 17 (the written-out form Keras and Paddle exports have too)."""
-    import torch
-
-    from graphopt.models.architectures import randomized
-    from graphopt.models.export import export
-
-    torch.manual_seed(0)
-    model = randomized(_MobileNetV3Written(), 0).eval()
-    pixels = torch.randn(1, 3, IMAGE, IMAGE)
-    path = folder / "mobilenetv3-written.onnx"
-    export(model, {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}, path, exporter="legacy", dynamic=False)
-    return path, {"pixel_values": pixels.numpy()}
+    return _torch_legacy(folder, _MobileNetV3Written, "mobilenetv3-written", "pixel_values")
 
 
 def _detector(folder: Path):
     """A detection network shaped like YOLOv8n (models/detector.py), random weights, exported by
     torch's legacy exporter at opset 17, batch 1 (how detector files are usually exported)."""
+    from graphopt.models.detector import yolo_style
+
+    return _torch_legacy(folder, yolo_style, "detector", "images")
+
+
+def _torch_legacy(folder: Path, make, stem: str, input_name: str):
+    """``make()``'s module with random weights, exported by torch's legacy exporter on one batch-1
+    image: (file, inputs)."""
     import torch
 
     from graphopt.models.architectures import randomized
-    from graphopt.models.detector import yolo_style
     from graphopt.models.export import export
 
     torch.manual_seed(0)
-    model = randomized(yolo_style(), 0).eval()
+    model = randomized(make(), 0).eval()
     images = torch.randn(1, 3, IMAGE, IMAGE)
-    path = folder / "detector.onnx"
-    export(model, {"images": images}, {"images": {0: "batch"}}, path, exporter="legacy", dynamic=False)
-    return path, {"images": images.numpy()}
+    path = folder / f"{stem}.onnx"
+    export(model, {input_name: images}, {input_name: {0: "batch"}}, path, exporter="legacy", dynamic=False)
+    return path, {input_name: images.numpy()}
 
 
 def _hard_swish(x):

@@ -26,6 +26,12 @@ def static_shape(value: ir.Value) -> tuple[int, ...] | None:
     return tuple(value.shape)
 
 
+def opset(value: ir.Value) -> int:
+    """The default-domain opset of the graph ``value`` lives in (0 inside a subgraph, which
+    records none)."""
+    return value.graph.opset_imports.get("", 0) if value.graph is not None else 0
+
+
 def rank(value: ir.Value) -> int | None:
     return None if value.shape is None else len(value.shape)
 

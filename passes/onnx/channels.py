@@ -20,8 +20,6 @@ the same), and f is elementwise. The original Conv stays while anything else rea
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
@@ -32,24 +30,23 @@ from graphopt.passes.onnx._util import constant
 from graphopt.passes.onnx.noops import slice_parameters
 
 FAMILY = "channels"
-_CUTS = itertools.count()  # initializer names must not repeat across rewrites
+
+
+def _activated(op, value, activation: str):
+    """f(value) for the activations the rule carries over: SiLU as torch writes it, Relu, none."""
+    if activation == "silu":
+        return op.Mul(value, op.Sigmoid(value))
+    return op.Relu(value) if activation == "relu" else value
 
 
 def _pattern(activation: str, with_bias: bool):
-    def body(op, conv):
-        if activation == "silu":
-            return op.Mul(conv, op.Sigmoid(conv))
-        if activation == "relu":
-            return op.Relu(conv)
-        return conv
-
     def with_b(op, x, w, b, starts, ends):
         conv = op.Conv(x, w, b, _allow_other_attributes=True, _outputs=["conv"])
-        return op.Slice(body(op, conv), starts, ends, _allow_other_inputs=True, _outputs=["sliced"])
+        return op.Slice(_activated(op, conv, activation), starts, ends, _allow_other_inputs=True, _outputs=["sliced"])
 
     def without_b(op, x, w, starts, ends):
         conv = op.Conv(x, w, _allow_other_attributes=True, _outputs=["conv"])
-        return op.Slice(body(op, conv), starts, ends, _allow_other_inputs=True, _outputs=["sliced"])
+        return op.Slice(_activated(op, conv, activation), starts, ends, _allow_other_inputs=True, _outputs=["sliced"])
 
     return with_b if with_bias else without_b
 
@@ -92,15 +89,11 @@ def _replacement(activation: str):
         group = group.as_int() if group is not None else 1
         if group > 1:
             attributes["group"] = (hi - lo) // (weights.shape[0] // group)
-        n = next(_CUTS)
         source = x if group == 1 else _group_inputs(op, x, lo, hi, weights, group)
-        inputs = [source, op.initializer(ir.tensor(np.ascontiguousarray(weights[lo:hi])), name=f"{w.name}_cut{n}")]
+        inputs = [source, op.initializer(ir.tensor(np.ascontiguousarray(weights[lo:hi])), name=f"{w.name}_cut")]
         if b is not None:
-            inputs.append(op.initializer(ir.tensor(np.ascontiguousarray(constant(b)[lo:hi])), name=f"{b.name}_cut{n}"))
-        out = op.Conv(*inputs, **attributes)
-        if activation == "silu":
-            return op.Mul(out, op.Sigmoid(out))
-        return op.Relu(out) if activation == "relu" else out
+            inputs.append(op.initializer(ir.tensor(np.ascontiguousarray(constant(b)[lo:hi])), name=f"{b.name}_cut"))
+        return _activated(op, op.Conv(*inputs, **attributes), activation)
 
     return replace
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from onnxscript.rewriter import MatchResult
 
 from graphopt.formats.onnx.rules import rule
-from graphopt.passes.onnx._util import FLOAT_TYPES, is_scalar_close
+from graphopt.passes.onnx._util import FLOAT_TYPES, is_scalar_close, opset
 
 FAMILY = "hard"
 SIXTH = 1.0 / 6.0
@@ -96,9 +96,7 @@ def _hard_swish(op, x, **_):
 
 def _hard_swish_any_opset(op, x, **_):
     """HardSwish where the model's opset has it (14+), else x * HardSigmoid(x)."""
-    graph = x.graph
-    opset = graph.opset_imports.get("", 0) if graph is not None else 0
-    return op.HardSwish(x) if opset >= 14 else op.Mul(x, op.HardSigmoid(x, alpha=SIXTH, beta=0.5))
+    return op.HardSwish(x) if opset(x) >= 14 else op.Mul(x, op.HardSigmoid(x, alpha=SIXTH, beta=0.5))
 
 
 _SIGMOID_DOC = "Clip(x + 3, 0, 6) / 6  ->  HardSigmoid(x, alpha=1/6, beta=0.5)\n\n" + __doc__

@@ -29,7 +29,7 @@ from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
 from graphopt.formats.onnx.rules import Rule
-from graphopt.passes.onnx._util import constant, rank
+from graphopt.passes.onnx._util import constant, opset, rank
 
 
 def _mean(op, kind: str, x, name: str):
@@ -72,8 +72,8 @@ def _check(context, x, eps, gamma, beta, mean, var, **_):
     x_rank = rank(x)
     if x.dtype != ir.DataType.FLOAT or x_rank is None:
         return MatchResult().fail(f"input is {x.dtype} of rank {x_rank}; float32 of known rank needed")
-    if _opset(x) < 13:
-        return MatchResult().fail(f"opset {_opset(x)} (a subgraph records none): the ReduceMean form to write is unknown")
+    if opset(x) < 13:
+        return MatchResult().fail(f"opset {opset(x)} (a subgraph records none): the ReduceMean form to write is unknown")
     if not (_last_axis_mean(mean, x_rank) and _last_axis_mean(var, x_rank)):
         return MatchResult().fail("a mean is not over the last axis alone")
     epsilon = constant(eps)
@@ -86,18 +86,13 @@ def _check(context, x, eps, gamma, beta, mean, var, **_):
 
 def _replacement(op, x, eps, gamma, beta, **_):
     x_rank = rank(x)
-    mean = _canonical_mean(op, x, _opset(x))
+    mean = _canonical_mean(op, x, opset(x))
     centred = op.Sub(x, mean)
-    variance = _canonical_mean(op, op.Pow(centred, op.Constant(value_float=2.0)), _opset(x))
+    variance = _canonical_mean(op, op.Pow(centred, op.Constant(value_float=2.0)), opset(x))
     normalized = op.Div(centred, op.Sqrt(op.Add(variance, op.Constant(value_float=float(constant(eps).reshape(()))))))
     gamma_flat = op.initializer(ir.tensor(_along_last_axis(gamma, x_rank).astype(np.float32)), name=f"{gamma.name}_ln")
     beta_flat = op.initializer(ir.tensor(_along_last_axis(beta, x_rank).astype(np.float32)), name=f"{beta.name}_ln")
     return op.Add(op.Mul(normalized, gamma_flat), beta_flat)
-
-
-def _opset(x: ir.Value) -> int:
-    """The default-domain opset of the graph x lives in (0 inside a subgraph, which records none)."""
-    return x.graph.opset_imports.get("", 0) if x.graph is not None else 0
 
 
 def _canonical_mean(op, value, opset: int):

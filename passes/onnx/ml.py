@@ -24,8 +24,6 @@ linear model are kept as they are.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
@@ -66,13 +64,9 @@ def _weights(w: ir.Value, transposed: bool = False) -> np.ndarray | None:
     return (array.T if transposed else array).astype(np.float64)
 
 
-_FOLDS = itertools.count()  # folds of folds must not reuse a name: an existing initializer would win
-
-
 def _gemm(op, x, weights: np.ndarray, bias: np.ndarray, name: str):
-    n = next(_FOLDS)
-    w = op.initializer(ir.tensor(weights.astype(np.float32)), name=f"{name}_folded_w{n}")
-    b = op.initializer(ir.tensor(bias.astype(np.float32)), name=f"{name}_folded_b{n}")
+    w = op.initializer(ir.tensor(weights.astype(np.float32)), name=f"{name}_folded_w")
+    b = op.initializer(ir.tensor(bias.astype(np.float32)), name=f"{name}_folded_b")
     return op.Gemm(x, w, b)
 
 

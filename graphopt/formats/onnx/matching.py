@@ -138,8 +138,7 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
         return False
     variant, delta = found
     for initializer in delta.new_initializers:
-        if initializer.name not in graph.initializers:
-            graph.initializers[initializer.name] = initializer
+        _register(graph, initializer)
     onnxscript.optimizer.basic_constant_propagation(delta.new_nodes)
     for i, new_node in enumerate(delta.new_nodes):
         new_node.metadata_props[RULE_TAG] = r.name
@@ -149,6 +148,19 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
     removed = delta.match.nodes if variant.remove_nodes else []
     ir.convenience.replace_nodes_and_values(graph, node, removed, delta.new_nodes, delta.match.outputs, delta.new_outputs)
     return True
+
+
+def _register(graph: ir.Graph, initializer: ir.Value) -> None:
+    """Add a rewrite's new initializer, renamed when an earlier one took its name (a rule that
+    folds weights names them after their source, and folding twice, or two folds of one shared
+    weight, would otherwise leave the new node reading a value the graph does not hold)."""
+    if graph.initializers.get(initializer.name) is initializer:
+        return
+    base, n = initializer.name, 1
+    while initializer.name in graph.initializers:
+        initializer.name = f"{base}_{n}"
+        n += 1
+    graph.initializers[initializer.name] = initializer
 
 
 def _graph_at(model: ir.Model, path: str) -> ir.Graph:

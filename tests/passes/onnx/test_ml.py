@@ -29,9 +29,9 @@ def _converted(pipeline) -> ir.Model:
     return prepare(ir.serde.deserialize_model(proto))
 
 
-def _folded(model: ir.Model) -> ir.Model:
+def _folded(model: ir.Model, rules=ml.RULES) -> ir.Model:
     rewritten = onnx_format.copy(model)
-    applied = rewrite_to_fixpoint(rewritten, ml.RULES)
+    applied = rewrite_to_fixpoint(rewritten, rules)
     assert applied, "no ml rule fired"
     assert_same_outputs(model, rewritten, {model.graph.inputs[0].name: FEATURES[:64]})  # labels exactly, scores to fp32 tolerance
     return rewritten
@@ -50,6 +50,13 @@ def test_scaler_pca_and_a_classifier_fold_into_the_classifier():
 def test_scaler_pca_and_a_regressor_fold_into_the_regressor():
     folded = _folded(_converted(make_pipeline(StandardScaler(), PCA(6), LinearRegression())))
     assert not {"Scaler", "Sub", "MatMul"} & set(ops(folded))
+
+
+def test_a_fold_of_a_fold_keeps_its_own_weights():
+    # sub-matmul makes Gemm(x, W, b) named after the product; scaler-matmul then folds the Scaler
+    # into that Gemm and names its weights the same way: both must stay in the graph
+    folded = _folded(_converted(make_pipeline(StandardScaler(), PCA(6), LinearRegression())), [ml.sub_matmul, ml.scaler_matmul])
+    assert ops(folded).count("Gemm") == 1 and "Scaler" not in ops(folded)
 
 
 def test_matmul_of_a_centred_3d_input_is_left_alone():
