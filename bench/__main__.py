@@ -39,19 +39,42 @@ def main(argv=None) -> None:
         return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny configs, one variant per model (< 10 min)")
-    parser.add_argument("--latency", action="store_true", help="the latency-bound set (small encoders, small decoder, batch 1)")
+    parser.add_argument(
+        "--latency", action="store_true", help="the latency-bound set (small encoders, small decoder, batch 1)"
+    )
     parser.add_argument("--model", action="append", default=[], help="an extra ONNX file to bench (repeatable)")
-    parser.add_argument("--inputs", action="append", default=[], help="inputs .npz for the --model at the same position")
+    parser.add_argument(
+        "--inputs", action="append", default=[], help="inputs .npz for the --model at the same position"
+    )
     parser.add_argument("--only-user", action="store_true", help="bench only the --model files")
-    parser.add_argument("--corpus", action="store_true", help="the third-party corpus (graphopt/models/corpus.py): vision CNNs and ViTs, skl2onnx, int8")
+    parser.add_argument(
+        "--corpus",
+        action="store_true",
+        help="the third-party corpus (graphopt/models/corpus.py): vision CNNs and ViTs, skl2onnx, int8",
+    )
     parser.add_argument("--corpus-only", default=None, help="comma-separated corpus entries (with --corpus)")
     parser.add_argument("--work", default="/tmp/graphopt-zoo", help="where exported zoo models are cached")
     parser.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<host>)")
-    parser.add_argument("--graphopt-budget", type=float, default=None, help="graphopt's --budget (default: 60, as users run it; 10 with --quick)")
+    parser.add_argument(
+        "--graphopt-budget",
+        type=float,
+        default=None,
+        help="graphopt's --budget (default: 60, as users run it; 10 with --quick)",
+    )
     parser.add_argument("--contenders", default=None, help="comma-separated subset of contenders")
-    parser.add_argument("--torch", action="store_true", help="torch.compile(backend='graphopt') against Inductor on the zoo (bench/torch_zoo.py; its own options follow)")
-    parser.add_argument("--xla", action="store_true", help="graphopt.jax.optimize against jax.jit on the JAX zoo (bench/xla_zoo.py; its own options follow)")
-    parser.add_argument("--render", default=None, help="re-render a finished run's folder (recounting its work) and exit")
+    parser.add_argument(
+        "--torch",
+        action="store_true",
+        help="torch.compile(backend='graphopt') against Inductor on the zoo (bench/torch_zoo.py; its own options follow)",
+    )
+    parser.add_argument(
+        "--xla",
+        action="store_true",
+        help="graphopt.jax.optimize against jax.jit on the JAX zoo (bench/xla_zoo.py; its own options follow)",
+    )
+    parser.add_argument(
+        "--render", default=None, help="re-render a finished run's folder (recounting its work) and exit"
+    )
     args = parser.parse_args(argv)
     if args.render:
         render(Path(args.render), Path(args.work))
@@ -97,7 +120,9 @@ def _workloads(args, work: Path) -> list:
         chosen = corpus_set(work, args.corpus_only.split(",") if args.corpus_only else None)
     else:
         chosen = quick_set(work) if args.quick else latency_set(work) if args.latency else full_set(work)
-    return chosen + [user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)]
+    return chosen + [
+        user_workload(m, args.inputs[i] if i < len(args.inputs) else None) for i, m in enumerate(args.model)
+    ]
 
 
 def render(out: Path, work: Path) -> None:
@@ -106,7 +131,7 @@ def render(out: Path, work: Path) -> None:
     from bench.limits import MachineRates, count_work
     from bench.runner import workload_feeds
     from bench.workloads import Workload
-    from graphopt.formats.onnx import files as onnx_format
+    from graphopt.formats.onnx import files as onnx_files
     from graphopt.formats.onnx.adapter import prepare
 
     run = json.loads((out / "results.json").read_text())
@@ -117,7 +142,7 @@ def render(out: Path, work: Path) -> None:
             continue
         inputs = work / f"{record['workload']}.inputs.npz"
         workload = Workload(record["workload"], model, inputs if inputs.exists() else None)
-        feeds = workload_feeds(workload, prepare(onnx_format.load(model), []))
+        feeds = workload_feeds(workload, prepare(onnx_files.load(model), []))
         counted = count_work(onnx.load(str(model)), feeds)
         record |= {"flops": counted.flops, "bytes": counted.bytes, "floor_ms": rates.floor_s(counted) * 1e3}
     (out / "results.json").write_text(json.dumps(run, indent=1, default=float))

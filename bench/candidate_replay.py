@@ -18,12 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-from graphopt import registry
-from graphopt.evaluation_log import Evaluation, EvaluationLog
-from graphopt.measure import Comparison
-from graphopt.protocols import SearchContext
-
 from bench.workloads import zoo_workload
+from graphopt.core import registry
+from graphopt.core.evaluation_log import Evaluation, EvaluationLog
+from graphopt.core.measure import Comparison
+from graphopt.core.protocols import SearchContext
 
 MODELS = [  # (architecture, size, exporter, dynamic axes, batch, sequence)
     ("bert", "tiny", "dynamo", True, 1, 16),
@@ -58,7 +57,9 @@ def replay(path: Path, policy_name: str) -> list[dict]:
     policy = registry.policy_for(policy_name, fmt, target)
     log, proposed = EvaluationLog(), []
     for candidate in policy.propose(prepared, rule_set, log, SearchContext(feeds, report, target.name)):
-        proposed.append({"label": candidate.label, "applied": sorted(f"{s.rule}@{s.graph}/{s.anchor}" for s in candidate.applied)})
+        proposed.append(
+            {"label": candidate.label, "applied": sorted(f"{s.rule}@{s.graph}/{s.anchor}" for s in candidate.applied)}
+        )
         log.append(scripted_verdict(candidate))
         if len(proposed) >= LIMIT:
             break
@@ -75,7 +76,10 @@ def compare(before: dict, after: dict) -> int:
             print(f"{key}: {len(old)} -> {len(new)} candidates")
             for i, (a, b) in enumerate(zip(old, new)):
                 if a != b:
-                    print(f"  #{i}: {a['label']!r} -> {b['label']!r}" + ("" if a["applied"] == b["applied"] else " (other sites)"))
+                    print(
+                        f"  #{i}: {a['label']!r} -> {b['label']!r}"
+                        + ("" if a["applied"] == b["applied"] else " (other sites)")
+                    )
     return differ
 
 
@@ -83,7 +87,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.candidate_replay", description=__doc__)
     parser.add_argument("-o", "--out", required=True)
     parser.add_argument("--work", default="/tmp/graphopt-zoo")
-    parser.add_argument("--compare", default=None, help="a replay written before a change: print the differences, exit 1 if any")
+    parser.add_argument(
+        "--compare", default=None, help="a replay written before a change: print the differences, exit 1 if any"
+    )
     args = parser.parse_args(argv)
     results = {}
     for spec in MODELS:

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.planted import plant_slowdown
-from graphopt.check import CheckSettings, check
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.api.checking import CheckSettings, check
+from graphopt.formats.onnx import files as onnx_files
 
 EXAMPLE = Path(__file__).parents[1] / "graphopt" / "examples" / "tiny-bert.onnx"
 
@@ -50,7 +50,10 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     settings = CheckSettings()
-    report = {"model": args.model, "settings": {"max_slowdown": settings.max_slowdown, "confidence": settings.confidence}}
+    report = {
+        "model": args.model,
+        "settings": {"max_slowdown": settings.max_slowdown, "confidence": settings.confidence},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "copy.onnx"
         copy.write_bytes(Path(args.model).read_bytes())
@@ -60,7 +63,7 @@ def main() -> None:
         for fraction in (0.10, 0.03):
             planted, measured = plant_slowdown(args.model, fraction)
             path = Path(tmp) / f"planted-{fraction}.onnx"
-            onnx_format.save(planted, path)
+            onnx_files.save(planted, path)
             key = f"planted_{round(fraction * 100)}pct"
             report[key] = rate(Path(args.model), path, args.planted_runs, settings) | {"calibrated_ratio": measured}
             print(key, report[key], flush=True)

@@ -30,7 +30,9 @@ def _ort_transformers(src: Path, dst: Path, w: Workload) -> None:
 
     if w.ort_model_type is None:
         raise ValueError("not a transformer model")
-    optimized = optimize_model(str(src), model_type=w.ort_model_type, num_heads=w.num_heads, hidden_size=w.hidden_size, opt_level=0)
+    optimized = optimize_model(
+        str(src), model_type=w.ort_model_type, num_heads=w.num_heads, hidden_size=w.hidden_size, opt_level=0
+    )
     optimized.save_model_to_file(str(dst))
 
 
@@ -43,9 +45,9 @@ def _onnxscript_optimizer(src: Path, dst: Path, w: Workload) -> None:
 def _save_like(model: ir.Model, dst: Path, src: Path) -> None:
     """A tool's result with its weights beside it, external when the input's were: ``ir.save``
     alone would leave them pointing at the input's data file, in another folder."""
-    from graphopt.formats.onnx import files as onnx_format
+    from graphopt.formats.onnx import files as onnx_files
 
-    onnx_format.save(model, dst, external_data=onnx_format.has_external_data(onnx_format.load(src)))
+    onnx_files.save(model, dst, external_data=onnx_files.has_external_data(onnx_files.load(src)))
 
 
 def _onnxscript_rewriter(src: Path, dst: Path, w: Workload) -> None:
@@ -86,16 +88,21 @@ def _onnxoptimizer(src: Path, dst: Path, w: Workload) -> None:
 
 def _graphopt(policy: str, budget_s: float):
     def run(src: Path, dst: Path, w: Workload) -> None:
-        from graphopt.optimize import optimize
+        from graphopt.api.files import optimize
 
-        return _kept(optimize(src, dst, policy=policy, inputs_file=str(w.inputs) if w.inputs else None, budget_s=budget_s))
+        return _kept(
+            optimize(src, dst, policy=policy, inputs_file=str(w.inputs) if w.inputs else None, budget_s=budget_s)
+        )
 
     return run
 
 
 def _kept(result) -> dict:
     """What graphopt kept, for the table: the candidate's label (or none) and the session settings."""
-    return {"kept": result.chosen.candidate.label if result.chosen else None, "session_settings": result.session.lever.label() if result.session.lever else "ORT defaults"}
+    return {
+        "kept": result.chosen.candidate.label if result.chosen else None,
+        "session_settings": result.lever.lever.label() if result.lever.lever else "ORT defaults",
+    }
 
 
 def _graphopt_fixed(budget_s: float):
@@ -106,14 +113,14 @@ def _graphopt_fixed(budget_s: float):
     def run(src: Path, dst: Path, w: Workload) -> None:
         import numpy as np
 
-        from graphopt.formats.onnx import files as onnx_format
+        from graphopt.api.files import optimize
+        from graphopt.formats.onnx import files as onnx_files
         from graphopt.formats.onnx.inputs import input_specs
-        from graphopt.optimize import optimize
 
         with np.load(w.inputs) as data:
             sizes = {k: data[k].shape for k in data.files}
         fixed = {}
-        for spec in input_specs(onnx_format.load(src)):
+        for spec in input_specs(onnx_files.load(src)):
             symbols = [d for d in spec.dims if not isinstance(d, int)]
             if symbols and all(isinstance(d, str) and "past" not in d and "total" not in d for d in symbols):
                 fixed[spec.name] = tuple(sizes[spec.name])

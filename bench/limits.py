@@ -39,7 +39,16 @@ class MachineRates:
         return max(work.flops / self.gemm_flops_per_s, work.bytes / self.bytes_per_s)
 
 
-_COUNTED = ("MatMul", "FusedMatMul", "Gemm", "Conv", "FusedConv", "Attention", "MultiHeadAttention", "GroupQueryAttention")
+_COUNTED = (
+    "MatMul",
+    "FusedMatMul",
+    "Gemm",
+    "Conv",
+    "FusedConv",
+    "Attention",
+    "MultiHeadAttention",
+    "GroupQueryAttention",
+)
 
 
 def _observed_shapes(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, list[int]]:
@@ -52,13 +61,20 @@ def _observed_shapes(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> di
     model.CopyFrom(proto)
     present = {o.name for o in model.graph.output}
     constants = {i.name: list(i.dims) for i in model.graph.initializer}
-    wanted = {name for node in model.graph.node if node.op_type in _COUNTED or node.op_type == "Gather" for name in list(node.input) + list(node.output)}
+    wanted = {
+        name
+        for node in model.graph.node
+        if node.op_type in _COUNTED or node.op_type == "Gather"
+        for name in list(node.input) + list(node.output)
+    }
     for name in sorted(wanted - present - set(constants) - {""}):
         model.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(clamp_ir_version(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        clamp_ir_version(model).SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     names = [o.name for o in session.get_outputs()]
     shapes = {name: list(np.shape(value)) for name, value in zip(names, session.run(None, feeds))}
     return shapes | constants
@@ -118,10 +134,11 @@ def measure_rates(repeats: int = 5) -> MachineRates:
 
     n = 1024
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "gemm",
         [helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, [n, n]) for x in "ab"],
         [helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, [n, n])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 10
     options = ort.SessionOptions()

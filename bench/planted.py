@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.measure import interleaved
+from graphopt.core.measure import interleaved
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.formats.onnx.feeds import verification_feeds
 from graphopt.targets.onnxruntime import OrtTarget
 
 
 def with_extra_work(model: ir.Model, matmuls: int, width: int = 256, seed: int = 0) -> ir.Model:
-    planted = onnx_format.copy(model)
+    planted = onnx_files.copy(model)
     graph = planted.graph
     output = next(v for v in graph.outputs if v.dtype == ir.DataType.FLOAT)
     rng = np.random.default_rng(seed)
@@ -28,8 +28,20 @@ def with_extra_work(model: ir.Model, matmuls: int, width: int = 256, seed: int =
     columns = output.shape[-1] if output.shape is not None and isinstance(output.shape[-1], int) else None
     if columns is None:
         raise ValueError("the planted work needs the output's last dimension to be static")
-    flat = tape.op("Reshape", [output, tape.initializer(ir.tensor(np.array([-1, columns], np.int64), name="planted_rows"))])
-    t = tape.op("MatMul", [flat, tape.initializer(ir.tensor((rng.standard_normal((columns, width)) / np.sqrt(columns)).astype(np.float32), name="planted_w_in"))])
+    flat = tape.op(
+        "Reshape", [output, tape.initializer(ir.tensor(np.array([-1, columns], np.int64), name="planted_rows"))]
+    )
+    t = tape.op(
+        "MatMul",
+        [
+            flat,
+            tape.initializer(
+                ir.tensor(
+                    (rng.standard_normal((columns, width)) / np.sqrt(columns)).astype(np.float32), name="planted_w_in"
+                )
+            ),
+        ],
+    )
     for i in range(matmuls):
         w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
         t = tape.op("MatMul", [t, tape.initializer(ir.tensor(w, name=f"planted_w{i}"))])
@@ -52,14 +64,14 @@ def plant_slowdown(model_path, fraction: float, budget_s: float = 4.0, attempts:
     relative to the model is estimated from the last measurement); when even the shortest chain
     overshoots, the MatMuls are made narrower (halving the width quarters their cost).
     """
-    model = prepare(onnx_format.load(model_path), [])
+    model = prepare(onnx_files.load(model_path), [])
     feeds = verification_feeds(model, None, None)[0]
     base = OrtTarget().compile(model, report=False)
     k, width, best = 4, 256, None
     for _ in range(attempts):
         planted = with_extra_work(model, k, width=width)
         compiled = OrtTarget().compile(planted, report=False)
-        ratio = interleaved(lambda: base.run(feeds), lambda: compiled.run(feeds), budget_s=budget_s).ratio
+        ratio = interleaved(lambda: base.run(feeds), lambda c=compiled: c.run(feeds), budget_s=budget_s).ratio
         if best is None or abs(ratio - 1 - fraction) < abs(best[1] - 1 - fraction):
             best = (planted, ratio)
         if abs(ratio - 1 - fraction) < 0.15 * fraction:

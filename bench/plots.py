@@ -28,7 +28,11 @@ def speedup_heatmap(run: dict, path: Path) -> None:
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(contenders)), contenders, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(records)), [r["workload"] for r in records], fontsize=8)
-    ax.set_title("speedup over ORT ENABLE_ALL on the original\n(green: faster; fail: error or wrong outputs)", fontsize=9, wrap=True)
+    ax.set_title(
+        "speedup over ORT ENABLE_ALL on the original\n(green: faster; fail: error or wrong outputs)",
+        fontsize=9,
+        wrap=True,
+    )
     fig.colorbar(image, ax=ax, label="log2 speedup", shrink=0.9, pad=0.02)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -44,10 +48,12 @@ def op_time_bars(run: dict, path: Path, top: int = 8) -> None:
             for op, ms in breakdown.items():
                 ops[op] = ops.get(op, 0.0) + ms
     keep = [op for op, _ in sorted(ops.items(), key=lambda kv: -kv[1])[:top]]
-    fig, axes = plt.subplots(len(records), 1, figsize=(9, 1.3 * len(records) + 1.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(records), 1, figsize=(9, 1.3 * len(records) + 1.6), squeeze=False, layout="constrained"
+    )
     colors = plt.get_cmap("tab10")
     for ax, record in zip(axes[:, 0], records):
-        for row, (label, breakdown) in enumerate(record["op_time_ms"].items()):
+        for row, (_label, breakdown) in enumerate(record["op_time_ms"].items()):
             left = 0.0
             for k, op in enumerate(keep + ["other"]):
                 ms = breakdown.get(op, 0.0) if op != "other" else sum(v for o, v in breakdown.items() if o not in keep)
@@ -56,7 +62,15 @@ def op_time_bars(run: dict, path: Path, top: int = 8) -> None:
         ax.set_yticks([0, 1], list(record["op_time_ms"]), fontsize=7)
         ax.set_title(record["workload"], fontsize=8, loc="left")
         ax.tick_params(axis="x", labelsize=7)
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=7, ncol=len(keep) + 1, loc="outside lower center", frameon=False)
-    axes[-1, 0].set_xlabel("ms per run: median latency of the interleaved A/B timing, split by ORT's profiler", fontsize=8)
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(),
+        fontsize=7,
+        ncol=len(keep) + 1,
+        loc="outside lower center",
+        frameon=False,
+    )
+    axes[-1, 0].set_xlabel(
+        "ms per run: median latency of the interleaved A/B timing, split by ORT's profiler", fontsize=8
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)

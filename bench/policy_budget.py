@@ -18,10 +18,9 @@ import json
 import time
 from pathlib import Path
 
+from graphopt.api.files import optimize
 from graphopt.models.zoo import build, variant_name
-
-from graphopt.optimize import optimize
-from graphopt.report import to_dict
+from graphopt.reports.optimize import to_dict
 
 
 def run(model: Path, inputs: Path, policy: str, budget_s: float, out: Path) -> dict:
@@ -29,11 +28,15 @@ def run(model: Path, inputs: Path, policy: str, budget_s: float, out: Path) -> d
     result = to_dict(optimize(model, out, inputs_file=str(inputs), budget_s=budget_s, policy=policy))
     latency = result["latency"] or {}
     return {
-        "policy": policy, "budget_s": budget_s, "wall_s": time.monotonic() - start,
+        "policy": policy,
+        "budget_s": budget_s,
+        "wall_s": time.monotonic() - start,
         "kept": next((c["label"] for c in result["candidates"] if c["kept"]), "input"),
-        "ratio": latency.get("ratio", 1.0), "ci95": latency.get("ci95"), "measured": [c["label"] for c in result["candidates"]],
+        "ratio": latency.get("ratio", 1.0),
+        "ci95": latency.get("ci95"),
+        "measured": [c["label"] for c in result["candidates"]],
         "prediction": [p["candidate"] for p in result["prediction"]],
-    }  # fmt: skip
+    }
 
 
 def main(argv=None) -> None:
@@ -50,8 +53,14 @@ def main(argv=None) -> None:
         inputs = model.with_suffix("").with_suffix(".inputs.npz")
         if not model.exists():
             model, inputs = build(name, args.work, size="base", exporter="dynamo", dynamic=False, seq=16)
-        for policy, budget in (("learned", args.budget), ("search", args.budget), ("search", args.budget * args.factor)):
-            row = {"model": name} | run(Path(model), Path(inputs), policy, budget, Path(args.work) / f"{name}.{policy}.opt.onnx")
+        for policy, budget in (
+            ("learned", args.budget),
+            ("search", args.budget),
+            ("search", args.budget * args.factor),
+        ):
+            row = {"model": name} | run(
+                Path(model), Path(inputs), policy, budget, Path(args.work) / f"{name}.{policy}.opt.onnx"
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     out = Path(args.out)
@@ -60,11 +69,16 @@ def main(argv=None) -> None:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| model | policy | budget s | kept | ratio to input [95% CI] | candidates measured | wall s |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | policy | budget s | kept | ratio to input [95% CI] | candidates measured | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ci = f" [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r["ci95"] else ""
-        lines.append(f"| {r['model']} | {r['policy']} | {r['budget_s']:g} | {r['kept']} | {r['ratio']:.3f}{ci} | "
-                     f"{len(r['measured'])}: {'; '.join(r['measured'][:4])}{' ...' if len(r['measured']) > 4 else ''} | {r['wall_s']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['policy']} | {r['budget_s']:g} | {r['kept']} | {r['ratio']:.3f}{ci} | "
+            f"{len(r['measured'])}: {'; '.join(r['measured'][:4])}{' ...' if len(r['measured']) > 4 else ''} | {r['wall_s']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -17,23 +17,23 @@ from pathlib import Path
 
 from bench.runner import workload_feeds
 from bench.workloads import latency_set
+from graphopt.core import harness
+from graphopt.core.harness import runner
+from graphopt.core.measure import interleaved
+from graphopt.core.verify import compare
 from graphopt.formats.onnx import OnnxRules
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.measure import interleaved
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.adapter import prepare
-from graphopt.passes.onnx import all_rules
-from graphopt import harness
-from graphopt.harness import runner
-from graphopt.search.policies import fired_families
 from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import all_rules
+from graphopt.policies.search import fired_families
 from graphopt.targets.onnxruntime import OrtTarget
-from graphopt.verify import compare
 
 
 def measure(original, rules, feeds, expected, names, budget_s):
-    candidate = prepare(onnx_format.copy(original), [])
+    candidate = prepare(onnx_files.copy(original), [])
     applied = rewrite_to_fixpoint(candidate, rules)
-    onnx_format.keep_only_annotations(candidate, onnx_format.annotated_values(original))
+    onnx_files.keep_only_annotations(candidate, onnx_files.annotated_values(original))
     target = OrtTarget()
     compiled = target.compile(candidate)
     equivalence = compare(names, expected, compiled.run(feeds))
@@ -62,15 +62,23 @@ def main() -> None:
     if args.only:
         workloads = [w for w in workloads if w.name in args.only.split(",")]
     for workload in workloads:
-        original = onnx_format.load(workload.model)
-        feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
+        original = onnx_files.load(workload.model)
+        feeds = workload_feeds(workload, prepare(onnx_files.copy(original), []))
         reference = OrtTarget().compile(original)
         expected, names = reference.run(feeds), [o.name for o in reference.session.get_outputs()]
-        families = fired_families(rewrite_to_fixpoint(prepare(onnx_format.copy(original), []), rules), OnnxRules(rules))
-        row = {"workload": workload.name, "kernels": reference.report.kernels, "all": measure(original, rules, feeds, expected, names, args.budget)}
+        families = fired_families(rewrite_to_fixpoint(prepare(onnx_files.copy(original), []), rules), OnnxRules(rules))
+        row = {
+            "workload": workload.name,
+            "kernels": reference.report.kernels,
+            "all": measure(original, rules, feeds, expected, names, args.budget),
+        }
         for family in families:
-            row[f"only {family}"] = measure(original, [r for r in rules if r.family == family], feeds, expected, names, args.budget)
-            row[f"all but {family}"] = measure(original, [r for r in rules if r.family != family], feeds, expected, names, args.budget)
+            row[f"only {family}"] = measure(
+                original, [r for r in rules if r.family == family], feeds, expected, names, args.budget
+            )
+            row[f"all but {family}"] = measure(
+                original, [r for r in rules if r.family != family], feeds, expected, names, args.budget
+            )
         rows.append(row)
         print(json.dumps(row, default=float), flush=True)
     Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
@@ -93,7 +101,9 @@ def render(rows) -> str:
             if not isinstance(m, dict):
                 continue
             verdict = "" if m["equivalent"] else " WRONG"
-            lines.append(f"| | {key} | {m['rewrites']} | {m['kernels']} | {m['ratio']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}] | {m['max_abs_error']:.1e}{verdict} |")
+            lines.append(
+                f"| | {key} | {m['rewrites']} | {m['kernels']} | {m['ratio']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}] | {m['max_abs_error']:.1e}{verdict} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -19,17 +19,17 @@ import onnx
 from bench.contenders import Contender
 from bench.limits import MachineRates, count_work
 from bench.workloads import Workload
+from graphopt.core import harness
+from graphopt.core.harness import runner
+from graphopt.core.measure import interleaved
+from graphopt.core.verify import compare
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx import inputs as input_gen
-from graphopt import harness
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.measure import interleaved
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.formats.onnx.feeds import load_feeds
-from graphopt.targets.onnxruntime import levers as ort_session
-from graphopt.harness import runner
 from graphopt.targets.onnxruntime import OrtTarget
+from graphopt.targets.onnxruntime import levers as ort_session
 from graphopt.targets.onnxruntime.profile import op_times, scaled
-from graphopt.verify import compare
 
 PROFILED = ("ort-all", "graphopt-search", "graphopt-learned")  # ORT as is, then the first graphopt contender run
 
@@ -41,9 +41,11 @@ def workload_feeds(workload: Workload, model) -> dict[str, np.ndarray]:
     return input_gen.generate(model, input_gen.bind_dims(specs))
 
 
-def run_workload(workload: Workload, contenders: list[Contender], rates: MachineRates, budget_s: float, log=print) -> dict:
-    original = onnx_format.load(workload.model)  # as exported: the baseline every tool is judged against
-    feeds = workload_feeds(workload, prepare(onnx_format.copy(original), []))
+def run_workload(
+    workload: Workload, contenders: list[Contender], rates: MachineRates, budget_s: float, log=print
+) -> dict:
+    original = onnx_files.load(workload.model)  # as exported: the baseline every tool is judged against
+    feeds = workload_feeds(workload, prepare(onnx_files.copy(original), []))
     baseline = OrtTarget().compile(original)
     expected = baseline.run(feeds)
     names = [o.name for o in baseline.session.get_outputs()]
@@ -53,14 +55,20 @@ def run_workload(workload: Workload, contenders: list[Contender], rates: Machine
         "flops": work.flops,
         "bytes": work.bytes,
         "floor_ms": rates.floor_s(work) * 1e3,
-        "baseline": {"nodes": len(list(original.graph.all_nodes())), "kernels": baseline.report.kernels, "fused": baseline.report.fused},
+        "baseline": {
+            "nodes": len(list(original.graph.all_nodes())),
+            "kernels": baseline.report.kernels,
+            "fused": baseline.report.fused,
+        },
         "results": [],
         "op_time_ms": {},
     }
     with tempfile.TemporaryDirectory(prefix="graphopt-bench-") as tmp:
         for contender in contenders:
             log(f"  {workload.name}: {contender.name}")
-            record["results"].append(_run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s))
+            record["results"].append(
+                _run_contender(contender, workload, Path(tmp), feeds, expected, names, original, budget_s)
+            )
         record["op_time_ms"] = _op_time(record["results"], feeds)
     for result in record["results"]:
         result.pop("path", None)
@@ -78,7 +86,7 @@ def _op_time(results: list[dict], feeds) -> dict[str, dict[str, float]]:
     sides = []
     for name in profiled:
         settings = ort_session.read(by_name[name]["path"]) or ort_session.SessionSettings()
-        sides.append((settings.apply(OrtTarget()), onnx_format.load(by_name[name]["path"])))
+        sides.append((settings.apply(OrtTarget()), onnx_files.load(by_name[name]["path"])))
     timed = by_name[profiled[1]]
     latencies = (timed["baseline_ms"], timed["latency_ms"])
     return {name: scaled(b, ms) for name, b, ms in zip(profiled, op_times(sides, feeds), latencies)}
@@ -107,7 +115,7 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         result["session"] = settings.label()
     target = settings.apply(OrtTarget()) if settings else OrtTarget(level=contender.level)
     try:
-        model = onnx_format.load(path)
+        model = onnx_files.load(path)
         compiled = target.compile(model)
         outputs = compiled.run(feeds)
     except Exception as error:
@@ -126,9 +134,16 @@ def _run_contender(contender, workload, tmp: Path, feeds, expected, names, origi
         a_sessions, b_sessions = harness.paired((OrtTarget(), original), (target, model))
     else:  # the original at ENABLE_ALL (A) and at the contender's level (B)
         a_sessions, b_sessions = harness.paired((OrtTarget(), original), (target, original))
-    timing = interleaved([runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s)
-    result |= {"ratio": timing.ratio, "ci95": [timing.ci_low, timing.ci_high], "latency_ms": timing.candidate_s * 1e3,
-               "baseline_ms": timing.baseline_s * 1e3, "rounds": timing.rounds}  # fmt: skip
+    timing = interleaved(
+        [runner(x, feeds) for x in a_sessions], [runner(x, feeds) for x in b_sessions], budget_s=budget_s
+    )
+    result |= {
+        "ratio": timing.ratio,
+        "ci95": [timing.ci_low, timing.ci_high],
+        "latency_ms": timing.candidate_s * 1e3,
+        "baseline_ms": timing.baseline_s * 1e3,
+        "rounds": timing.rounds,
+    }
     return result
 
 

@@ -40,19 +40,32 @@ def markdown(run: dict) -> str:
         base_ms = next((r.get("baseline_ms") for r in record["results"] if "baseline_ms" in r), None)
         frac = f"{record['floor_ms'] / base_ms:.0%}" if base_ms else "-"
         base = f"{base_ms:.3f}" if base_ms else "-"
-        lines.append(f"| {record['workload']} | " + " | ".join(cells) + f" | {record['floor_ms']:.3f} | {base} | {frac} |")
+        lines.append(
+            f"| {record['workload']} | " + " | ".join(cells) + f" | {record['floor_ms']:.3f} | {base} | {frac} |"
+        )
     for record in records:
-        lines += ["", f"## {record['workload']}", "",
-                  f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; original: {record['baseline']['nodes']} nodes, "
-                  f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}", "", *_time_by_op(record),
-                  "| contender | tool s | nodes | kernels | fused (ORT) | max err | ratio [95% CI] |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## {record['workload']}",
+            "",
+            f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; original: {record['baseline']['nodes']} nodes, "
+            f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}",
+            "",
+            *_time_by_op(record),
+            "| contender | tool s | nodes | kernels | fused (ORT) | max err | ratio [95% CI] |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in record["results"]:
             if "error" in r:
                 lines.append(f"| {r['contender']} | {r.get('tool_s', 0):.1f} | failed: {r['error']} | | | | |")
                 continue
             tool = f"{r['tool_s']:.1f}" if "tool_s" in r else "-"
             if "kept" in r:  # graphopt: which candidate it kept, and the session settings it recommends
-                tool += f" (kept {r['kept'] or 'the input'}" + ("" if r["session_settings"] == "ORT defaults" else f"; {r['session_settings']}") + ")"
+                tool += (
+                    f" (kept {r['kept'] or 'the input'}"
+                    + ("" if r["session_settings"] == "ORT defaults" else f"; {r['session_settings']}")
+                    + ")"
+                )
             ok = "" if r["equivalent"] else " WRONG"
             lines.append(
                 f"| {r['contender']} | {tool} | {r['nodes']} | {r['kernels']} | {_fused(r['fused'])} | {r['max_abs_error']:.1e}{ok} | "

@@ -16,13 +16,23 @@ import time
 import torch
 import transformers
 
-from graphopt.measure import interleaved
+from graphopt.core.measure import interleaved
 
 MODELS = {
-    "minilm-l6": lambda: transformers.BertModel(transformers.BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)),
-    "llama-4l-gqa": lambda: transformers.LlamaModel(transformers.LlamaConfig(hidden_size=512, intermediate_size=1376, num_hidden_layers=4,
-                                                                             num_attention_heads=8, num_key_value_heads=2, vocab_size=32000)),
-}  # fmt: skip
+    "minilm-l6": lambda: transformers.BertModel(
+        transformers.BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    ),
+    "llama-4l-gqa": lambda: transformers.LlamaModel(
+        transformers.LlamaConfig(
+            hidden_size=512,
+            intermediate_size=1376,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            vocab_size=32000,
+        )
+    ),
+}
 
 
 def _first_call(fn, kwargs) -> float:
@@ -43,17 +53,33 @@ def run(name: str, budget: float, seconds: float) -> dict:
         first_graphopt = _first_call(graphopt, kwargs)
         reference = model(**kwargs).last_hidden_state
         error = (graphopt(**kwargs).last_hidden_state - reference).abs().max().item()
-        call = lambda fn: (lambda: fn(**kwargs))  # noqa: E731
+        call = lambda fn: lambda: fn(**kwargs)  # noqa: E731
         vs_inductor = interleaved([call(inductor)], [call(graphopt)], budget_s=seconds)
         vs_eager = interleaved([call(model)], [call(graphopt)], budget_s=seconds)
         strongest, first_strongest = _strongest_inductor(model, kwargs)
         vs_strongest = interleaved([call(strongest)], [call(graphopt)], budget_s=seconds)
-    return {"model": name, "first_call_s": {"inductor": first_inductor, "graphopt": first_graphopt}, "max_abs_error": error,
-            "graphopt_vs_inductor": {"ratio": vs_inductor.ratio, "ci95": [vs_inductor.ci_low, vs_inductor.ci_high],
-                                     "inductor_ms": vs_inductor.baseline_s * 1e3, "graphopt_ms": vs_inductor.candidate_s * 1e3},
-            "graphopt_vs_eager": {"ratio": vs_eager.ratio, "ci95": [vs_eager.ci_low, vs_eager.ci_high], "eager_ms": vs_eager.baseline_s * 1e3},
-            "graphopt_vs_inductor_freezing_max_autotune": {"ratio": vs_strongest.ratio, "ci95": [vs_strongest.ci_low, vs_strongest.ci_high],
-                                                           "inductor_ms": vs_strongest.baseline_s * 1e3, "first_call_s": first_strongest}}  # fmt: skip
+    return {
+        "model": name,
+        "first_call_s": {"inductor": first_inductor, "graphopt": first_graphopt},
+        "max_abs_error": error,
+        "graphopt_vs_inductor": {
+            "ratio": vs_inductor.ratio,
+            "ci95": [vs_inductor.ci_low, vs_inductor.ci_high],
+            "inductor_ms": vs_inductor.baseline_s * 1e3,
+            "graphopt_ms": vs_inductor.candidate_s * 1e3,
+        },
+        "graphopt_vs_eager": {
+            "ratio": vs_eager.ratio,
+            "ci95": [vs_eager.ci_low, vs_eager.ci_high],
+            "eager_ms": vs_eager.baseline_s * 1e3,
+        },
+        "graphopt_vs_inductor_freezing_max_autotune": {
+            "ratio": vs_strongest.ratio,
+            "ci95": [vs_strongest.ci_low, vs_strongest.ci_high],
+            "inductor_ms": vs_strongest.baseline_s * 1e3,
+            "first_call_s": first_strongest,
+        },
+    }
 
 
 def _strongest_inductor(model, kwargs):

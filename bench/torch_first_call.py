@@ -28,11 +28,11 @@ model, inputs, _ = ARCHITECTURES["minilm"]("base", batch=1, seq=16)
 result = {}
 with torch.no_grad():
     if mode == "export+session":
-        from graphopt.targets.onnxruntime import torch_route
+        from graphopt.torch import onnx_route
         graphs = []
         torch.compile(model, backend=lambda gm, ex: graphs.append((gm, list(ex))) or gm.forward)(**inputs)
         start = time.monotonic()
-        route = torch_route.compile_graph(graphs[0][0], graphs[0][1], 0.0)
+        route = onnx_route.compile_graph(graphs[0][0], graphs[0][1], 0.0)
         result["seconds"] = time.monotonic() - start
     else:
         compiled = torch.compile(model) if mode == "inductor" else torch.compile(model, backend="graphopt", options={"budget": budget, "cache_dir": cache_dir})
@@ -40,7 +40,7 @@ with torch.no_grad():
         compiled(**inputs)
         result["seconds"] = time.monotonic() - start
         if mode != "inductor":
-            from graphopt.torch_backend import DECISIONS
+            from graphopt.torch.backend import DECISIONS
             result["graphs"] = [{"contender": d.contender, "cached": d.cached, "seconds": d.seconds, "timings": d.timings} for d in DECISIONS]
 print(json.dumps(result))
 """
@@ -48,7 +48,13 @@ print(json.dumps(result))
 
 def _child(mode: str, cache_dir: str, budget: float, inductor_cache: str) -> dict:
     env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": inductor_cache}
-    result = subprocess.run([sys.executable, "-c", CHILD, mode, cache_dir, str(budget)], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, cache_dir, str(budget)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
@@ -62,8 +68,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as decisions:
-        for label, mode, fresh_inductor in (("inductor, cold", "inductor", True), ("graphopt, cold", "graphopt", True),
-                                            ("graphopt, warm decision cache", "graphopt", True), ("export + ORT session alone", "export+session", True)):  # fmt: skip
+        for label, mode, fresh_inductor in (
+            ("inductor, cold", "inductor", True),
+            ("graphopt, cold", "graphopt", True),
+            ("graphopt, warm decision cache", "graphopt", True),
+            ("export + ORT session alone", "export+session", True),
+        ):
             with tempfile.TemporaryDirectory(prefix="inductor-cold-") as inductor_cache:
                 start = time.monotonic()
                 results[label] = _child(mode, decisions, args.budget, inductor_cache if fresh_inductor else "")

@@ -20,7 +20,7 @@ def _kept(record: dict) -> str:
 
 def write_markdown(records: list[dict], path: Path) -> None:
     lines = [
-        "# torch.compile(backend=\"graphopt\") on the zoo",
+        '# torch.compile(backend="graphopt") on the zoo',
         "",
         "Time relative to Inductor (default torch.compile), interleaved in one process: median ratio [95% bootstrap interval];",
         "below 1 is faster than Inductor. A/A is Inductor against itself (the noise). First call in seconds (cold Inductor cache;",
@@ -35,18 +35,24 @@ def write_markdown(records: list[dict], path: Path) -> None:
             continue
         pairs, first = r["vs_inductor"], r["first_call_s"]
         ok = all(e["equivalent"] for e in r["errors"].values())
-        firsts = " / ".join(f"{first[k]:.0f}" if k in first else "-" for k in ("inductor", "graphopt", "inductor freezing+max-autotune"))
-        lines.append(f"| {r['model']} | {r['batch']} | {r.get('seq') or '-'} | {pairs['graphopt']['reference_ms']:.2f} | {_cell(pairs['graphopt'])} | {_kept(r)} "
-                     f"| {_cell(pairs.get('inductor (A/A)'))} | {_cell(pairs.get('eager'))} | {_cell(pairs.get('inductor freezing+max-autotune'))} | {firsts} | {'ok' if ok else 'NO'} |")  # fmt: skip
+        firsts = " / ".join(
+            f"{first[k]:.0f}" if k in first else "-" for k in ("inductor", "graphopt", "inductor freezing+max-autotune")
+        )
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r.get('seq') or '-'} | {pairs['graphopt']['reference_ms']:.2f} | {_cell(pairs['graphopt'])} | {_kept(r)} "
+            f"| {_cell(pairs.get('inductor (A/A)'))} | {_cell(pairs.get('eager'))} | {_cell(pairs.get('inductor freezing+max-autotune'))} | {firsts} | {'ok' if ok else 'NO'} |"
+        )
     lines += ["", *_geomeans(records)]
     path.write_text("\n".join(lines) + "\n")
 
 
 def _geomeans(records) -> list[str]:
     lines = []
-    for label, select in (("batch 1, sequence 16 transformers", lambda r: r["batch"] == 1 and r.get("seq") == 16),
-                          ("batch 8, sequence 128 transformers", lambda r: r["batch"] == 8 and r.get("seq") == 128),
-                          ("vision", lambda r: not r.get("seq"))):  # fmt: skip
+    for label, select in (
+        ("batch 1, sequence 16 transformers", lambda r: r["batch"] == 1 and r.get("seq") == 16),
+        ("batch 8, sequence 128 transformers", lambda r: r["batch"] == 8 and r.get("seq") == 128),
+        ("vision", lambda r: not r.get("seq")),
+    ):
         ratios = [r["vs_inductor"]["graphopt"]["ratio"] for r in records if "failed" not in r and select(r)]
         if ratios:
             mean = math.exp(sum(math.log(x) for x in ratios) / len(ratios))

@@ -55,7 +55,7 @@ def _first_call(fn, call, label: str) -> tuple[float, list]:
 
 
 def _error(expected, actual) -> dict:
-    from graphopt.verify import compare
+    from graphopt.core.verify import compare
 
     names = [f"output_{i}" for i in range(len(expected))]
     verdict = compare(names, [t.detach().numpy() for t in expected], [t.detach().numpy() for t in actual])
@@ -64,23 +64,35 @@ def _error(expected, actual) -> dict:
 
 
 def _pair(reference, other, call, seconds) -> dict:
-    from graphopt.measure import interleaved
+    from graphopt.core.measure import interleaved
 
     result = interleaved(lambda: call(reference), lambda: call(other), budget_s=seconds)
-    return {"ratio": result.ratio, "ci95": [result.ci_low, result.ci_high], "reference_ms": result.baseline_s * 1e3, "ms": result.candidate_s * 1e3}
+    return {
+        "ratio": result.ratio,
+        "ci95": [result.ci_low, result.ci_high],
+        "reference_ms": result.baseline_s * 1e3,
+        "ms": result.candidate_s * 1e3,
+    }
 
 
 def run_one(name: str, batch: int, seq: int, budget: float, seconds: float, strongest: bool) -> dict:
     import torch
-    from graphopt.models.architectures import ARCHITECTURES
 
-    import graphopt.torch_backend as backend
+    import graphopt.torch.backend as backend
+    from graphopt.models.architectures import ARCHITECTURES
 
     torch.manual_seed(0)
     model, inputs, _ = ARCHITECTURES[name]("base", batch=batch, seq=seq)
     positional = name == "llama-decode"
     call = (lambda fn: fn(*inputs.values())) if positional else (lambda fn: fn(**inputs))
-    record = {"model": name, "batch": batch, "seq": seq if name in TEXT else None, "first_call_s": {}, "errors": {}, "vs_inductor": {}}
+    record = {
+        "model": name,
+        "batch": batch,
+        "seq": seq if name in TEXT else None,
+        "first_call_s": {},
+        "errors": {},
+        "vs_inductor": {},
+    }
     with torch.no_grad():
         expected = _flat(call(model))
         inductor = torch.compile(model)
@@ -101,8 +113,16 @@ def run_one(name: str, batch: int, seq: int, budget: float, seconds: float, stro
 
 
 def _decision(d) -> dict:
-    return {"nodes": d.nodes, "target": d.target, "contender": d.contender, "reason": d.reason, "seconds": d.seconds,
-            "timings": {k: [v[0], list(v[1])] for k, v in d.timings.items()}, "rules": d.rules, "left_out": d.left_out}  # fmt: skip
+    return {
+        "nodes": d.nodes,
+        "target": d.target,
+        "contender": d.contender,
+        "reason": d.reason,
+        "seconds": d.seconds,
+        "timings": {k: [v[0], list(v[1])] for k, v in d.timings.items()},
+        "rules": d.rules,
+        "left_out": d.left_out,
+    }
 
 
 def _strongest(model, call, record, expected):
@@ -112,7 +132,9 @@ def _strongest(model, call, record, expected):
     inductor_config.freezing = True  # read when the first call compiles
     try:
         compiled = torch.compile(model, mode="max-autotune")
-        record["first_call_s"]["inductor freezing+max-autotune"], outputs = _first_call(compiled, call, "freezing+max-autotune")
+        record["first_call_s"]["inductor freezing+max-autotune"], outputs = _first_call(
+            compiled, call, "freezing+max-autotune"
+        )
         record["errors"]["inductor freezing+max-autotune"] = _error(expected, outputs)
         return compiled
     finally:
@@ -159,17 +181,34 @@ def _run_in_subprocess(name, batch, seq, args, out: Path) -> None:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
         env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
-        command = [sys.executable, "-m", "bench.torch_zoo", "--one", f"{name}:{batch}:{seq}", "--budget", str(args.budget), "--seconds", str(args.seconds)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.torch_zoo",
+            "--one",
+            f"{name}:{batch}:{seq}",
+            "--budget",
+            str(args.budget),
+            "--seconds",
+            str(args.seconds),
+        ]
         log = out.with_suffix(".log")
         with log.open("a") as stderr:
             result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    record = json.loads(lines[-1]) if lines else {"model": name, "batch": batch, "seq": seq, "failed": f"exit {result.returncode}; see {log}"}
+    record = (
+        json.loads(lines[-1])
+        if lines
+        else {"model": name, "batch": batch, "seq": seq, "failed": f"exit {result.returncode}; see {log}"}
+    )
     record["wall_s"] = time.monotonic() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
-    print(f"{name} b{batch} s{seq}: {record.get('vs_inductor', {}).get('graphopt', record.get('failed', ''))} in {record['wall_s']:.0f} s", flush=True)
+    print(
+        f"{name} b{batch} s{seq}: {record.get('vs_inductor', {}).get('graphopt', record.get('failed', ''))} in {record['wall_s']:.0f} s",
+        flush=True,
+    )
 
 
 def _records(path: Path) -> list[dict]:

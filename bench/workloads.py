@@ -8,9 +8,35 @@ from pathlib import Path
 from graphopt.models.zoo import ZOO, build, variant_name
 
 # What onnxruntime.transformers.optimizer calls each architecture, and its head count / width.
-ORT_MODEL_TYPE = {"bert": "bert", "minilm": "bert", "distilbert": "bert", "gpt2": "gpt2", "vit": "vit", "llama": "gpt2", "llama-decode": "gpt2"}
-HEADS = {"base": {"bert": (12, 768), "minilm": (12, 384), "distilbert": (12, 768), "gpt2": (12, 768), "vit": (12, 768), "llama": (8, 512), "llama-decode": (8, 512)},
-         "tiny": {"bert": (4, 64), "minilm": (4, 64), "distilbert": (4, 64), "gpt2": (4, 64), "vit": (4, 64), "llama": (4, 64), "llama-decode": (4, 64)}}  # fmt: skip
+ORT_MODEL_TYPE = {
+    "bert": "bert",
+    "minilm": "bert",
+    "distilbert": "bert",
+    "gpt2": "gpt2",
+    "vit": "vit",
+    "llama": "gpt2",
+    "llama-decode": "gpt2",
+}
+HEADS = {
+    "base": {
+        "bert": (12, 768),
+        "minilm": (12, 384),
+        "distilbert": (12, 768),
+        "gpt2": (12, 768),
+        "vit": (12, 768),
+        "llama": (8, 512),
+        "llama-decode": (8, 512),
+    },
+    "tiny": {
+        "bert": (4, 64),
+        "minilm": (4, 64),
+        "distilbert": (4, 64),
+        "gpt2": (4, 64),
+        "vit": (4, 64),
+        "llama": (4, 64),
+        "llama-decode": (4, 64),
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +66,12 @@ def quick_set(work_dir: Path) -> list[Workload]:
 
 
 LATENCY_SET = [  # issue 4's target: small encoders and a small decoder, default exporter, batch 1
-    ("bert", "tiny", "dynamo", True, 1, 16), ("minilm", "base", "dynamo", True, 1, 16),
-    ("distilbert", "base", "dynamo", True, 1, 16), ("llama", "base", "dynamo", True, 1, 16),
+    ("bert", "tiny", "dynamo", True, 1, 16),
+    ("minilm", "base", "dynamo", True, 1, 16),
+    ("distilbert", "base", "dynamo", True, 1, 16),
+    ("llama", "base", "dynamo", True, 1, 16),
     ("llama-decode", "base", "dynamo", True, 1, 16),
-]  # fmt: skip
+]
 
 
 def latency_set(work_dir: Path) -> list[Workload]:
@@ -54,21 +82,33 @@ def latency_set(work_dir: Path) -> list[Workload]:
 
 
 FULL_SET = [  # (architecture, exporter, dynamic axes, batch, sequence)
-    ("bert", "dynamo", False, 1, 16), ("bert", "dynamo", True, 1, 16), ("bert", "legacy", True, 1, 16),
-    ("bert", "dynamo", True, 1, 128), ("bert", "dynamo", True, 4, 16),
-    ("gpt2", "dynamo", True, 1, 16), ("gpt2", "legacy", True, 1, 16),
-    ("llama", "dynamo", True, 1, 16), ("llama", "legacy", True, 1, 16),
-    ("llama-decode", "dynamo", True, 1, 16), ("llama-decode", "legacy", True, 1, 16),
-    ("vit", "dynamo", True, 1, 0), ("vit", "legacy", True, 1, 0),
-    ("resnet50", "dynamo", False, 1, 0), ("resnet50-clamp", "dynamo", False, 1, 0), ("mobilenetv2", "dynamo", True, 1, 0),
-]  # fmt: skip
+    ("bert", "dynamo", False, 1, 16),
+    ("bert", "dynamo", True, 1, 16),
+    ("bert", "legacy", True, 1, 16),
+    ("bert", "dynamo", True, 1, 128),
+    ("bert", "dynamo", True, 4, 16),
+    ("gpt2", "dynamo", True, 1, 16),
+    ("gpt2", "legacy", True, 1, 16),
+    ("llama", "dynamo", True, 1, 16),
+    ("llama", "legacy", True, 1, 16),
+    ("llama-decode", "dynamo", True, 1, 16),
+    ("llama-decode", "legacy", True, 1, 16),
+    ("vit", "dynamo", True, 1, 0),
+    ("vit", "legacy", True, 1, 0),
+    ("resnet50", "dynamo", False, 1, 0),
+    ("resnet50-clamp", "dynamo", False, 1, 0),
+    ("mobilenetv2", "dynamo", True, 1, 0),
+]
 
 
 def full_set(work_dir: Path) -> list[Workload]:
     """Every zoo model at its real size, chosen to cover in about an hour on 2 cores: both
     exporters, static and dynamic axes, batch 1 and 4, sequence 16 and 128, the decode step
     (one token over a 16-token cache). `zoo_sweep` covers the whole cross product for graphopt."""
-    return [zoo_workload(work_dir, arch, "base", exporter, dynamic, batch, seq) for arch, exporter, dynamic, batch, seq in FULL_SET]
+    return [
+        zoo_workload(work_dir, arch, "base", exporter, dynamic, batch, seq)
+        for arch, exporter, dynamic, batch, seq in FULL_SET
+    ]
 
 
 def user_workload(model: str, inputs: str | None) -> Workload:

@@ -33,10 +33,10 @@ def measure(name: str, budget: float, seconds: float) -> dict:
     """One model, in this process: compile both, check outputs, time interleaved."""
     import jax
     import numpy as np
-    from graphopt.models import jax_zoo
 
     import graphopt.jax as gjax
-    from graphopt.measure import interleaved
+    from graphopt.core.measure import interleaved
+    from graphopt.models import jax_zoo
     from graphopt.targets.xla.report import fusion_report
 
     fn, args = jax_zoo.build(name)
@@ -54,23 +54,41 @@ def measure(name: str, budget: float, seconds: float) -> dict:
     timing = interleaved(run_jit, run_fast, budget_s=seconds, min_rounds=200, check_every=10**9)
     aa = interleaved(run_jit, run_jit, budget_s=seconds / 2, min_rounds=200, check_every=10**9)
     chosen = decision.chosen
-    return {"model": name, "ok": ok, "kept": "jax.jit" if chosen is None else chosen.candidate.label,
-            "rules": sorted({s.rule for s in chosen.candidate.applied}) if chosen else [], "reason": decision.reason,
-            "jit_ms": timing.baseline_s * 1e3, "ratio": timing.ratio, "ci": [timing.ci_low, timing.ci_high],
-            "aa": aa.ratio, "aa_ci": [aa.ci_low, aa.ci_high], "fusions_before": before.fused, "fusions_after": after.fused,
-            "kernels_before": before.kernels, "kernels_after": after.kernels, "search_s": search_s}  # fmt: skip
+    return {
+        "model": name,
+        "ok": ok,
+        "kept": "jax.jit" if chosen is None else chosen.candidate.label,
+        "rules": sorted({s.rule for s in chosen.candidate.applied}) if chosen else [],
+        "reason": decision.reason,
+        "jit_ms": timing.baseline_s * 1e3,
+        "ratio": timing.ratio,
+        "ci": [timing.ci_low, timing.ci_high],
+        "aa": aa.ratio,
+        "aa_ci": [aa.ci_low, aa.ci_high],
+        "fusions_before": before.fused,
+        "fusions_after": after.fused,
+        "kernels_before": before.kernels,
+        "kernels_after": after.kernels,
+        "search_s": search_s,
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | jax.jit ms | graphopt / jax.jit [95% CI] | A/A | kept | XLA fusions before -> after | ok |",
-             "|---|---:|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | jax.jit ms | graphopt / jax.jit [95% CI] | A/A | kept | XLA fusions before -> after | ok |",
+        "|---|---:|---|---|---|---|---|",
+    ]
     for r in rows:
         fusions = lambda f: ", ".join(f"{k.removeprefix('fusion.')} {v}" for k, v in sorted(f.items()))  # noqa: E731
-        lines.append(f"| {r['model']} | {r['jit_ms']:.3f} | {r['ratio']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['aa']:.3f} | "
-                     f"{r['kept']} | {fusions(r['fusions_before'])} -> {fusions(r['fusions_after'])} | {'yes' if r['ok'] else 'NO'} |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['jit_ms']:.3f} | {r['ratio']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['aa']:.3f} | "
+            f"{r['kept']} | {fusions(r['fusions_before'])} -> {fusions(r['fusions_after'])} | {'yes' if r['ok'] else 'NO'} |"
+        )
     speedups = [1 / r["ratio"] for r in rows]
     if speedups:
-        lines.append(f"\ngeometric-mean speedup over jax.jit: {math.exp(sum(map(math.log, speedups)) / len(speedups)):.3f}x over {len(rows)} models")
+        lines.append(
+            f"\ngeometric-mean speedup over jax.jit: {math.exp(sum(map(math.log, speedups)) / len(speedups)):.3f}x over {len(rows)} models"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -91,10 +109,22 @@ def main(argv=None) -> None:
         if name in done:
             continue
         _say(f"{name}: measuring")
-        command = [sys.executable, "-m", "bench.xla_zoo", "--one", name, "--budget", str(options.budget), "--seconds", str(options.seconds)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.xla_zoo",
+            "--one",
+            name,
+            "--budget",
+            str(options.budget),
+            "--seconds",
+            str(options.seconds),
+        ]
         finished = subprocess.run(command, capture_output=True, text=True)
         if finished.returncode != 0:
-            _say(f"{name}: failed: {finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else finished.returncode}")
+            _say(
+                f"{name}: failed: {finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else finished.returncode}"
+            )
             continue
         with out.open("a") as file:
             file.write(finished.stdout.strip().splitlines()[-1] + "\n")

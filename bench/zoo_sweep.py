@@ -15,16 +15,16 @@ import time
 import traceback
 from pathlib import Path
 
+from graphopt.api.files import optimize
 from graphopt.models.zoo import ZOO, build, variant_name
-from graphopt.optimize import optimize
-from graphopt.report import to_dict
+from graphopt.reports.optimize import to_dict
 
 
 def variants(names):
     for name in names:
         for exporter in ("dynamo", "legacy"):
             for dynamic in (False, True):
-                for seq in ((16, 128) if ZOO[name].text and name != "llama-decode" else (16,)):
+                for seq in (16, 128) if ZOO[name].text and name != "llama-decode" else (16,):
                     yield name, exporter, dynamic, seq
 
 
@@ -45,7 +45,9 @@ def main() -> None:
             if not model.exists():
                 model, inputs = build(name, args.work, size=args.size, exporter=exporter, dynamic=dynamic, seq=seq)
             start = time.monotonic()
-            result = optimize(model, Path(args.work) / f"{stem}.opt.onnx", inputs_file=str(inputs), budget_s=args.budget)
+            result = optimize(
+                model, Path(args.work) / f"{stem}.opt.onnx", inputs_file=str(inputs), budget_s=args.budget
+            )
             data = to_dict(result) | {"variant": stem, "wall_s": time.monotonic() - start}
         except Exception as error:  # a crash is a result to report, not a reason to stop the sweep
             data = {"variant": stem, "error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc()}

@@ -1,5 +1,5 @@
 """`python -m graphopt` is the `graphopt` command."""
 
-from graphopt.cli import app
+from graphopt.cli.app import app
 
 app()

@@ -80,21 +80,53 @@ def gpt2(size: str, batch: int = 1, seq: int = 16):
 
 
 def llama(size: str, batch: int = 1, seq: int = 16):
-    dims = dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, vocab_size=8000)
+    dims = dict(
+        hidden_size=512,
+        intermediate_size=1376,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        vocab_size=8000,
+    )
     if size == "tiny":
-        dims = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+        dims = dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1000,
+        )
     config = tf.LlamaConfig(**dims, max_position_embeddings=512, attn_implementation="eager")
     inputs, axes = text_inputs(config, batch, seq, token_types=False)
     return randomized(tf.LlamaModel(config), 3), inputs, axes
 
 
 def vit(size: str, batch: int = 1, seq: int = 0):
-    dims = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, image_size=224, patch_size=16)
+    dims = dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=16,
+    )
     if size == "tiny":
-        dims = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)
+        dims = dict(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            image_size=32,
+            patch_size=8,
+        )
     config = tf.ViTConfig(**dims, attn_implementation="eager")
     pixels = torch.randn(batch, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(0))
-    return randomized(tf.ViTModel(config, add_pooling_layer=False), 4), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+    return (
+        randomized(tf.ViTModel(config, add_pooling_layer=False), 4),
+        {"pixel_values": pixels},
+        {"pixel_values": {0: "batch"}},
+    )
 
 
 def resnet(size: str, batch: int = 1, seq: int = 0):
@@ -177,9 +209,23 @@ class LlamaDecodeStep(torch.nn.Module):
 
 def llama_decode(size: str, batch: int = 1, seq: int = 16):
     """LLaMA-style decode step: one new token over a cache of ``seq`` past tokens."""
-    dims = dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, vocab_size=8000)
+    dims = dict(
+        hidden_size=512,
+        intermediate_size=1376,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        vocab_size=8000,
+    )
     if size == "tiny":
-        dims = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+        dims = dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1000,
+        )
     config = tf.LlamaConfig(**dims, max_position_embeddings=512, attn_implementation="eager")
     model = randomized(tf.LlamaForCausalLM(config), 3)
     head_dim = config.hidden_size // config.num_attention_heads

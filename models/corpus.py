@@ -124,7 +124,9 @@ def _MobileNetV3Written():
         def __init__(self, c_in, c_mid, c_out, stride):
             super().__init__()
             self.expand = nn.Sequential(nn.Conv2d(c_in, c_mid, 1, bias=False), nn.BatchNorm2d(c_mid))
-            self.depthwise = nn.Sequential(nn.Conv2d(c_mid, c_mid, 3, stride, 1, groups=c_mid, bias=False), nn.BatchNorm2d(c_mid))
+            self.depthwise = nn.Sequential(
+                nn.Conv2d(c_mid, c_mid, 3, stride, 1, groups=c_mid, bias=False), nn.BatchNorm2d(c_mid)
+            )
             self.squeeze = nn.Sequential(nn.Conv2d(c_mid, c_mid // 4, 1), nn.ReLU(), nn.Conv2d(c_mid // 4, c_mid, 1))
             self.project = nn.Sequential(nn.Conv2d(c_mid, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
             self.residual = stride == 1 and c_in == c_out
@@ -139,7 +141,9 @@ def _MobileNetV3Written():
         def __init__(self):
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16))
-            self.blocks = nn.Sequential(Block(16, 64, 24, 2), Block(24, 72, 24, 1), Block(24, 96, 40, 2), Block(40, 120, 40, 1))
+            self.blocks = nn.Sequential(
+                Block(16, 64, 24, 2), Block(24, 72, 24, 1), Block(24, 96, 40, 2), Block(40, 120, 40, 1)
+            )
 
         def forward(self, pixel_values):
             return self.blocks(_hard_swish(self.stem(pixel_values))).mean((2, 3))
@@ -174,7 +178,9 @@ def _keras_on_tensorflow():
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(f"Keras was imported with the {keras.backend.backend()} backend; the Keras corpus entries need tensorflow")
+        raise RuntimeError(
+            f"Keras was imported with the {keras.backend.backend()} backend; the Keras corpus entries need tensorflow"
+        )
     return keras
 
 
@@ -183,7 +189,9 @@ def _keras_encoder(keras, layers: int = 2, width: int = 128):
     ids = keras.Input((16,), dtype="int32", name="ids")
     x = keras.layers.Embedding(1000, width)(ids)
     for _ in range(layers):
-        x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.MultiHeadAttention(num_heads=4, key_dim=width // 4)(x, x))
+        x = keras.layers.LayerNormalization(epsilon=1e-6)(
+            x + keras.layers.MultiHeadAttention(num_heads=4, key_dim=width // 4)(x, x)
+        )
         hidden = keras.layers.Dense(4 * width, activation=lambda t: keras.activations.gelu(t, approximate=True))(x)
         x = keras.layers.LayerNormalization(epsilon=1e-6)(x + keras.layers.Dense(width)(hidden))
     logits = keras.layers.Dense(8)(keras.layers.GlobalAveragePooling1D()(x))
@@ -254,7 +262,9 @@ def _sklearn(kind: str):
 
         features, labels = _tabular()
         model = _sklearn_model(kind).fit(features, labels)
-        onnx_model = to_onnx(model, features[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options={"zipmap": False})  # probabilities as a tensor
+        onnx_model = to_onnx(
+            model, features[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options={"zipmap": False}
+        )  # probabilities as a tensor
         path = folder / f"sklearn-{kind}.onnx"
         path.write_bytes(onnx_model.SerializeToString())
         return path, {onnx_model.graph.input[0].name: features[:64]}
@@ -302,8 +312,14 @@ def _quantize(source: Path, path: Path, feeds: dict, mode: str) -> None:
     if mode == "dynamic":
         quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
     else:
-        quantize_static(str(source), str(path), _Calibration(feeds), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(
+            str(source),
+            str(path),
+            _Calibration(feeds),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
 
 
 class _Calibration:
@@ -311,47 +327,160 @@ class _Calibration:
 
     def __init__(self, feeds: dict[str, np.ndarray], batches: int = 8):
         rng = np.random.default_rng(1)
-        self._batches = iter([{k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in feeds.items()} for _ in range(batches)])
+        self._batches = iter(
+            [{k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in feeds.items()} for _ in range(batches)]
+        )
 
     def get_next(self):
         return next(self._batches, None)
 
 
 _VISION = [
-    Entry("convnext", "transformers-vision", "ConvNeXt (depthwise 7x7, LayerNorm over channels, GELU)",
-          _vision("ConvNextConfig", "ConvNextModel", depths=[1, 1, 2, 1], hidden_sizes=[24, 48, 96, 192], image_size=IMAGE)),
-    Entry("swin", "transformers-vision", "Swin (windowed attention, patch merging)",
-          _vision("SwinConfig", "SwinModel", image_size=IMAGE, patch_size=2, embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6], window_size=4)),
-    Entry("mobilevit", "transformers-vision", "MobileViT (inverted residuals, SiLU, transformer blocks over unfolded patches)",
-          _vision("MobileViTConfig", "MobileViTModel", image_size=IMAGE, hidden_sizes=[48, 64, 80], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320])),
-    Entry("efficientnet", "transformers-vision", "EfficientNet (MBConv, squeeze-excitation, SiLU)",
-          _vision("EfficientNetConfig", "EfficientNetModel", image_size=IMAGE, width_coefficient=0.5, depth_coefficient=0.5, hidden_dim=640)),
-    Entry("regnet", "transformers-vision", "RegNet (grouped convolutions, ReLU)",
-          _vision("RegNetConfig", "RegNetModel", embedding_size=16, hidden_sizes=[24, 56, 152, 368], depths=[1, 1, 2, 2], groups_width=8)),
-    Entry("levit", "transformers-vision", "LeViT (conv stem, attention with Hardswish)",
-          _vision("LevitConfig", "LevitModel", image_size=IMAGE, hidden_sizes=[64, 96, 128], num_attention_heads=[2, 3, 4], depths=[1, 1, 1],
-                  key_dim=[16, 16, 16], down_ops=[["Subsample", 16, 64 // 16, 4, 2, 2], ["Subsample", 16, 96 // 16, 4, 2, 2]])),
-    Entry("segformer", "transformers-vision", "SegFormer (efficient attention, Mix-FFN, a segmentation head)",
-          _vision("SegformerConfig", "SegformerForSemanticSegmentation", hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=64, num_labels=8)),
-    Entry("mobilenetv1", "transformers-vision", "MobileNetV1 (depthwise separable, ReLU6)",
-          _vision("MobileNetV1Config", "MobileNetV1Model", image_size=IMAGE, depth_multiplier=0.5)),
+    Entry(
+        "convnext",
+        "transformers-vision",
+        "ConvNeXt (depthwise 7x7, LayerNorm over channels, GELU)",
+        _vision(
+            "ConvNextConfig", "ConvNextModel", depths=[1, 1, 2, 1], hidden_sizes=[24, 48, 96, 192], image_size=IMAGE
+        ),
+    ),
+    Entry(
+        "swin",
+        "transformers-vision",
+        "Swin (windowed attention, patch merging)",
+        _vision(
+            "SwinConfig",
+            "SwinModel",
+            image_size=IMAGE,
+            patch_size=2,
+            embed_dim=24,
+            depths=[1, 1, 2, 1],
+            num_heads=[1, 2, 3, 6],
+            window_size=4,
+        ),
+    ),
+    Entry(
+        "mobilevit",
+        "transformers-vision",
+        "MobileViT (inverted residuals, SiLU, transformer blocks over unfolded patches)",
+        _vision(
+            "MobileViTConfig",
+            "MobileViTModel",
+            image_size=IMAGE,
+            hidden_sizes=[48, 64, 80],
+            neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320],
+        ),
+    ),
+    Entry(
+        "efficientnet",
+        "transformers-vision",
+        "EfficientNet (MBConv, squeeze-excitation, SiLU)",
+        _vision(
+            "EfficientNetConfig",
+            "EfficientNetModel",
+            image_size=IMAGE,
+            width_coefficient=0.5,
+            depth_coefficient=0.5,
+            hidden_dim=640,
+        ),
+    ),
+    Entry(
+        "regnet",
+        "transformers-vision",
+        "RegNet (grouped convolutions, ReLU)",
+        _vision(
+            "RegNetConfig",
+            "RegNetModel",
+            embedding_size=16,
+            hidden_sizes=[24, 56, 152, 368],
+            depths=[1, 1, 2, 2],
+            groups_width=8,
+        ),
+    ),
+    Entry(
+        "levit",
+        "transformers-vision",
+        "LeViT (conv stem, attention with Hardswish)",
+        _vision(
+            "LevitConfig",
+            "LevitModel",
+            image_size=IMAGE,
+            hidden_sizes=[64, 96, 128],
+            num_attention_heads=[2, 3, 4],
+            depths=[1, 1, 1],
+            key_dim=[16, 16, 16],
+            down_ops=[["Subsample", 16, 64 // 16, 4, 2, 2], ["Subsample", 16, 96 // 16, 4, 2, 2]],
+        ),
+    ),
+    Entry(
+        "segformer",
+        "transformers-vision",
+        "SegFormer (efficient attention, Mix-FFN, a segmentation head)",
+        _vision(
+            "SegformerConfig",
+            "SegformerForSemanticSegmentation",
+            hidden_sizes=[16, 32, 64, 128],
+            decoder_hidden_size=64,
+            num_labels=8,
+        ),
+    ),
+    Entry(
+        "mobilenetv1",
+        "transformers-vision",
+        "MobileNetV1 (depthwise separable, ReLU6)",
+        _vision("MobileNetV1Config", "MobileNetV1Model", image_size=IMAGE, depth_multiplier=0.5),
+    ),
 ]
-_VISION.append(Entry("mobilenetv3-written", "torch-legacy", "MobileNetV3-style, hard-swish/hard-sigmoid written out (as Keras, Paddle and much model code)",
-                     _mobilenetv3_written))  # fmt: skip
-_VISION.append(Entry("detector", "torch-legacy", "a YOLOv8-style detector (Conv-BN-SiLU, C2f split, SPPF max-pools, nearest upsample, DFL box head)",
-                     _detector))  # fmt: skip
-_SKLEARN = [Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k)) for k in ("pipeline", "forest", "boosting", "mlp")]
-_KERAS = [Entry(f"keras-{k}", "keras-tf2onnx", f"Keras 3 {k} (TensorFlow backend, model.export to ONNX)", _keras(k)) for k in _KERAS_MODELS]
-_PADDLE = [Entry(f"paddle-{k}", "paddle2onnx", f"PaddlePaddle {k} exported by paddle2onnx", _paddle(k)) for k in _PADDLE_MODELS]
+_VISION.append(
+    Entry(
+        "mobilenetv3-written",
+        "torch-legacy",
+        "MobileNetV3-style, hard-swish/hard-sigmoid written out (as Keras, Paddle and much model code)",
+        _mobilenetv3_written,
+    )
+)
+_VISION.append(
+    Entry(
+        "detector",
+        "torch-legacy",
+        "a YOLOv8-style detector (Conv-BN-SiLU, C2f split, SPPF max-pools, nearest upsample, DFL box head)",
+        _detector,
+    )
+)
+_SKLEARN = [
+    Entry(f"sklearn-{k}", "skl2onnx", f"scikit-learn {k} converted by skl2onnx", _sklearn(k))
+    for k in ("pipeline", "forest", "boosting", "mlp")
+]
+_KERAS = [
+    Entry(f"keras-{k}", "keras-tf2onnx", f"Keras 3 {k} (TensorFlow backend, model.export to ONNX)", _keras(k))
+    for k in _KERAS_MODELS
+]
+_PADDLE = [
+    Entry(f"paddle-{k}", "paddle2onnx", f"PaddlePaddle {k} exported by paddle2onnx", _paddle(k)) for k in _PADDLE_MODELS
+]
 ENTRIES = {e.name: e for e in _VISION + _SKLEARN + _KERAS + _PADDLE}
-ENTRIES.update({
-    f"{base}-int8-static": Entry(f"{base}-int8-static", "quantized", f"{base}, int8 QDQ (onnxruntime.quantization, static)", _quantized(base, "static"))
-    for base in ("convnext", "efficientnet", "regnet", "mobilenetv1")
-})  # fmt: skip
-ENTRIES.update({
-    f"{base}-int8-dynamic": Entry(f"{base}-int8-dynamic", "quantized", f"{base}, int8 weights (onnxruntime.quantization, dynamic)", _quantized(base, "dynamic"))
-    for base in ("sklearn-mlp", "swin")
-})  # fmt: skip
+ENTRIES.update(
+    {
+        f"{base}-int8-static": Entry(
+            f"{base}-int8-static",
+            "quantized",
+            f"{base}, int8 QDQ (onnxruntime.quantization, static)",
+            _quantized(base, "static"),
+        )
+        for base in ("convnext", "efficientnet", "regnet", "mobilenetv1")
+    }
+)
+ENTRIES.update(
+    {
+        f"{base}-int8-dynamic": Entry(
+            f"{base}-int8-dynamic",
+            "quantized",
+            f"{base}, int8 weights (onnxruntime.quantization, dynamic)",
+            _quantized(base, "dynamic"),
+        )
+        for base in ("sklearn-mlp", "swin")
+    }
+)
 
 
 def build(name: str, folder) -> tuple[Path, dict[str, np.ndarray]]:
@@ -370,7 +499,9 @@ def build_in_subprocess(name: str, folder) -> Path:
     import sys
 
     folder = Path(folder)
-    done = subprocess.run([sys.executable, "-m", "graphopt.models.corpus", name, str(folder)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "graphopt.models.corpus", name, str(folder)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise RuntimeError(f"building corpus entry {name} failed: {last}")

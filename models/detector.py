@@ -59,8 +59,12 @@ class DetectHead(nn.Module):
     def __init__(self, channels: tuple[int, ...], classes: int, bins: int = 16):
         super().__init__()
         self.bins = bins
-        self.box = nn.ModuleList(nn.Sequential(ConvBlock(c, 32), ConvBlock(32, 32), nn.Conv2d(32, 4 * bins, 1)) for c in channels)
-        self.cls = nn.ModuleList(nn.Sequential(ConvBlock(c, 32), ConvBlock(32, 32), nn.Conv2d(32, classes, 1)) for c in channels)
+        self.box = nn.ModuleList(
+            nn.Sequential(ConvBlock(c, 32), ConvBlock(32, 32), nn.Conv2d(32, 4 * bins, 1)) for c in channels
+        )
+        self.cls = nn.ModuleList(
+            nn.Sequential(ConvBlock(c, 32), ConvBlock(32, 32), nn.Conv2d(32, classes, 1)) for c in channels
+        )
         self.register_buffer("project", torch.arange(bins, dtype=torch.float32).view(1, bins, 1, 1))
 
     def forward(self, features):

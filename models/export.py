@@ -42,24 +42,41 @@ def export(module, inputs: dict, dynamic_axes: dict, path: Path, *, exporter: st
     args = tuple(inputs.values())
     output_names = getattr(module, "output_names", ["output"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "torchvision is not installed"
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(
+        logging.ERROR
+    )  # "torchvision is not installed"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             shapes = None
             if dynamic:
                 # forward(*args): the one positional structure is the tuple of all inputs.
-                shapes = (tuple({axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes.get(n, {})} or None for n in names),)
+                shapes = (
+                    tuple({axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes.get(n, {})} or None for n in names),
+                )
             program = torch.onnx.export(
-                wrapped, args, dynamo=True, input_names=names, output_names=output_names,
-                dynamic_shapes=shapes, opset_version=OPSET, optimize=True,
-            )  # fmt: skip
+                wrapped,
+                args,
+                dynamo=True,
+                input_names=names,
+                output_names=output_names,
+                dynamic_shapes=shapes,
+                opset_version=OPSET,
+                optimize=True,
+            )
             program.save(str(path), external_data=True)  # what torch.onnx.export(f=...) writes
         elif exporter == "legacy":
             axes = {n: a for n, a in dynamic_axes.items() if n in names} if dynamic else None
             torch.onnx.export(
-                wrapped, args, str(path), dynamo=False, input_names=names, output_names=output_names,
-                dynamic_axes=axes, opset_version=OPSET, external_data=True,
-            )  # fmt: skip
+                wrapped,
+                args,
+                str(path),
+                dynamo=False,
+                input_names=names,
+                output_names=output_names,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                external_data=True,
+            )
         else:
             raise ValueError(f"unknown exporter {exporter!r}; use dynamo or legacy")

@@ -58,11 +58,22 @@ def attention(q, k, v, mask=None):
 
 def encoder_params(key, s: Shape) -> dict:
     keys = iter(jax.random.split(key, 4 + 6 * s.layers))
-    layers = [{"qkv": [_dense(next(keys), s.hidden, s.hidden) for _ in range(3)], "o": _dense(next(keys), s.hidden, s.hidden),
-               "up": _dense(next(keys), s.hidden, s.ffn), "down": _dense(next(keys), s.ffn, s.hidden),
-               "ln1": (jnp.ones(s.hidden), jnp.zeros(s.hidden)), "ln2": (jnp.ones(s.hidden), jnp.zeros(s.hidden))}
-              for _ in range(s.layers)]  # fmt: skip
-    return {"embed": _dense(next(keys), s.vocab, s.hidden, 0.02), "pos": _dense(next(keys), 512, s.hidden, 0.02), "layers": layers}
+    layers = [
+        {
+            "qkv": [_dense(next(keys), s.hidden, s.hidden) for _ in range(3)],
+            "o": _dense(next(keys), s.hidden, s.hidden),
+            "up": _dense(next(keys), s.hidden, s.ffn),
+            "down": _dense(next(keys), s.ffn, s.hidden),
+            "ln1": (jnp.ones(s.hidden), jnp.zeros(s.hidden)),
+            "ln2": (jnp.ones(s.hidden), jnp.zeros(s.hidden)),
+        }
+        for _ in range(s.layers)
+    ]
+    return {
+        "embed": _dense(next(keys), s.vocab, s.hidden, 0.02),
+        "pos": _dense(next(keys), 512, s.hidden, 0.02),
+        "layers": layers,
+    }
 
 
 def encoder(params, ids, s: Shape):
@@ -79,10 +90,20 @@ def encoder(params, ids, s: Shape):
 def decoder_params(key, s: Shape) -> dict:
     head = s.hidden // s.heads
     keys = iter(jax.random.split(key, 2 + 7 * s.layers))
-    layers = [{"q": _dense(next(keys), s.hidden, s.hidden), "k": _dense(next(keys), s.hidden, s.kv_heads * head),
-               "v": _dense(next(keys), s.hidden, s.kv_heads * head), "o": _dense(next(keys), s.hidden, s.hidden),
-               "gate": _dense(next(keys), s.hidden, s.ffn), "up": _dense(next(keys), s.hidden, s.ffn), "down": _dense(next(keys), s.ffn, s.hidden),
-               "n1": jnp.ones(s.hidden), "n2": jnp.ones(s.hidden)} for _ in range(s.layers)]  # fmt: skip
+    layers = [
+        {
+            "q": _dense(next(keys), s.hidden, s.hidden),
+            "k": _dense(next(keys), s.hidden, s.kv_heads * head),
+            "v": _dense(next(keys), s.hidden, s.kv_heads * head),
+            "o": _dense(next(keys), s.hidden, s.hidden),
+            "gate": _dense(next(keys), s.hidden, s.ffn),
+            "up": _dense(next(keys), s.hidden, s.ffn),
+            "down": _dense(next(keys), s.ffn, s.hidden),
+            "n1": jnp.ones(s.hidden),
+            "n2": jnp.ones(s.hidden),
+        }
+        for _ in range(s.layers)
+    ]
     return {"embed": _dense(next(keys), s.vocab, s.hidden, 0.02), "norm": jnp.ones(s.hidden), "layers": layers}
 
 
@@ -130,7 +151,9 @@ def decode_step(params, ids, cache_k, cache_v, s: Shape):
         values = jax.lax.dynamic_update_slice_in_dim(cache_v[i], v, s.cache - 1, axis=1)
         new_k.append(keys)
         new_v.append(values)
-        out = attention(q, jnp.repeat(keys, rep, axis=2), jnp.repeat(values, rep, axis=2))  # GQA as HF's Flax LLaMA writes it
+        out = attention(
+            q, jnp.repeat(keys, rep, axis=2), jnp.repeat(values, rep, axis=2)
+        )  # GQA as HF's Flax LLaMA writes it
         x = x + jnp.reshape(out, (b, 1, -1)) @ p["o"]
         h = rms_norm(x, p["n2"])
         x = x + (jax.nn.silu(h @ p["gate"]) * (h @ p["up"])) @ p["down"]
@@ -147,7 +170,10 @@ def vit(params, images, s: Shape, patch=8):
     """ViT over NHWC images: patches by reshape, a pre-LN encoder (tanh GELU), mean pooling."""
     b, height, width, c = images.shape
     patches = images.reshape(b, height // patch, patch, width // patch, patch, c).transpose(0, 1, 3, 2, 4, 5)
-    x = patches.reshape(b, -1, patch * patch * c) @ params["patch"] + params["pos"][: (height // patch) * (width // patch)]
+    x = (
+        patches.reshape(b, -1, patch * patch * c) @ params["patch"]
+        + params["pos"][: (height // patch) * (width // patch)]
+    )
     n = x.shape[1]
     for p in params["layers"]:
         h = layer_norm(x, *p["ln1"], eps=1e-6)
@@ -162,10 +188,15 @@ def resnet_params(key, widths=(32, 64, 128), channels=3) -> dict:
     stem = jax.random.normal(next(keys), (3, 3, channels, widths[0])) * 0.2
     blocks = []
     for c_in, c_out in zip((widths[0],) + widths[:-1], widths):
-        blocks.append({"conv1": jax.random.normal(next(keys), (3, 3, c_in, c_out)) * math.sqrt(2 / (9 * c_in)),
-                       "conv2": jax.random.normal(next(keys), (3, 3, c_out, c_out)) * math.sqrt(2 / (9 * c_out)),
-                       "skip": jax.random.normal(next(keys), (1, 1, c_in, c_out)) * math.sqrt(1 / c_in),
-                       "scale": jnp.ones(c_out), "shift": jnp.zeros(c_out)})  # fmt: skip
+        blocks.append(
+            {
+                "conv1": jax.random.normal(next(keys), (3, 3, c_in, c_out)) * math.sqrt(2 / (9 * c_in)),
+                "conv2": jax.random.normal(next(keys), (3, 3, c_out, c_out)) * math.sqrt(2 / (9 * c_out)),
+                "skip": jax.random.normal(next(keys), (1, 1, c_in, c_out)) * math.sqrt(1 / c_in),
+                "scale": jnp.ones(c_out),
+                "shift": jnp.zeros(c_out),
+            }
+        )
     return {"stem": stem, "blocks": blocks}
 
 
@@ -200,9 +231,16 @@ def _prompt(key, s):
 
 def _decoder(key, s):
     head = s.hidden // s.heads
-    cache = jax.random.normal(jax.random.fold_in(key, 7), (2, s.layers, s.batch, s.cache, s.kv_heads, head), jnp.float32)
+    cache = jax.random.normal(
+        jax.random.fold_in(key, 7), (2, s.layers, s.batch, s.cache, s.kv_heads, head), jnp.float32
+    )
     ids = jnp.zeros((s.batch, 1), jnp.int32)
-    return (lambda params, ids, k, v: decode_step(params, ids, k, v, s)), (decoder_params(key, s), ids, cache[0], cache[1])
+    return (lambda params, ids, k, v: decode_step(params, ids, k, v, s)), (
+        decoder_params(key, s),
+        ids,
+        cache[0],
+        cache[1],
+    )
 
 
 def _vit(key, s):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphopt.errors import GraphoptError
+from graphopt.core.errors import GraphoptError
 from graphopt.models.architectures import ARCHITECTURES
 from graphopt.models.export import export
 
@@ -36,7 +36,9 @@ ZOO = {
     "llama-decode": ZooModel("llama-decode", "the LLaMA-style decoder's KV-cache decode step (1 token)", True),
     "vit": ZooModel("vit", "ViT-base/16 at 224x224; tiny: 2 layers, 32x32", False),
     "resnet50": ZooModel("resnet50", "ResNet-50 at 224x224; tiny: 4 stages of 1 block at 64x64", False),
-    "resnet50-clamp": ZooModel("resnet50-clamp", "ResNet-50 with its ReLUs written as x.clamp(min=0) (exported as Max)", False),
+    "resnet50-clamp": ZooModel(
+        "resnet50-clamp", "ResNet-50 with its ReLUs written as x.clamp(min=0) (exported as Max)", False
+    ),
     "mobilenetv2": ZooModel("mobilenetv2", "MobileNetV2 1.0 at 224x224; tiny: 0.35 at 64x64", False),
 }
 

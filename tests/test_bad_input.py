@@ -31,10 +31,12 @@ def _assert_refused(result: subprocess.CompletedProcess, out: Path, *fragments: 
 def _relu_model(**tensor_kwargs) -> onnx.ModelProto:
     weight = numpy_helper.from_array(np.ones(4, np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])], [weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])],
+        [weight],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -109,15 +111,20 @@ def test_models_onnxruntime_cannot_load(tmp_path, break_model):
 def test_inputs_that_cannot_be_generated(tmp_path):
     # The input is Reshape's target shape: inventing one would test nothing.
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4]),
-         helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [2])],
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4]),
+            helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [2]),
+        ],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-    )  # fmt: skip
+    )
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     out = tmp_path / "out.onnx"
-    _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "input 'shape' is used as a shape", "--inputs")
+    _assert_refused(
+        graphopt("optimize", str(path), "-o", str(out)), out, "input 'shape' is used as a shape", "--inputs"
+    )
 
 
 def test_inputs_file_missing_an_input(tmp_path):

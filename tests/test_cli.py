@@ -13,7 +13,9 @@ from graphopt.passes.onnx import all_rules
 
 
 def graphopt(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "graphopt", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "graphopt", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
 def test_optimize_example_writes_model_and_report(tmp_path):
@@ -24,10 +26,18 @@ def test_optimize_example_writes_model_and_report(tmp_path):
     data = json.loads(report.read_text())
     # two layers: two GELUs, two attention blocks (their first stage), four residual LayerNorms;
     # one embedding block and one padding-mask grid
-    assert data["sites_found"] == {"gelu-erf": 2, "sdpa": 2, "skip-layer-norm": 4, "embed-layer-norm": 1, "mask-grid-gather": 1}
+    assert data["sites_found"] == {
+        "gelu-erf": 2,
+        "sdpa": 2,
+        "skip-layer-norm": 4,
+        "embed-layer-norm": 1,
+        "mask-grid-gather": 1,
+    }
     assert data["before"]["kernels"] == 91
     # either a candidate with its measured interval, or the original with the reason
-    assert (data["latency"] is not None and data["latency"]["ci95"][1] < 1) or (data["kept_original"] and data["reason"])
+    assert (data["latency"] is not None and data["latency"]["ci95"][1] < 1) or (
+        data["kept_original"] and data["reason"]
+    )
     assert "ORT kernels" in result.stdout
 
 
@@ -53,7 +63,9 @@ def test_rules_lists_every_rule_with_its_legality_doc():
 
 def test_zoo_build_writes_model_and_inputs(tmp_path):
     pytest.importorskip("transformers")
-    result = graphopt("zoo", "build", "bert", "--size", "tiny", "--exporter", "legacy", "--dynamic", "-o", str(tmp_path))
+    result = graphopt(
+        "zoo", "build", "bert", "--size", "tiny", "--exporter", "legacy", "--dynamic", "-o", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     model = onnx.load(str(tmp_path / "bert-tiny-legacy-dynamic-b1-s16.onnx"))
     assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == ["batch", "sequence"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from graphopt.core.errors import InputGenerationError
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx import sizes
-from graphopt.errors import InputGenerationError
-from graphopt.formats.onnx import files as onnx_format
 from graphopt.formats.onnx.inputs import input_specs
 from graphopt.passes.onnx import all_rules
 from tests.test_bad_input import EXAMPLE, _assert_refused, graphopt
@@ -42,7 +42,9 @@ def test_missing_output_folder_is_an_error_unless_asked_for(tmp_path):
     result = graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "3")
     assert result.returncode == 2 and "does not exist" in result.stderr and "--mkdir" in result.stderr
     assert not (tmp_path / "no").exists()
-    made = graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "3", "--policy", "greedy", "--mkdir")
+    made = graphopt(
+        "optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "3", "--policy", "greedy", "--mkdir"
+    )
     assert made.returncode == 0, made.stderr
     assert out.is_file()
 
@@ -50,7 +52,11 @@ def test_missing_output_folder_is_an_error_unless_asked_for(tmp_path):
 @pytest.mark.parametrize("budget", ["-5", "0"])
 def test_non_positive_budget_is_a_usage_error(tmp_path, budget):
     out = tmp_path / "out.onnx"
-    _assert_refused(graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--budget", budget), out, "--budget must be a positive")
+    _assert_refused(
+        graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--budget", budget),
+        out,
+        "--budget must be a positive",
+    )
 
 
 def test_a_directory_as_model_says_it_is_a_directory(tmp_path):
@@ -60,8 +66,17 @@ def test_a_directory_as_model_says_it_is_a_directory(tmp_path):
 
 def test_sizes_that_cannot_fit_are_refused_before_allocating(tmp_path):
     out = tmp_path / "out.onnx"
-    result = graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--shape", "input_ids=1,100000000",
-                      "--shape", "attention_mask=1,100000000")  # fmt: skip
+    result = graphopt(
+        "optimize",
+        "--example",
+        "tiny-bert",
+        "-o",
+        str(out),
+        "--shape",
+        "input_ids=1,100000000",
+        "--shape",
+        "attention_mask=1,100000000",
+    )
     _assert_refused(result, out, "GiB", "memory available")
     other = [line for line in result.stderr.strip().splitlines() if not re.match(r"\[\d\d:\d\d:\d\d\] graphopt", line)]
     assert len(other) == 1, result.stderr  # the error line; no ORT log lines
@@ -70,7 +85,7 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(tmp_path):
 def test_largest_intermediate_is_estimated_from_symbolic_shapes():
     from graphopt.formats.onnx.adapter import prepare
 
-    model = prepare(onnx_format.load(EXAMPLE), [])
+    model = prepare(onnx_files.load(EXAMPLE), [])
     specs = input_specs(model)
     shapes = {s.name: (1, 4096) for s in specs}
     # the attention scores [batch, 4 heads, sequence, sequence] in float32: 4 x 4096^2 x 4 B = 256 MiB
@@ -83,9 +98,13 @@ def test_interrupt_says_nothing_written_and_exits_130(tmp_path):
     out = tmp_path / "out.onnx"
     # As from a terminal: a test runner started in the background (`cmd &`) passes SIGINT on as
     # ignored, and Python then never installs its handler.
-    process = subprocess.Popen([sys.executable, "-m", "graphopt", "optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graphopt", "optimize", "--example", "tiny-bert", "-o", str(out), "--budget", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     seen = []
     for line in process.stderr:  # the progress lines: interrupt as the first candidate starts
         seen.append(line)
@@ -107,7 +126,9 @@ def test_one_headline_candidates_marked_progress_logged(tmp_path):
     data = json.loads(report.read_text())
     text = " ".join(result.stdout.split())
     # progress: timestamped lines with counts and time left, since stderr is not a terminal here
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] graphopt \(\d+/\d+ candidates, \d+ s left\): candidate ", result.stderr, re.M), result.stderr
+    assert re.search(
+        r"^\[\d\d:\d\d:\d\d\] graphopt \(\d+/\d+ candidates, \d+ s left\): candidate ", result.stderr, re.M
+    ), result.stderr
     # attention alone makes tiny BERT >1.3x faster here (tests/test_outputs.py relies on it too)
     assert not data["kept_original"], data["reason"]
     latency = data["latency"]
@@ -118,10 +139,10 @@ def test_one_headline_candidates_marked_progress_logged(tmp_path):
     assert len(kept) == 1 and kept[0]["label"] in data["reason"]
     assert all(c["dropped"] for c in data["candidates"] if not c["kept"])
     selection = data["selection"]
-    if selection["confirmation"] and not data["session_changed_choice"]:  # the headline is the second timing
+    if selection["confirmation"] and not data["lever_changed_choice"]:  # the headline is the second timing
         assert latency["ratio"] == selection["confirmation"]["ratio"] and latency["confirmed"]
         assert latency["selection_ratio"] == selection["selection"]["ratio"]
-    settings = data["ort_session"]["with_settings"]
+    settings = data["recommended_settings"]["with_settings"]
     if settings is not None:  # a second, labelled row with its own ratio and kernels
         assert "with ORT without" in text or "with ORT level" in text
         assert f"{settings['latency']['ratio']:.3f}" in text and str(settings["kernels"]) in text
@@ -130,7 +151,11 @@ def test_one_headline_candidates_marked_progress_logged(tmp_path):
 def test_rules_prints_each_rules_own_first_sentence():
     result = graphopt("rules")
     assert result.returncode == 0
-    lines = {line.split()[0]: " ".join(line.split()[1:]) for line in result.stdout.splitlines() if line.startswith("  ") and line.split()}
+    lines = {
+        line.split()[0]: " ".join(line.split()[1:])
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and line.split()
+    }
     for rule in all_rules():
         assert lines.get(rule.name) == " ".join(rule.summary.split()), rule.name
         assert not rule.summary.endswith(("'s", " to", " the", ",")), rule.summary  # cut mid-sentence
@@ -145,16 +170,45 @@ def test_help_renders_every_word():
 @pytest.mark.slow
 def test_plot_and_html_report(tmp_path):
     plot, html, md = tmp_path / "ops.png", tmp_path / "r.html", tmp_path / "r.md"
-    result = graphopt("optimize", "--example", "tiny-bert", "-o", str(tmp_path / "o.onnx"), "--budget", "10",
-                      "--policy", "greedy", "--plot", str(plot), "--report", str(html))  # fmt: skip
+    result = graphopt(
+        "optimize",
+        "--example",
+        "tiny-bert",
+        "-o",
+        str(tmp_path / "o.onnx"),
+        "--budget",
+        "10",
+        "--policy",
+        "greedy",
+        "--plot",
+        str(plot),
+        "--report",
+        str(html),
+    )
     assert result.returncode == 0, result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = html.read_text()
     assert "<table>" in page and "data:image/png;base64," in page and "ORT kernels" in page
-    result = graphopt("optimize", "--example", "tiny-bert", "-o", str(tmp_path / "o.onnx"), "--budget", "3", "--policy", "greedy", "--report", str(md))
+    result = graphopt(
+        "optimize",
+        "--example",
+        "tiny-bert",
+        "-o",
+        str(tmp_path / "o.onnx"),
+        "--budget",
+        "3",
+        "--policy",
+        "greedy",
+        "--report",
+        str(md),
+    )
     assert result.returncode == 0 and "| ORT kernels |" in md.read_text()
 
 
 def test_report_with_an_unknown_suffix_is_refused_before_work(tmp_path):
     out = tmp_path / "out.onnx"
-    _assert_refused(graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--report", str(tmp_path / "r.txt")), out, ".json, .md or .html")
+    _assert_refused(
+        graphopt("optimize", "--example", "tiny-bert", "-o", str(out), "--report", str(tmp_path / "r.txt")),
+        out,
+        ".json, .md or .html",
+    )

@@ -12,9 +12,9 @@ pytest.importorskip("skl2onnx")
 pytest.importorskip("transformers")
 ort = pytest.importorskip("onnxruntime")
 
+from graphopt.api.files import optimize  # noqa: E402
+from graphopt.core.verify import compare  # noqa: E402
 from graphopt.models import corpus  # noqa: E402
-from graphopt.optimize import optimize  # noqa: E402
-from graphopt.verify import compare  # noqa: E402
 
 
 @pytest.mark.slow
@@ -28,6 +28,8 @@ def test_a_corpus_file_runs_and_graphopt_hands_back_an_equivalent_model(tmp_path
     result = optimize(path, out, budget_s=20, inputs_file=str(inputs))
     assert out.exists()
     actual = ort.InferenceSession(str(out)).run(None, feeds)
-    verdict = compare([f"out{i}" for i in range(len(expected))], expected, actual)  # per dtype: fp32 rtol 1e-4, integers exact
+    verdict = compare(
+        [f"out{i}" for i in range(len(expected))], expected, actual
+    )  # per dtype: fp32 rtol 1e-4, integers exact
     assert verdict.ok, verdict.first_failure()
     assert result.decision.reason  # kept or handed back, it says why

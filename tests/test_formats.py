@@ -4,8 +4,8 @@ import onnx_ir as ir
 import pytest
 from onnx import helper, numpy_helper
 
-from graphopt.errors import BadModelError
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.core.errors import BadModelError
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.targets.onnxruntime import OrtTarget
 from graphopt.targets.onnxruntime.compat import clamp_ir_version, max_ir_version
 
@@ -18,20 +18,23 @@ def _if_model() -> onnx.ModelProto:
     then_g = helper.make_graph([helper.make_node("Add", ["x", "one"], ["a"])], "then", [], [out("a")])
     else_g = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["b"])], "else", [], [out("b")])
     graph = helper.make_graph(
-        [helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)], "g",
-        [helper.make_tensor_value_info("cond", onnx.TensorProto.BOOL, []), out("x")], [out("y")], [one, two],
-    )  # fmt: skip
+        [helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)],
+        "g",
+        [helper.make_tensor_value_info("cond", onnx.TensorProto.BOOL, []), out("x")],
+        [out("y")],
+        [one, two],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def test_save_and_load_keep_subgraphs_intact(tmp_path):
     path = tmp_path / "if.onnx"
     onnx.save(_if_model(), str(path))
-    model = onnx_format.load(path)
-    assert onnx_format.has_subgraphs(model)
-    onnx_format.save(model, tmp_path / "copy.onnx")
-    again = onnx_format.load(tmp_path / "copy.onnx")
-    assert onnx_format.op_histogram(again) == {"If": 1, "Add": 1, "Mul": 1}
+    model = onnx_files.load(path)
+    assert onnx_files.has_subgraphs(model)
+    onnx_files.save(model, tmp_path / "copy.onnx")
+    again = onnx_files.load(tmp_path / "copy.onnx")
+    assert onnx_files.op_histogram(again) == {"If": 1, "Add": 1, "Mul": 1}
     x = np.array([1.0, 2.0, 3.0], np.float32)
     compiled = OrtTarget().compile(again, report=False)
     np.testing.assert_array_equal(compiled.run({"cond": np.array(True), "x": x})[0], x + 1)
@@ -59,23 +62,25 @@ def test_ir_version_cannot_be_lowered_below_what_the_opsets_need():
 
 def test_copy_is_independent():
     model = ir.serde.deserialize_model(_if_model())
-    clone = onnx_format.copy(model)
+    clone = onnx_files.copy(model)
     clone.graph.remove(next(iter(clone.graph)), safe=False)
     assert len(model.graph) == 1 and len(clone.graph) == 0
 
 
 def test_large_models_are_saved_with_external_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_format, "EXTERNAL_DATA_THRESHOLD_BYTES", 1000)  # pretend 1 kB is 2 GB
+    monkeypatch.setattr(onnx_files, "EXTERNAL_DATA_THRESHOLD_BYTES", 1000)  # pretend 1 kB is 2 GB
     weight = numpy_helper.from_array(np.arange(1024, dtype=np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024])], [weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024])],
+        [weight],
+    )
     model = ir.serde.deserialize_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
-    onnx_format.save(model, tmp_path / "m.onnx")
+    onnx_files.save(model, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx.data").stat().st_size >= 4096
-    again = onnx_format.load(tmp_path / "m.onnx")
+    again = onnx_files.load(tmp_path / "m.onnx")
     x = np.ones(1024, np.float32)
     np.testing.assert_array_equal(OrtTarget().compile(again, report=False).run({"x": x})[0], x + np.arange(1024))
 
@@ -84,7 +89,7 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     import os
     import stat
 
-    onnx_format.save(ir.serde.deserialize_model(_if_model()), tmp_path / "m.onnx")
+    onnx_files.save(ir.serde.deserialize_model(_if_model()), tmp_path / "m.onnx")
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "m.onnx").stat().st_mode) == 0o666 & ~mask

@@ -44,9 +44,13 @@ def test_symbolic_sizes_are_found_on_the_tensors_and_a_second_size_is_made():
 
     ids, mask = torch.randint(0, 9, (2, 8)), torch.ones(2, 8, dtype=torch.int64)
     gm, example = _graphs(encoder, (ids, mask), dynamic=True)[0]
-    args = [ids if i == _position(gm, "ids") else mask if i == _position(gm, "mask") else None for i in range(len(example))]
+    args = [
+        ids if i == _position(gm, "ids") else mask if i == _position(gm, "mask") else None for i in range(len(example))
+    ]
     sources = symbol_sources(gm)
-    assert sorted(sources) == [i for i, a in enumerate(example) if isinstance(a, torch.SymInt)]  # every SymInt input found
+    assert sorted(sources) == [
+        i for i, a in enumerate(example) if isinstance(a, torch.SymInt)
+    ]  # every SymInt input found
     for sym, (tensor, dim) in sources.items():
         args[sym] = args[tensor].shape[dim]
     assert sorted(args[sym] for sym in sources) == [2, 8]  # batch and sequence

@@ -62,7 +62,17 @@ def test_parameters_and_read_only_buffers_are_weights_and_the_image_is_not():
     model = _randomized_conv_bn()
     gm, inputs = _graph(model, torch.randn(1, 3, 8, 8))
     weights = {id(inputs[i]) for i in weight_inputs(gm, inputs)}
-    expected = {id(t) for t in (model.conv.weight, model.conv.bias, model.norm.weight, model.norm.bias, model.norm.running_mean, model.norm.running_var)}
+    expected = {
+        id(t)
+        for t in (
+            model.conv.weight,
+            model.conv.bias,
+            model.norm.weight,
+            model.norm.bias,
+            model.norm.running_mean,
+            model.norm.running_var,
+        )
+    }
     assert expected <= weights
     image = next(t for t in inputs if t.shape == (1, 3, 8, 8))
     assert id(image) not in weights
@@ -101,17 +111,17 @@ def test_held_weights_leave_the_other_inputs_in_order():
 
 @pytest.mark.slow
 def test_a_frozen_inductor_compile_matches_eager_and_its_guard_sees_a_weight_change():
-    from graphopt.torch_choice import build_inductor
+    from graphopt.targets.inductor import InductorTarget
 
     model = _randomized_conv_bn()
     x = torch.randn(2, 3, 8, 8)
     gm, inputs = _graph(model, x)
     with torch.no_grad():
-        frozen = build_inductor(gm, inputs, [], freeze=True)
-        assert frozen.name == "inductor+freezing" and frozen.record["freezing"] is True
+        frozen = InductorTarget(example_inputs=tuple(inputs)).freezing(inputs).compile(gm)
+        assert frozen.guard is not None
         # fp32 conv + folded BN: Inductor folds the norm into the weights (a reassociation),
         # a few ulp on values of order 1
-        torch.testing.assert_close(frozen.run(*inputs)[0], model(x), rtol=1e-5, atol=1e-5)
-        assert not frozen.run.weights_changed(inputs)
+        torch.testing.assert_close(frozen(*inputs)[0], model(x), rtol=1e-5, atol=1e-5)
+        assert not frozen.weights_changed(inputs)
         model.conv.weight.mul_(2)
-    assert frozen.run.weights_changed(inputs)
+    assert frozen.weights_changed(inputs)

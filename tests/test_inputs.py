@@ -2,8 +2,8 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
+from graphopt.core.errors import InputGenerationError
 from graphopt.formats.onnx import inputs
-from graphopt.errors import InputGenerationError
 from tests.passes.onnx.harness import parse
 
 
@@ -55,8 +55,10 @@ def test_dimension_expressions_are_evaluated():
 
 def test_dimension_names_that_are_not_identifiers_are_symbols():
     # paddle2onnx names dynamic dimensions "DynamicDimension.0"; tf2onnx "unk__12"; others "N?"
-    specs = [inputs.InputSpec("x", np.dtype("float32"), ("DynamicDimension.0", 40, 96)),
-             inputs.InputSpec("y", np.dtype("float32"), ("DynamicDimension.0", "batch:0"))]  # fmt: skip
+    specs = [
+        inputs.InputSpec("x", np.dtype("float32"), ("DynamicDimension.0", 40, 96)),
+        inputs.InputSpec("y", np.dtype("float32"), ("DynamicDimension.0", "batch:0")),
+    ]
     bound = inputs.bind_dims(specs)
     assert bound["x"][0] == bound["y"][0] and bound["x"][1:] == (40, 96) and bound["y"][1] == 1
     assert inputs.bind_dims(specs, {"x": (2, 40, 96)})["y"][0] == 2  # one name, one size
@@ -73,7 +75,11 @@ def test_scalar_inputs_are_zero_dimensional_arrays_ort_accepts():
         g2 = Where(flag, gain, gain)
         y = Mul(x, g2) }""")
     feeds = inputs.generate(model, inputs.bind_dims(inputs.input_specs(model)))
-    assert all(isinstance(a, np.ndarray) for a in feeds.values()) and feeds["flag"].shape == () and feeds["gain"].shape == ()
+    assert (
+        all(isinstance(a, np.ndarray) for a in feeds.values())
+        and feeds["flag"].shape == ()
+        and feeds["gain"].shape == ()
+    )
     from tests.passes.onnx.harness import run
 
     assert run(model, feeds)[0].shape == (3,)
@@ -97,7 +103,7 @@ def _strided_audio_model() -> ir.Model:
 
 
 def test_larger_sizes_are_tried_when_the_model_does_not_run_at_the_defaults(tmp_path):
-    from graphopt.optimize import optimize
+    from graphopt.api.files import optimize
 
     path = tmp_path / "audio.onnx"
     ir.save(_strided_audio_model(), path)

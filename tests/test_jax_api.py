@@ -8,11 +8,11 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from graphopt.models import jax_zoo  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 import graphopt.jax as gjax  # noqa: E402
-from graphopt.cli import app  # noqa: E402
+from graphopt.cli.app import app  # noqa: E402
+from graphopt.models import jax_zoo  # noqa: E402
 
 RTOL, ATOL = 1e-5, 1e-5  # fp32, as for every XLA comparison: the same math, at most another dot kernel
 TINY = jax_zoo.Shape(layers=1, hidden=64, heads=4, kv_heads=2, ffn=128, cache=16, vocab=100)
@@ -33,7 +33,9 @@ def test_the_result_takes_and_gives_the_same_pytrees_as_jit():
     if fast.graphopt.chosen is not None:  # what runs is the kept module, called from jax.jit
         assert "call_exported" in fast.lower(*args).as_text()
     params, ids, k, v = args
-    other = fast(params, jnp.ones((2, 1), jnp.int32), jnp.concatenate([k, k], 1), jnp.concatenate([v, v], 1))  # another batch: jit's path
+    other = fast(
+        params, jnp.ones((2, 1), jnp.int32), jnp.concatenate([k, k], 1), jnp.concatenate([v, v], 1)
+    )  # another batch: jit's path
     assert other[0].shape == (2, 1, TINY.vocab)
 
 
@@ -62,7 +64,9 @@ def test_bad_stablehlo_input_is_exit_2_and_no_file(tmp_path, content):
 def test_a_shape_polymorphic_export_is_refused_with_one_line(tmp_path):
     from jax import export
 
-    exported = export.export(jax.jit(lambda x: jnp.sin(x) * 2))(jax.ShapeDtypeStruct(export.symbolic_shape("b, 8"), jnp.float32))
+    exported = export.export(jax.jit(lambda x: jnp.sin(x) * 2))(
+        jax.ShapeDtypeStruct(export.symbolic_shape("b, 8"), jnp.float32)
+    )
     source, out = tmp_path / "poly.jaxexport", tmp_path / "poly.opt.jaxexport"
     source.write_bytes(exported.serialize())
     result = CliRunner().invoke(app, ["optimize", str(source), "-o", str(out)])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from graphopt.measure import compare_samples, interleaved
+from graphopt.core.measure import compare_samples, interleaved
 
 RNG = np.random.default_rng(0)
 
@@ -28,7 +28,12 @@ def test_identical_distributions_are_not_told_apart():
 
 def test_interleaved_runs_both_callables_the_same_number_of_times():
     calls = {"a": 0, "b": 0}
-    result = interleaved(lambda: calls.__setitem__("a", calls["a"] + 1), lambda: calls.__setitem__("b", calls["b"] + 1),
-                         min_rounds=10, max_rounds=10, warmup=2)  # fmt: skip
+    result = interleaved(
+        lambda: calls.__setitem__("a", calls["a"] + 1),
+        lambda: calls.__setitem__("b", calls["b"] + 1),
+        min_rounds=10,
+        max_rounds=10,
+        warmup=2,
+    )
     assert calls == {"a": 12, "b": 12}
     assert result.rounds == 10

@@ -17,11 +17,12 @@ from graphopt.targets.onnxruntime.target import IN_MEMORY_FROM_BYTES
 def _large_matmul(rows: int) -> tuple[ir.Model, np.ndarray]:
     weight = np.random.default_rng(0).standard_normal((rows, 2048)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])], "g",
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, rows])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2048])],
         [numpy_helper.from_array(weight, "w")],
-    )  # fmt: skip
+    )
     return ir.serde.deserialize_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])), weight
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.optimize import optimize
+from graphopt.api.files import optimize
+from graphopt.core.verify import compare
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.targets.onnxruntime import OrtTarget
-from graphopt.verify import compare
 
 RNG = np.random.default_rng(0)
 
@@ -18,8 +18,14 @@ def _mlp_with_erf_gelu(dtype: np.dtype, with_if: bool = False) -> onnx.ModelProt
     """x -> MatMul -> dynamo-style erf GELU -> MatMul, twice as outputs (y and y * 2)."""
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     const = lambda name, v: numpy_helper.from_array(np.asarray(v, dtype), name)  # noqa: E731
-    inits = [const("w1", RNG.standard_normal((16, 32)) * 0.3), const("w2", RNG.standard_normal((32, 8)) * 0.3),
-             const("sqrt2", 1.4142135), const("half", 0.5), const("one", 1.0), const("two", 2.0)]  # fmt: skip
+    inits = [
+        const("w1", RNG.standard_normal((16, 32)) * 0.3),
+        const("w2", RNG.standard_normal((32, 8)) * 0.3),
+        const("sqrt2", 1.4142135),
+        const("half", 0.5),
+        const("one", 1.0),
+        const("two", 2.0),
+    ]
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h"]),
         helper.make_node("Div", ["h", "sqrt2"], ["d"]),
@@ -48,8 +54,10 @@ def _optimize_and_check(tmp_path, proto):
     out = tmp_path / "out.onnx"
     result = optimize(path, out, budget_s=5)
     assert out.exists()
-    original, optimized = onnx_format.load(path), onnx_format.load(out)
-    x = RNG.standard_normal((3, 16)).astype(onnx.helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type))
+    original, optimized = onnx_files.load(path), onnx_files.load(out)
+    x = RNG.standard_normal((3, 16)).astype(
+        onnx.helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type)
+    )
     names = [o.name for o in proto.graph.output]
     expected = OrtTarget().compile(original, report=False).run({"x": x})
     assert compare(names, expected, OrtTarget().compile(optimized, report=False).run({"x": x})).ok
@@ -87,22 +95,30 @@ def test_a_lucky_first_timing_is_not_kept_when_timed_again(tmp_path):
     # The winner's curse: a candidate chosen among several on a timing that flattered it must
     # hold up in a second, independent timing. The "candidate" here is the original itself,
     # given a first timing that says 2x faster; timed again it is not 1.5% faster.
-    from graphopt.budget import Budget
-    from graphopt.evaluation_log import Evaluation, EvaluationLog
-    from graphopt.measure import Comparison
-    from graphopt.protocols import Candidate
-    from graphopt.search import loop
+    from graphopt.core import judge
+    from graphopt.core.budget import Budget
+    from graphopt.core.evaluation_log import Evaluation, EvaluationLog
+    from graphopt.core.measure import Comparison
+    from graphopt.core.protocols import Candidate
 
     path = tmp_path / "m.onnx"
     onnx.save(_mlp_with_erf_gelu(np.float32), str(path))
-    model = onnx_format.load(path)
+    model = onnx_files.load(path)
     target = OrtTarget()
-    baseline = loop.make_baseline(model, target, [{"x": RNG.standard_normal((4, 16)).astype(np.float32)}])
+    baseline = judge.make_baseline(model, target, [{"x": RNG.standard_normal((4, 16)).astype(np.float32)}])
     lucky = Comparison(1.0, 0.5, 0.5, 0.49, 0.51, 30)
-    chosen = Evaluation(Candidate("same graph", onnx_format.copy(model), []), timing=lucky)
+    chosen = Evaluation(Candidate("same graph", onnx_files.copy(model), []), timing=lucky)
     log = EvaluationLog()
-    for evaluation in [chosen, *(Evaluation(Candidate(f"other {i}", model, []), timing=Comparison(1.0, 1.0, 1.0, 0.99, 1.01, 30)) for i in range(2))]:
+    for evaluation in [
+        chosen,
+        *(
+            Evaluation(Candidate(f"other {i}", model, []), timing=Comparison(1.0, 1.0, 1.0, 0.99, 1.01, 30))
+            for i in range(2)
+        ),
+    ]:
         log.append(evaluation)
-    why = loop.confirm(chosen, log, baseline, target, Budget(30))
+    why = judge.confirm(chosen, log, baseline, target, Budget(30))
     assert why is not None and "was not 1.5% faster when timed again" in why
-    assert chosen.timing is lucky and chosen.confirmation is None  # a failed confirmation changes nothing on the evaluation
+    assert (
+        chosen.timing is lucky and chosen.confirmation is None
+    )  # a failed confirmation changes nothing on the evaluation

@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.core.verify import compare
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.targets.onnxruntime import OrtTarget
-from graphopt.verify import compare
 from tests.test_bad_input import EXAMPLE
 from tests.test_optimize import _mlp_with_erf_gelu
 
@@ -30,7 +30,7 @@ def with_external_weights(model, folder: Path, name: str = "m.onnx") -> Path:
     """``model`` saved as torch 2.13 writes by default: ``<name>`` + ``<name>.data`` beside it."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    onnx_format.save(model, path, external_data=True)
+    onnx_files.save(model, path, external_data=True)
     assert (folder / f"{name}.data").is_file()
     return path
 
@@ -42,12 +42,12 @@ def tiny_bert_feeds(model) -> dict[str, np.ndarray]:
 
 
 def reference_outputs(path: Path, feeds) -> tuple[list[str], list[np.ndarray]]:
-    compiled = OrtTarget().compile(onnx_format.load(path), report=False)
+    compiled = OrtTarget().compile(onnx_files.load(path), report=False)
     return [o.name for o in compiled.session.get_outputs()], compiled.run(feeds)
 
 
 def assert_standalone_and_equivalent(out: Path, names, expected, feeds) -> None:
-    output = onnx_format.load(out)
+    output = onnx_files.load(out)
     actual = OrtTarget().compile(output, report=False).run(feeds)
     equivalence = compare(names, expected, actual)
     assert equivalence.ok, equivalence.first_failure()
@@ -55,8 +55,8 @@ def assert_standalone_and_equivalent(out: Path, names, expected, feeds) -> None:
 
 @pytest.mark.slow
 def test_kept_candidate_with_external_weights_stands_alone(tmp_path):
-    source = with_external_weights(onnx_format.load(EXAMPLE), tmp_path / "in")
-    feeds = tiny_bert_feeds(onnx_format.load(source))
+    source = with_external_weights(onnx_files.load(EXAMPLE), tmp_path / "in")
+    feeds = tiny_bert_feeds(onnx_files.load(source))
     names, expected = reference_outputs(source, feeds)
     out, report = tmp_path / "out" / "bert.onnx", tmp_path / "report.json"
     result = graphopt("optimize", str(source), "-o", str(out), "--mkdir", "--budget", "20", "--report", str(report))
@@ -72,7 +72,7 @@ def test_kept_candidate_with_external_weights_stands_alone(tmp_path):
 
 
 def test_handed_back_original_with_external_weights_stands_alone(tmp_path):
-    model = onnx_format.load(_write(tmp_path, _mlp_with_erf_gelu(np.float16)))  # nothing applies to float16
+    model = onnx_files.load(_write(tmp_path, _mlp_with_erf_gelu(np.float16)))  # nothing applies to float16
     source = with_external_weights(model, tmp_path / "in")
     feeds = {"x": np.random.default_rng(0).standard_normal((3, 16)).astype(np.float16)}
     names, expected = reference_outputs(source, feeds)
@@ -97,8 +97,8 @@ def test_inline_input_gives_inline_output(tmp_path):
 
 @pytest.mark.slow
 def test_in_place_replaces_model_and_weights_together(tmp_path):
-    source = with_external_weights(onnx_format.load(EXAMPLE), tmp_path / "in")
-    feeds = tiny_bert_feeds(onnx_format.load(source))
+    source = with_external_weights(onnx_files.load(EXAMPLE), tmp_path / "in")
+    feeds = tiny_bert_feeds(onnx_files.load(source))
     names, expected = reference_outputs(source, feeds)
     before = source.read_bytes()
     result = graphopt("optimize", str(source), "--in-place", "--budget", "10")
@@ -111,16 +111,16 @@ def test_in_place_replaces_model_and_weights_together(tmp_path):
 def test_symbolic_shape_inference_reads_models_with_external_weights(tmp_path):
     # ORT's symbolic pass works on a message in memory; external weights made it give up
     # ("should be stored in m.onnx.data") and the rules matched with onnx's weaker shapes.
-    source = with_external_weights(onnx_format.load(EXAMPLE), tmp_path)
-    model = onnx_format.load(source)
+    source = with_external_weights(onnx_files.load(EXAMPLE), tmp_path)
+    model = onnx_files.load(source)
     assert infer_shapes(model) is None
     attention_scores = [v.shape for n in model.graph.all_nodes() if n.op_type == "Softmax" for v in n.outputs]
     assert attention_scores and all(s is not None and s.rank() == 4 for s in attention_scores)
 
 
 def test_saving_a_model_read_from_external_data_inline_loads_its_weights(tmp_path):
-    source = with_external_weights(onnx_format.load(EXAMPLE), tmp_path / "in")
-    onnx_format.save(onnx_format.load(source), tmp_path / "inline.onnx")
+    source = with_external_weights(onnx_files.load(EXAMPLE), tmp_path / "in")
+    onnx_files.save(onnx_files.load(source), tmp_path / "inline.onnx")
     shutil.rmtree(tmp_path / "in")
     proto = onnx.load(str(tmp_path / "inline.onnx"))
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)

@@ -4,12 +4,12 @@ never proposes the same graph twice."""
 
 from __future__ import annotations
 
-from graphopt.evaluation_log import Evaluation, EvaluationLog
+from graphopt.core.evaluation_log import Evaluation, EvaluationLog
+from graphopt.core.measure import Comparison
 from graphopt.formats.onnx import OnnxRules
 from graphopt.formats.onnx.matching import ensure_unique_names, find_sites
-from graphopt.measure import Comparison
 from graphopt.passes.onnx import gelu
-from graphopt.search.policies import FamilySearch
+from graphopt.policies.search import FamilySearch
 from tests.passes.onnx.harness import parse
 
 # Three dynamo-style erf GELUs: two on [2, 8] values, one on a [2, 16] value.

@@ -1,4 +1,4 @@
-"""The learned policy's parts (graphopt/policy/): the pool, features, the dataset on disk, the
+"""The learned policy's parts (graphopt/policies/): the pool, features, the dataset on disk, the
 ranker retrained from a small real dataset, the policy inside a run, and collection (locally
 and on Ray)."""
 
@@ -13,13 +13,12 @@ import pytest
 
 pa = pytest.importorskip("pyarrow")
 
-from graphopt.passes.onnx import all_rules  # noqa: E402
-
 from graphopt.formats.onnx import OnnxFormat  # noqa: E402
-from graphopt.policy import dataset, evaluate  # noqa: E402
-from graphopt.policy.features import Schema, elements, features, graph_facts, vector  # noqa: E402
-from graphopt.policy.pool import pool  # noqa: E402
-from graphopt.search.policies import FamilySearch, Greedy  # noqa: E402
+from graphopt.passes.onnx import all_rules  # noqa: E402
+from graphopt.policies.features import Schema, elements, features, graph_facts, vector  # noqa: E402
+from graphopt.policies.pool import pool  # noqa: E402
+from graphopt.policies.search import FamilySearch, Greedy  # noqa: E402
+from graphopt.policies.training import dataset, evaluate  # noqa: E402
 
 SMALL = Path(__file__).parent / "data" / "policy-small"  # real evaluations collected on this machine (see its README)
 
@@ -51,7 +50,9 @@ def test_features_follow_the_schema_and_say_what_an_entry_leaves_out():
     fmt, model, prepared, rules = _tiny_bert()
     greedy = next(Greedy().propose(prepared, rules))
     feeds = fmt.feeds(prepared)[0]
-    facts = graph_facts(fmt.op_types(prepared), fmt.input_specs(prepared), feeds, fmt.weight_bytes(prepared), None, "ort-cpu")
+    facts = graph_facts(
+        fmt.op_types(prepared), fmt.input_specs(prepared), feeds, fmt.weight_bytes(prepared), None, "ort-cpu"
+    )
     schema = Schema.of(rules.families())
     assert schema.digest == Schema.of(rules.families()).digest and len(set(schema.names)) == len(schema.names)
     entries = pool(greedy, rules)
@@ -70,10 +71,34 @@ def test_site_elements_resolve_symbols_from_the_inputs():
 
 
 def test_the_dataset_round_trips_and_refuses_mixed_schemas(tmp_path):
-    row = {"graph_id": "g", "fingerprint": "f", "arch": "bert", "spec": "{}", "target": "ort-cpu", "entry": "all rules", "kind": "greedy", "family": "",
-           "site_class": "null", "position": 0, "features": [0.5, 1.0], "sites": [{"rule": "sdpa", "signature": "", "anchor": "n", "fused_now": False}],
-           "kernels": 10, "fused": "{}", "fired": "{}", "equivalent": True, "rejected": "", "ratio": 0.9, "ci_low": 0.88, "ci_high": 0.92,
-           "rounds": 40, "baseline_ms": 1.0, "candidate_ms": 0.9, "seconds": 2.0, "machine": "{}", "versions": "{}"}  # fmt: skip
+    row = {
+        "graph_id": "g",
+        "fingerprint": "f",
+        "arch": "bert",
+        "spec": "{}",
+        "target": "ort-cpu",
+        "entry": "all rules",
+        "kind": "greedy",
+        "family": "",
+        "site_class": "null",
+        "position": 0,
+        "features": [0.5, 1.0],
+        "sites": [{"rule": "sdpa", "signature": "", "anchor": "n", "fused_now": False}],
+        "kernels": 10,
+        "fused": "{}",
+        "fired": "{}",
+        "equivalent": True,
+        "rejected": "",
+        "ratio": 0.9,
+        "ci_low": 0.88,
+        "ci_high": 0.92,
+        "rounds": 40,
+        "baseline_ms": 1.0,
+        "candidate_ms": 0.9,
+        "seconds": 2.0,
+        "machine": "{}",
+        "versions": "{}",
+    }
     dataset.write_graph(tmp_path, "g", [row], ["a", "b"], "digest1")
     table, names, digest = dataset.read(tmp_path)
     assert (table.num_rows, names, digest) == (1, ["a", "b"], "digest1")
@@ -86,7 +111,9 @@ def test_the_dataset_round_trips_and_refuses_mixed_schemas(tmp_path):
 
 
 def test_offline_outcome_charges_each_entry_its_cost_and_keeps_the_best():
-    graph = evaluate.Pool("g", "bert", np.zeros((3, 1), np.float32), np.array([0.95, 1.0, 0.8]), np.array([4.0, 4.0, 4.0]))
+    graph = evaluate.Pool(
+        "g", "bert", np.zeros((3, 1), np.float32), np.array([0.95, 1.0, 0.8]), np.array([4.0, 4.0, 4.0])
+    )
     assert evaluate.outcome(graph, [0, 1, 2], 5.0) == 0.95  # only the first fits
     assert evaluate.outcome(graph, [2, 0], 5.0) == 0.8
     assert evaluate.outcome(graph, [0, 1, 2], math.inf) == 0.8
@@ -94,18 +121,22 @@ def test_offline_outcome_charges_each_entry_its_cost_and_keeps_the_best():
 
 
 def test_a_retimed_pool_is_chosen_by_its_first_timing_and_credited_with_its_second():
-    first = evaluate.Pool("g", "bert", np.zeros((3, 1), np.float32), np.array([0.9, 1.0, 0.8]), np.array([1.0, 1.0, 1.0]))
+    first = evaluate.Pool(
+        "g", "bert", np.zeros((3, 1), np.float32), np.array([0.9, 1.0, 0.8]), np.array([1.0, 1.0, 1.0])
+    )
     credited = evaluate.credited(first, {("g", 0): 0.92, ("g", 2): 0.97})
     assert evaluate.outcome(credited, [0, 1, 2], math.inf) == 0.97  # entry 2 won the first timing; its second says 0.97
     assert evaluate.outcome(credited, [0], math.inf) == 0.92
     assert evaluate.outcome(credited, [1], math.inf) == 1.0  # nothing accepted: the original
-    assert evaluate.credited(first, {("g", 0): 0.92}).values is None  # half retimed would favour one policy: first timings kept
+    assert (
+        evaluate.credited(first, {("g", 0): 0.92}).values is None
+    )  # half retimed would favour one policy: first timings kept
 
 
 @pytest.mark.skipif(not SMALL.exists(), reason="tests/data/policy-small not collected")
 def test_a_policy_retrained_on_a_small_dataset_ranks_its_held_out_split_better_than_random(tmp_path):
     pytest.importorskip("lightgbm")
-    from graphopt.policy.commands import train_from
+    from graphopt.policies.training.commands import train_from
 
     table, _, _ = dataset.read(SMALL)
     graphs = evaluate.pools(table)
@@ -127,25 +158,45 @@ def test_the_shipped_weights_order_a_real_run_and_say_why(tmp_path):
     import subprocess
     import sys
 
-    from graphopt.policy import weights_path
+    from graphopt.policies import weights_path
 
     assert weights_path("ort-cpu").exists(), "the package ships weights for ORT on CPU"
     model = resources.files("graphopt.examples") / "tiny-bert.onnx"
     out, report = tmp_path / "out.onnx", tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "graphopt", "optimize", str(model), "-o", str(out), "--policy", "learned",
-                           "--budget", "20", "--report", str(report)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphopt",
+            "optimize",
+            str(model),
+            "-o",
+            str(out),
+            "--policy",
+            "learned",
+            "--budget",
+            "20",
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads(report.read_text())
     assert document["policy"] == "learned" and document["prediction"], "the ranker ordered this graph's pool"
     first = document["prediction"][0]
-    assert first["drivers"] and document["candidates"][0]["label"] == first["candidate"]  # the best-predicted is measured first
+    assert (
+        first["drivers"] and document["candidates"][0]["label"] == first["candidate"]
+    )  # the best-predicted is measured first
     assert "learned policy #1" in done.stdout + done.stderr
     if not document["kept_original"]:
         assert document["latency"]["ci95"][1] < 1.0  # kept only when faster with confidence
 
 
 def _tiny_spec(arch="bert", seed=1):
-    from graphopt.policy.corpus import Spec
+    from graphopt.policies.training.corpus import Spec
 
     return Spec(arch, 1, 32, 2, 2, 1, 8, "dynamo", "eager", False, seed)
 
@@ -153,7 +204,7 @@ def _tiny_spec(arch="bert", seed=1):
 @pytest.mark.slow
 def test_collecting_one_graph_judges_its_whole_pool(tmp_path):
     pytest.importorskip("transformers")
-    from graphopt.policy.collect import collect
+    from graphopt.policies.training.collect import collect
 
     written = collect([_tiny_spec()], tmp_path, measure_s=1.0, progress=lambda message: None)
     assert written == [_tiny_spec().graph_id]
@@ -163,9 +214,11 @@ def test_collecting_one_graph_judges_its_whole_pool(tmp_path):
     assert all(len(r["features"]) == len(names) for r in rows)
     judged = [r for r in rows if r["ratio"] is not None]
     assert judged and all(r["ci_low"] <= r["ratio"] <= r["ci_high"] and r["equivalent"] for r in judged)
-    assert collect([_tiny_spec()], tmp_path, measure_s=1.0, progress=lambda message: None) == []  # resumed: nothing left
+    assert (
+        collect([_tiny_spec()], tmp_path, measure_s=1.0, progress=lambda message: None) == []
+    )  # resumed: nothing left
 
-    from graphopt.policy.retime import retime
+    from graphopt.policies.training.retime import retime
 
     accepted = sorted(r["position"] for r in rows if dataset.label_ratio(r) < 1.0)
     retime(tmp_path, tmp_path / "retimed", [_tiny_spec().arch], measure_s=0.3, progress=lambda message: None)
@@ -183,17 +236,25 @@ def test_collecting_on_a_local_ray_cluster_gives_the_same_dataset(tmp_path):
     import subprocess
     import sys
 
-    from graphopt.policy.collect import collect
-    from graphopt.policy.commands import train_from
-    from graphopt.policy.ranker import Ranker
+    from graphopt.policies.ranker import Ranker
+    from graphopt.policies.training.collect import collect
+    from graphopt.policies.training.commands import train_from
 
     ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
-    started = subprocess.run([*ray_cli, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                             capture_output=True, text=True, timeout=180)  # fmt: skip
+    started = subprocess.run(
+        [*ray_cli, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     try:
-        written = collect([_tiny_spec(seed=2)], tmp_path, measure_s=1.0, ray_address="auto", progress=lambda message: None)
-        ranker, weights = train_from(tmp_path, tmp_path / "w.json", held_out=(), ray_address="auto")  # the fit as a Ray task
+        written = collect(
+            [_tiny_spec(seed=2)], tmp_path, measure_s=1.0, ray_address="auto", progress=lambda message: None
+        )
+        ranker, weights = train_from(
+            tmp_path, tmp_path / "w.json", held_out=(), ray_address="auto"
+        )  # the fit as a Ray task
     finally:
         import ray
 
@@ -212,10 +273,10 @@ def test_weights_apply_by_feature_name_and_are_refused_when_a_feature_is_gone():
     feature the rules no longer define (a rule removed or renamed) fall back to the search."""
     import dataclasses
 
-    from graphopt.policy import weights_path
-    from graphopt.policy.learned import Learned
-    from graphopt.policy.ranker import Ranker
-    from graphopt.protocols import SearchContext
+    from graphopt.core.protocols import SearchContext
+    from graphopt.policies import weights_path
+    from graphopt.policies.learned import Learned
+    from graphopt.policies.ranker import Ranker
 
     fmt = OnnxFormat()
     model = fmt.load(resources.files("graphopt.examples") / "tiny-bert.onnx")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from graphopt.optimize import optimize
+from graphopt.api.files import optimize
+from graphopt.core.protocols import FusionReport
 from graphopt.targets.onnxruntime import levers as session
-from graphopt.protocols import FusionReport
 from tests.test_bad_input import EXAMPLE
 
 
@@ -52,10 +52,10 @@ def test_optimize_writes_a_recommendation_only_with_its_measurement(tmp_path):
     stale = session.settings_path(out)
     stale.write_text('{"graph_optimization_level": "ORT_DISABLE_ALL", "disabled_optimizers": []}')
     result = optimize(EXAMPLE, out, budget_s=20)
-    if result.session_path is None:
+    if result.settings_path is None:
         assert not stale.exists(), "an earlier run's recommendation was left beside a new output"
-        assert result.session.lever is None
+        assert result.lever.lever is None
     else:
         data = json.loads(stale.read_text())
         assert data["measured"]["ci95"][1] < 1 - 0.015
-        assert session.read(out) == result.session.lever
+        assert session.read(out) == result.lever.lever

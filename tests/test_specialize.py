@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphopt.errors import GraphoptError
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.optimize import optimize
+from graphopt.api.files import optimize
+from graphopt.core.errors import GraphoptError
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.specialize import fix_shapes
 from tests.passes.onnx.harness import assert_same_outputs, parse, run
 
@@ -31,7 +31,7 @@ def _ops(model) -> list[str]:
 
 def test_fixed_dims_fold_the_shape_subgraph_and_keep_outputs():
     original = parse(HEAD_SPLIT)
-    fixed = onnx_format.copy(original)
+    fixed = onnx_files.copy(original)
     notes = fix_shapes(fixed, {"batch": 1, "sequence": 5}, {})
     assert _ops(fixed) == ["Reshape", "Transpose"]  # Shape, Gathers and Concat folded to a constant
     assert list(fixed.graph.inputs[0].shape) == [1, 5, 8]
@@ -81,7 +81,7 @@ def test_optimize_with_fixed_dims_writes_a_static_equivalent_model(tmp_path):
     assert any("the output accepts only these shapes" in n for n in result.notes)
     labels = [e.candidate.label for e in result.evaluations]
     assert "fixed shapes only" in labels
-    written = onnx_format.load(out)
+    written = onnx_files.load(out)
     if not result.kept_original:  # when kept, the dynamic input is written back unchanged
         assert all(list(v.shape) == [1, 16] for v in written.graph.inputs)
         assert not [n for n in written.graph if n.op_type == "Shape"]

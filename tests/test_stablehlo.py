@@ -11,8 +11,8 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 from jax import export  # noqa: E402
 
-from graphopt import protocols, registry  # noqa: E402
-from graphopt.errors import BadModelError  # noqa: E402
+from graphopt.core import protocols, registry  # noqa: E402
+from graphopt.core.errors import BadModelError  # noqa: E402
 from graphopt.formats.stablehlo import StableHloFormat, load, save  # noqa: E402
 from graphopt.targets.xla import XlaTarget, fusion_report  # noqa: E402
 
@@ -27,8 +27,11 @@ def mlp(x, w1, w2):
 
 def _arguments(batch=2, seq=8, hidden=32):
     rng = np.random.default_rng(0)
-    return [rng.standard_normal((batch, seq, hidden), np.float32), rng.standard_normal((hidden, 4 * hidden), np.float32) * 0.1,
-            rng.standard_normal((4 * hidden, hidden), np.float32) * 0.1]  # fmt: skip
+    return [
+        rng.standard_normal((batch, seq, hidden), np.float32),
+        rng.standard_normal((hidden, 4 * hidden), np.float32) * 0.1,
+        rng.standard_normal((4 * hidden, hidden), np.float32) * 0.1,
+    ]
 
 
 @pytest.fixture
@@ -54,7 +57,11 @@ def test_inputs_and_ops_of_a_lowered_module(mlir_file):
     fmt = StableHloFormat()
     module = fmt.load(mlir_file)
     specs = fmt.input_specs(module)
-    assert [(s.dtype, s.dims) for s in specs] == [(np.float32, (2, 8, 32)), (np.float32, (32, 128)), (np.float32, (128, 32))]
+    assert [(s.dtype, s.dims) for s in specs] == [
+        (np.float32, (2, 8, 32)),
+        (np.float32, (32, 128)),
+        (np.float32, (128, 32)),
+    ]
     ops = list(fmt.op_types(module))
     assert ops.count("stablehlo.dot_general") == 2 and "func.func" in ops
     assert isinstance(fmt, protocols.Format)
@@ -76,9 +83,14 @@ def test_a_shape_polymorphic_export_keeps_its_symbols_and_writes_back_as_an_expo
     np.testing.assert_allclose(np.asarray(copy.call(x, w1, w2)), np.asarray(mlp(x, w1, w2)), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("content, says", [(b"not a model at all", "not a StableHLO module"),
-                                            (b'module { "foo.bar"() : () -> () }', "unregistered dialect"),
-                                            (b"\x00\x01\x02binary junk", "not a StableHLO module")])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"not a model at all", "not a StableHLO module"),
+        (b'module { "foo.bar"() : () -> () }', "unregistered dialect"),
+        (b"\x00\x01\x02binary junk", "not a StableHLO module"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, content, says):
     path = tmp_path / "bad.mlir"
     path.write_bytes(content)
@@ -118,7 +130,9 @@ ENTRY %main (x: f32[4], y: f32[4,4]) -> (f32[4], f32[4]) {
 }
 """
     report = fusion_report(hlo)
-    assert report.fused == {"fusion.kLoop": 1} and report.kernels == 2  # the fusion and the dot; parameters, bitcast, tuple move no data
+    assert (
+        report.fused == {"fusion.kLoop": 1} and report.kernels == 2
+    )  # the fusion and the dot; parameters, bitcast, tuple move no data
     assert report.ops["dot"] == 1 and "exponential" not in report.ops  # inside a fusion, not a kernel of its own
 
 

@@ -30,7 +30,7 @@ def test_backend_is_found_by_name_in_a_fresh_process():
         with torch.no_grad():
             out = torch.compile(model, backend="graphopt", options={"budget": 5})(x)
             torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
-        assert "graphopt.torch_backend" in sys.modules
+        assert "graphopt.torch.backend" in sys.modules
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
@@ -71,9 +71,9 @@ def test_a_training_step_goes_to_inductor_and_its_gradients_match_eager():
 
 @pytest.mark.slow
 def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(monkeypatch):
-    from graphopt.targets.onnxruntime import torch_route
+    from graphopt.torch import onnx_route
 
-    real = torch_route.compile_graph
+    real = onnx_route.compile_graph
 
     def wrong(*args):
         route = real(*args)
@@ -81,10 +81,13 @@ def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(
         monkeypatch.setattr(type(route), "__call__", lambda self, *a: tuple(t + 1.0 for t in right(*a)))
         return route
 
-    monkeypatch.setattr(torch_route, "compile_graph", wrong)
+    monkeypatch.setattr(onnx_route, "compile_graph", wrong)
     model = _Mlp().eval()
     x = torch.randn(4, 16)
-    with torch.no_grad(), pytest.warns(UserWarning, match="falling back to Inductor.*onnxruntime left out: output output_0"):
+    with (
+        torch.no_grad(),
+        pytest.warns(UserWarning, match="falling back to Inductor.*onnxruntime left out: output output_0"),
+    ):
         out = _compiled(model, target="onnxruntime")(x)
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
 
@@ -114,24 +117,36 @@ class _Swish(torch.nn.Module):
 
 @pytest.mark.slow
 def test_a_wrong_fx_rule_is_named_and_left_out(monkeypatch):
-    from graphopt.passes import fx
-    from graphopt.passes.fx.activations import _match_silu
-    from graphopt.passes.fx.rule import FxRule
+    from graphopt.core.rules import NodeRule
+    from graphopt.passes.fx import activations
 
-    def relu_instead(node):  # matches x*sigmoid(x) like the real rule, but builds the wrong op
-        return (lambda graph, x=node.args[0]: graph.call_function(torch.relu, (x,))) if _match_silu(node) else None
+    def relu(graph, x):  # the real rule's match (x*sigmoid(x)), the wrong replacement
+        return graph.call_function(torch.relu, (x,))
 
-    monkeypatch.setattr(fx, "RULES", [FxRule("wrong_silu", "activations", relu_instead)])
+    wrong = NodeRule(
+        "wrong_silu", "activations", "x*sigmoid(x) -> relu(x), wrong on purpose", activations._match_silu, relu
+    )
+    monkeypatch.setattr(activations, "RULES", [wrong])
     model = _Swish().eval()
     x = torch.randn(4, 16)
-    with torch.no_grad(), pytest.warns(UserWarning, match="FX rule wrong_silu left out.*output_0"):
+    with (
+        torch.no_grad(),
+        pytest.warns(UserWarning, match=r"FX rule\(s\) wrong_silu left out.*not equivalent: output output_0"),
+    ):
         out = _compiled(model, target="inductor")(x)
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
-    assert graphopt_decisions()[-1].rules == {}
+    decision = graphopt_decisions()[-1]
+    assert (
+        decision.rules == {}
+        and decision.sites_taken == []
+        and [s.split("@")[0] for s in decision.sites_left] == ["wrong_silu"]
+    )
+    rejected = [e for e in decision.evaluations if e["rejected"]]
+    assert rejected and rejected[0]["sites"][0]["rule"] == "wrong_silu"  # the engine's log says why
 
 
 def graphopt_decisions():
-    from graphopt.torch_backend import DECISIONS
+    from graphopt.torch.backend import DECISIONS
 
     return DECISIONS
 
@@ -198,7 +213,7 @@ def test_a_graph_break_gives_graphs_decided_on_their_own():
 
 
 def test_unknown_options_are_refused():
-    from graphopt.torch_backend import graphopt_backend
+    from graphopt.torch.backend import graphopt_backend
 
     with pytest.raises(ValueError, match="unknown option"):
         graphopt_backend(torch.fx.symbolic_trace(_Mlp()), [torch.randn(2, 16)], options={"budjet": 3})
@@ -221,19 +236,24 @@ def test_explain_says_what_each_graph_got():
 
 @pytest.mark.parametrize("target", ["auto", "onnxruntime"])
 def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch, target):
-    from graphopt import torch_choice
-    from graphopt.targets.onnxruntime import torch_route
+    from graphopt.torch import choice as torch_choice
+    from graphopt.torch import onnx_route
 
     model = _Mlp().eval()
     x = torch.randn(4, 16)
     with torch.no_grad():
-        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            _compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5
+        )
     assert len(list(tmp_path.glob("*.json"))) == 1
     first = graphopt_decisions()[-1]
-    monkeypatch.setattr(torch_route, "decide", lambda *a, **k: pytest.fail("decided again despite the cache"))
-    monkeypatch.setattr(torch_choice, "time_against", lambda *a, **k: pytest.fail("timed again despite the cache"))
+    monkeypatch.setattr(onnx_route, "decide", lambda *a, **k: pytest.fail("decided again despite the cache"))
+    monkeypatch.setattr(torch_choice, "decide", lambda *a, **k: pytest.fail("decided again despite the cache"))
+    monkeypatch.setattr(torch_choice, "interleaved", lambda *a, **k: pytest.fail("timed again despite the cache"))
     with torch.no_grad():
-        torch.testing.assert_close(_compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            _compiled(model, cache_dir=str(tmp_path), target=target)(x), model(x), rtol=1e-5, atol=1e-5
+        )
     replayed = graphopt_decisions()[-1]
     assert replayed.cached and (replayed.target, replayed.contender) == (first.target, first.contender)
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from graphopt.verify import compare
+from graphopt.core.verify import compare
 
 RNG = np.random.default_rng(0)
 

@@ -1,2 +1,2 @@
-"""One package per downstream compiler (graphopt.protocols.Target): compile a graph, read back
-what it fused, run it. Chosen by name through graphopt.registry."""
+"""One package per downstream compiler (graphopt.core.protocols.Target): compile a graph, read back
+what it fused, run it. Chosen by name through graphopt.core.registry."""

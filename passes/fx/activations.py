@@ -14,10 +14,10 @@ import math
 
 import torch
 import torch.fx
-from graphopt.passes.fx.products import add_one, factors, split
-from graphopt.passes.fx.rule import FxRule
 
+from graphopt.core.rules import NodeRule
 from graphopt.formats.fx import arg, constant, kind
+from graphopt.passes.fx.products import add_one, factors, split
 
 
 def _gelu_parts(node, inner_kind: str):
@@ -37,16 +37,28 @@ def _gelu_parts(node, inner_kind: str):
 
 def _match_gelu_erf(node):
     x, nodes, scale = _gelu_parts(node, "erf") or (None, None, None)
-    if x is None or nodes != [x] or not constant(scale, 1 / math.sqrt(2), rel=1e-5):
+    if x is None:
         return None
-    return lambda graph: graph.call_function(torch.nn.functional.gelu, (x,))
+    if nodes != [x] or not constant(scale, 1 / math.sqrt(2), rel=1e-5):
+        return f"erf's argument is not x/sqrt(2) (scale {scale})"
+    return {"x": x}
 
 
 def _match_gelu_tanh(node):
     x, nodes, scale = _gelu_parts(node, "tanh") or (None, None, None)
-    if x is None or len(nodes) != 1 or not constant(scale, math.sqrt(2 / math.pi), rel=1e-5) or not _is_x_plus_cubic(nodes[0], x):
+    if x is None:
         return None
-    return lambda graph: graph.call_function(torch.nn.functional.gelu, (x,), {"approximate": "tanh"})
+    if len(nodes) != 1 or not constant(scale, math.sqrt(2 / math.pi), rel=1e-5) or not _is_x_plus_cubic(nodes[0], x):
+        return "tanh's argument is not sqrt(2/pi) * (x + 0.044715 x^3)"
+    return {"x": x}
+
+
+def _gelu(graph, x):
+    return graph.call_function(torch.nn.functional.gelu, (x,))
+
+
+def _gelu_tanh(graph, x):
+    return graph.call_function(torch.nn.functional.gelu, (x,), {"approximate": "tanh"})
 
 
 def _is_x_plus_cubic(node, x) -> bool:
@@ -57,7 +69,12 @@ def _is_x_plus_cubic(node, x) -> bool:
         if lone is not x:
             continue
         nodes, scale = split(factors(cubic))
-        if len(nodes) == 1 and kind(nodes[0]) == "pow" and nodes[0].args[0] is x and arg(nodes[0], 1, "exponent") in (3, 3.0):
+        if (
+            len(nodes) == 1
+            and kind(nodes[0]) == "pow"
+            and nodes[0].args[0] is x
+            and arg(nodes[0], 1, "exponent") in (3, 3.0)
+        ):
             return constant(scale, 0.044715, rel=1e-4)
         if nodes == [x, x, x]:
             return constant(scale, 0.044715, rel=1e-4)
@@ -69,22 +86,35 @@ def _match_silu(node):
         return None
     for x, gate in (node.args, node.args[::-1]):
         if isinstance(gate, torch.fx.Node) and kind(gate) == "sigmoid" and gate.args and gate.args[0] is x:
-            return lambda graph: graph.call_function(torch.nn.functional.silu, (x,))
+            return {"x": x}
     return None
+
+
+def _silu(graph, x):
+    return graph.call_function(torch.nn.functional.silu, (x,))
 
 
 def _match_clamp_relu(node):
     name = kind(node)
     clamps_at_zero = name == "clamp" and arg(node, 2, "max") is None or name == "clamp_min"
-    if not clamps_at_zero or not constant(arg(node, 1, "min"), 0.0) or not isinstance(node.args[0], torch.fx.Node):
+    if not clamps_at_zero or not isinstance(node.args[0], torch.fx.Node):
         return None
-    x = node.args[0]
-    return lambda graph: graph.call_function(torch.relu, (x,))
+    if not constant(arg(node, 1, "min"), 0.0):
+        return f"clamps at {arg(node, 1, 'min')}, not 0"
+    return {"x": node.args[0]}
+
+
+def _relu(graph, x):
+    return graph.call_function(torch.relu, (x,))
 
 
 RULES = [
-    FxRule("gelu_erf", "activations", _match_gelu_erf, summary="0.5*x*(1+erf(x/sqrt 2)) -> gelu(x)"),
-    FxRule("gelu_tanh", "activations", _match_gelu_tanh, summary="GPT-2's written-out tanh GELU -> gelu(x, 'tanh')"),
-    FxRule("silu", "activations", _match_silu, summary="x*sigmoid(x) -> silu(x)"),
-    FxRule("clamp_relu", "activations", _match_clamp_relu, preserves_gradients=False, summary="clamp(x, min=0) -> relu(x)"),
+    NodeRule("gelu_erf", "activations", "0.5*x*(1+erf(x/sqrt 2)) -> gelu(x)", _match_gelu_erf, _gelu),
+    NodeRule(
+        "gelu_tanh", "activations", "GPT-2's written-out tanh GELU -> gelu(x, 'tanh')", _match_gelu_tanh, _gelu_tanh
+    ),
+    NodeRule("silu", "activations", "x*sigmoid(x) -> silu(x)", _match_silu, _silu),
+    NodeRule(
+        "clamp_relu", "activations", "clamp(x, min=0) -> relu(x)", _match_clamp_relu, _relu, preserves_gradients=False
+    ),
 ]

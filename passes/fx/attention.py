@@ -19,15 +19,18 @@ from __future__ import annotations
 import torch
 import torch.fx
 
-from graphopt.passes.fx.rule import FxRule
-
+from graphopt.core.rules import NodeRule
 from graphopt.formats.fx import arg, kind, meta
 
 
 def _number(value) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if kind(value) == "full" and tuple(arg(value, 0, "size")) == () and isinstance(arg(value, 1, "fill_value"), (int, float)):
+    if (
+        kind(value) == "full"
+        and tuple(arg(value, 0, "size")) == ()
+        and isinstance(arg(value, 1, "fill_value"), (int, float))
+    ):
         return float(arg(value, 1, "fill_value"))
     return None
 
@@ -40,7 +43,9 @@ def _before_softmax(node) -> torch.fx.Node | None:
             return None
         if kind(node) == "dropout" and (arg(node, 1, "p", 0.5) != 0.0 and arg(node, 2, "training", True)):
             return None
-        if kind(node) in ("to", "type") and (len(node.args) != 2 or meta(node).dtype != meta(node.args[0]).dtype or node.kwargs):
+        if kind(node) in ("to", "type") and (
+            len(node.args) != 2 or meta(node).dtype != meta(node.args[0]).dtype or node.kwargs
+        ):
             return None
         node = node.args[0]
     return node if kind(node) == "softmax" and len(node.users) == 1 else None
@@ -60,7 +65,11 @@ def _scores_and_mask(node):
     mask, chain = None, [node]
     if kind(node) == "add" and len(node.args) == 2:
         for scores, candidate in (node.args, node.args[::-1]):
-            if isinstance(candidate, torch.fx.Node) and meta(candidate).is_floating_point() and kind(scores) in ("mul", "div", "matmul"):
+            if (
+                isinstance(candidate, torch.fx.Node)
+                and meta(candidate).is_floating_point()
+                and kind(scores) in ("mul", "div", "matmul")
+            ):
                 node, mask = scores, candidate
                 chain.append(node)
                 break
@@ -102,20 +111,25 @@ def _match_attention(node):
     if parts is None:
         return None
     scores, scale, mask, chain = parts
-    if any(len(n.users) != 1 for n in [scores, *chain]):  # the scores are read elsewhere too: rewriting would compute them twice
-        return None
+    if any(len(n.users) != 1 for n in [scores, *chain]):
+        return "the attention scores are read elsewhere too (rewriting would compute them twice)"
     query, key_t = scores.args
     key = _untransposed_key(key_t) if isinstance(key_t, torch.fx.Node) else None
     if key is None or meta(query).dim() != 4 or (mask is not None and meta(mask).dim() > 4):
-        return None
-    return lambda graph: _build(graph, query, key, node.args[1], mask, scale)
-
-
-def _build(graph, query, key, value, mask, scale):
+        return "the key is not transposed in its last two dims, or a rank is not 4"
     source, order = key
+    return {"query": query, "key": source, "order": order, "value": node.args[1], "mask": mask, "scale": scale}
+
+
+def _sdpa(graph, query, key, order, value, mask, scale):
+    source = key
     k = source if order is None or order == sorted(order) else graph.call_method("permute", (source, *order))
     kwargs = {"attn_mask": mask, "dropout_p": 0.0, "is_causal": False, "scale": 1.0 if scale is None else scale}
     return graph.call_function(torch.nn.functional.scaled_dot_product_attention, (query, k, value), kwargs)
 
 
-RULES = [FxRule("sdpa", "attention", _match_attention, summary="matmul-scale-mask-softmax-matmul -> scaled_dot_product_attention")]
+RULES = [
+    NodeRule(
+        "sdpa", "attention", "matmul-scale-mask-softmax-matmul -> scaled_dot_product_attention", _match_attention, _sdpa
+    )
+]

@@ -20,8 +20,8 @@ import operator
 import torch
 import torch.fx
 
+from graphopt.core.rules import NodeRule
 from graphopt.formats.fx import arg, kind
-from graphopt.passes.fx.rule import FxRule
 
 _CONVS = ("conv1d", "conv2d", "conv3d")
 
@@ -36,7 +36,7 @@ def _match_conv_bn(node):
     if not isinstance(mean, torch.fx.Node) or not isinstance(var, torch.fx.Node):
         return None
     gamma, beta, eps = arg(node, 3, "weight"), arg(node, 4, "bias"), arg(node, 7, "eps", 1e-5)
-    return lambda graph: _folded(graph, conv, mean, var, gamma, beta, eps)
+    return {"conv": conv, "mean": mean, "var": var, "gamma": gamma, "beta": beta, "eps": eps}
 
 
 def _folded(graph, conv, mean, var, gamma, beta, eps):
@@ -55,4 +55,13 @@ def _folded(graph, conv, mean, var, gamma, beta, eps):
     return call(conv.target, (conv.args[0], new_weight, new_bias, *rest), dict(conv.kwargs))
 
 
-RULES = [FxRule("conv_bn", "conv", _match_conv_bn, with_freezing=False, summary="conv + eval BatchNorm -> one conv with folded weights")]
+RULES = [
+    NodeRule(
+        "conv_bn",
+        "conv",
+        "conv + eval BatchNorm -> one conv with folded weights",
+        _match_conv_bn,
+        _folded,
+        with_freezing=False,
+    )
+]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 import torch.fx
-from graphopt.passes.fx.rule import FxRule
 
+from graphopt.core.rules import NodeRule
 from graphopt.formats.fx import arg, kind, meta
 
 
@@ -46,8 +46,12 @@ def _match_rms_norm(node):
         eps = _epsilon(scale.args[0], x) if isinstance(scale.args[0], torch.fx.Node) else None
         width = example.shape[-1] if example.dim() else None
         if eps is not None and isinstance(width, int):
-            return lambda graph, x=x, eps=eps, width=width: graph.call_function(torch.nn.functional.rms_norm, (x, (width,)), {"eps": eps})
+            return {"x": x, "width": width, "eps": eps}
     return None
 
 
-RULES = [FxRule("rms_norm", "norms", _match_rms_norm, summary="x*rsqrt(mean(x^2,-1)+eps) -> rms_norm(x)")]
+def _rms_norm(graph, x, width, eps):
+    return graph.call_function(torch.nn.functional.rms_norm, (x, (width,)), {"eps": eps})
+
+
+RULES = [NodeRule("rms_norm", "norms", "x*rsqrt(mean(x^2,-1)+eps) -> rms_norm(x)", _match_rms_norm, _rms_norm)]

@@ -15,7 +15,12 @@ def factors(value, depth: int = 3) -> list:
     if kind(value) == "mul" and len(value.args) == 2 and not value.kwargs:
         return factors(value.args[0], depth - 1) + factors(value.args[1], depth - 1)
     divisor = arg(value, 1, "other")
-    if kind(value) == "div" and isinstance(divisor, (int, float)) and divisor != 0 and not arg(value, 2, "rounding_mode"):
+    if (
+        kind(value) == "div"
+        and isinstance(divisor, (int, float))
+        and divisor != 0
+        and not arg(value, 2, "rounding_mode")
+    ):
         return factors(value.args[0], depth - 1) + [1.0 / divisor]
     return [value]
 
@@ -33,7 +38,12 @@ def split(items: list) -> tuple[list, float]:
 
 def add_one(node) -> torch.fx.Node | None:
     """``e`` when ``node`` is ``e + 1`` or ``1 + e``."""
-    if not isinstance(node, torch.fx.Node) or kind(node) != "add" or len(node.args) != 2 or arg(node, 2, "alpha", 1) != 1:
+    if (
+        not isinstance(node, torch.fx.Node)
+        or kind(node) != "add"
+        or len(node.args) != 2
+        or arg(node, 2, "alpha", 1) != 1
+    ):
         return None
     a, b = node.args
     if b == 1 and isinstance(a, torch.fx.Node):

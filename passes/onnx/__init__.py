@@ -1,8 +1,26 @@
 """ONNX rule families. RULES is the registry, in the order the greedy policy tries them:
 cleanup first (it exposes patterns), then fusions; within attention, the stages in sequence."""
 
-from graphopt.passes import named
-from graphopt.passes.onnx import activation, attention, channels, cleanup, conv, embedding, gelu, gqa, hard, layer_norm, masks, matmul, ml, noops, normalization, rotary, shapes
+from graphopt.passes import Registry
+from graphopt.passes.onnx import (
+    activation,
+    attention,
+    channels,
+    cleanup,
+    conv,
+    embedding,
+    gelu,
+    gqa,
+    hard,
+    layer_norm,
+    masks,
+    matmul,
+    ml,
+    noops,
+    normalization,
+    rotary,
+    shapes,
+)
 
 FAMILIES = {
     "cleanup": cleanup,
@@ -23,14 +41,6 @@ FAMILIES = {
     "channels": channels,
     "ml": ml,
 }
-RULES = [r for module in FAMILIES.values() for r in module.RULES]
-
-
-def all_rules() -> list:
-    """Every registered rule, in the order the greedy policy applies them."""
-    return list(RULES)
-
-
-def rules_by_name(names: list[str] | None = None) -> list:
-    """The named rules (all of them when ``names`` is empty); an unknown name is a usage error."""
-    return named(RULES, names)
+REGISTRY = Registry("onnx", FAMILIES)
+RULES = REGISTRY.all_rules()
+families, all_rules, rules_by_name = REGISTRY.families, REGISTRY.all_rules, REGISTRY.rules_by_name

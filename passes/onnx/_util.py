@@ -17,7 +17,11 @@ def constant(value: ir.Value | None) -> np.ndarray | None:
 def is_scalar_close(value: ir.Value, expected: float, rtol: float = 1e-6) -> bool:
     """True when ``value`` is a constant holding ``expected`` (one element, any rank)."""
     array = constant(value)
-    return array is not None and array.size == 1 and bool(np.isclose(float(array.reshape(())), expected, rtol=rtol, atol=0))
+    return (
+        array is not None
+        and array.size == 1
+        and bool(np.isclose(float(array.reshape(())), expected, rtol=rtol, atol=0))
+    )
 
 
 def static_shape(value: ir.Value) -> tuple[int, ...] | None:
@@ -49,7 +53,13 @@ def same_computation(a: ir.Value | None, b: ir.Value | None, depth: int = 12) ->
         return False
     ca, cb = constant(a), constant(b)
     if ca is not None or cb is not None:
-        return ca is not None and cb is not None and ca.dtype == cb.dtype and ca.shape == cb.shape and bool(np.array_equal(ca, cb))
+        return (
+            ca is not None
+            and cb is not None
+            and ca.dtype == cb.dtype
+            and ca.shape == cb.shape
+            and bool(np.array_equal(ca, cb))
+        )
     na, nb = a.producer(), b.producer()
     if na is None or nb is None or a.index() != b.index():
         return False
@@ -69,7 +79,11 @@ def folded(value: ir.Value | None, depth: int = 16) -> np.ndarray | None:
     if known is not None or value is None or depth == 0:
         return known
     node = value.producer()
-    if node is None or node.domain not in ("", "ai.onnx") or any(a.type == ir.AttributeType.GRAPH for a in node.attributes.values()):
+    if (
+        node is None
+        or node.domain not in ("", "ai.onnx")
+        or any(a.type == ir.AttributeType.GRAPH for a in node.attributes.values())
+    ):
         return None
     inputs = [None if v is None else folded(v, depth - 1) for v in node.inputs]
     if any(v is not None and x is None for v, x in zip(node.inputs, inputs)):
@@ -93,8 +107,12 @@ def _evaluated(node: ir.Node, inputs: list[np.ndarray | None]) -> list[np.ndarra
     proto.output.extend(outputs)
     feeds = {name: array for name, array in zip(names, inputs) if name}
     info = onnx.helper.make_tensor_value_info
-    graph = onnx.helper.make_graph([proto], "fold", [info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in feeds.items()],
-                                   [onnx.ValueInfoProto(name=n) for n in outputs])  # fmt: skip
+    graph = onnx.helper.make_graph(
+        [proto],
+        "fold",
+        [info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in feeds.items()],
+        [onnx.ValueInfoProto(name=n) for n in outputs],
+    )
     opset = node.graph.opset_imports.get("", 18) if node.graph is not None else 18
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     options = onnxruntime.SessionOptions()

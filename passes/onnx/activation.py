@@ -27,8 +27,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import FLOAT_TYPES, constant, rank
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import FLOAT_TYPES, constant, rank
 
 FAMILY = "activation"
 
@@ -85,8 +85,24 @@ def _clip(op, x, lo, hi, **_):
 
 
 max_relu = rule("max-relu", FAMILY, "Max(x, 0) -> Relu(x)\n\n" + __doc__, _max_pattern, _relu, _max_check, commute=True)
-min_max_clip = rule("min-max-clip", FAMILY, "Min(Max(x, lo), hi) -> Clip(x, lo, hi)\n\n" + __doc__, _min_max_pattern, _clip, _clip_check, commute=True)
-max_min_clip = rule("max-min-clip", FAMILY, "Max(Min(x, hi), lo) -> Clip(x, lo, hi)\n\n" + __doc__, _max_min_pattern, _clip, _clip_check, commute=True)
+min_max_clip = rule(
+    "min-max-clip",
+    FAMILY,
+    "Min(Max(x, lo), hi) -> Clip(x, lo, hi)\n\n" + __doc__,
+    _min_max_pattern,
+    _clip,
+    _clip_check,
+    commute=True,
+)
+max_min_clip = rule(
+    "max-min-clip",
+    FAMILY,
+    "Max(Min(x, hi), lo) -> Clip(x, lo, hi)\n\n" + __doc__,
+    _max_min_pattern,
+    _clip,
+    _clip_check,
+    commute=True,
+)
 
 # Clip first: max-relu would otherwise take the inner Max(x, 0) of a ReLU6 and leave Min(Relu, 6).
 RULES = [min_max_clip, max_min_clip, max_relu]

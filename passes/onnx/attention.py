@@ -51,10 +51,35 @@ FAMILY = "attention"
 
 RULES = [
     adopt("sdpa", FAMILY, "Softmax(Q K^T * scale + mask) V  ->  SDPA (intermediate)", sdpa.sdpa_rules.rules),
-    adopt("mha-past", FAMILY, "SDPA with KV-cache concat  ->  com.microsoft MultiHeadAttention", mha.mha_rules_with_past.rules),
+    adopt(
+        "mha-past",
+        FAMILY,
+        "SDPA with KV-cache concat  ->  com.microsoft MultiHeadAttention",
+        mha.mha_rules_with_past.rules,
+    ),
     adopt("mha", FAMILY, "reshape/transpose + SDPA  ->  com.microsoft MultiHeadAttention", mha.mha_rules_no_past.rules),
-    adopt("mha-scale", FAMILY, "MultiHeadAttention(Q * c)  ->  MultiHeadAttention(Q, scale=c/sqrt(d))", mha_scale._mha_scale_rules.rules),
-    adopt("mha-bias", FAMILY, "MultiHeadAttention(Q + bq, K + bk, V + bv)  ->  MultiHeadAttention(bias=[bq,bk,bv])", mha_bias.mha_bias_rules.rules),
-    adopt("attention", FAMILY, "Q/K/V MatMuls + MultiHeadAttention  ->  com.microsoft Attention (QKV merged)", attention.attention_rules.rules),
-    adopt("sdpa-via-mha", FAMILY, "SDPA left by the stages above  ->  MultiHeadAttention on 4-D tensors", sdpa_via_mha._rules.rules),
-]  # fmt: skip
+    adopt(
+        "mha-scale",
+        FAMILY,
+        "MultiHeadAttention(Q * c)  ->  MultiHeadAttention(Q, scale=c/sqrt(d))",
+        mha_scale._mha_scale_rules.rules,
+    ),
+    adopt(
+        "mha-bias",
+        FAMILY,
+        "MultiHeadAttention(Q + bq, K + bk, V + bv)  ->  MultiHeadAttention(bias=[bq,bk,bv])",
+        mha_bias.mha_bias_rules.rules,
+    ),
+    adopt(
+        "attention",
+        FAMILY,
+        "Q/K/V MatMuls + MultiHeadAttention  ->  com.microsoft Attention (QKV merged)",
+        attention.attention_rules.rules,
+    ),
+    adopt(
+        "sdpa-via-mha",
+        FAMILY,
+        "SDPA left by the stages above  ->  MultiHeadAttention on 4-D tensors",
+        sdpa_via_mha._rules.rules,
+    ),
+]

@@ -102,13 +102,23 @@ def _group_inputs(op, x, lo, hi, weights, group):
     """The input channels the sliced groups read (a grouped Conv's group g reads its own slice)."""
     per_out, per_in = weights.shape[0] // group, weights.shape[1]
     first, last = lo // per_out, hi // per_out
-    return op.Slice(x, op.Constant(value_ints=[first * per_in]), op.Constant(value_ints=[last * per_in]), op.Constant(value_ints=[1]))
+    return op.Slice(
+        x,
+        op.Constant(value_ints=[first * per_in]),
+        op.Constant(value_ints=[last * per_in]),
+        op.Constant(value_ints=[1]),
+    )
 
 
 SLICE_CONV = Rule(
-    name="slice-conv", family=FAMILY, doc="Slice(f(Conv(x, W, b))) of output channels, f identity/SiLU/Relu  ->  f(Conv(x, W[lo:hi], b[lo:hi]))",
-    variants=tuple(orp.RewriteRule(_pattern(a, bias), _replacement(a), _check, name="slice-conv", remove_nodes=False)
-                   for a in ("silu", "relu", "none") for bias in (True, False)),
-)  # fmt: skip
+    name="slice-conv",
+    family=FAMILY,
+    doc="Slice(f(Conv(x, W, b))) of output channels, f identity/SiLU/Relu  ->  f(Conv(x, W[lo:hi], b[lo:hi]))",
+    variants=tuple(
+        orp.RewriteRule(_pattern(a, bias), _replacement(a), _check, name="slice-conv", remove_nodes=False)
+        for a in ("silu", "relu", "none")
+        for bias in (True, False)
+    ),
+)
 
 RULES = [SLICE_CONV]

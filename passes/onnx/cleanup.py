@@ -19,16 +19,53 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant
 
 # Types whose every value the key type's values widen into exactly.
 _LOSSLESS_WIDENING = {
-    ir.DataType.FLOAT: {ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT, ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.BOOL},
-    ir.DataType.DOUBLE: {ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.FLOAT, ir.DataType.DOUBLE, ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.UINT32, ir.DataType.BOOL},
-    ir.DataType.INT64: {ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.UINT32, ir.DataType.INT64, ir.DataType.BOOL},
-    ir.DataType.INT32: {ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16, ir.DataType.INT32, ir.DataType.BOOL},
-}  # fmt: skip
+    ir.DataType.FLOAT: {
+        ir.DataType.FLOAT16,
+        ir.DataType.BFLOAT16,
+        ir.DataType.FLOAT,
+        ir.DataType.INT8,
+        ir.DataType.UINT8,
+        ir.DataType.INT16,
+        ir.DataType.UINT16,
+        ir.DataType.BOOL,
+    },
+    ir.DataType.DOUBLE: {
+        ir.DataType.FLOAT16,
+        ir.DataType.BFLOAT16,
+        ir.DataType.FLOAT,
+        ir.DataType.DOUBLE,
+        ir.DataType.INT8,
+        ir.DataType.UINT8,
+        ir.DataType.INT16,
+        ir.DataType.UINT16,
+        ir.DataType.INT32,
+        ir.DataType.UINT32,
+        ir.DataType.BOOL,
+    },
+    ir.DataType.INT64: {
+        ir.DataType.INT8,
+        ir.DataType.UINT8,
+        ir.DataType.INT16,
+        ir.DataType.UINT16,
+        ir.DataType.INT32,
+        ir.DataType.UINT32,
+        ir.DataType.INT64,
+        ir.DataType.BOOL,
+    },
+    ir.DataType.INT32: {
+        ir.DataType.INT8,
+        ir.DataType.UINT8,
+        ir.DataType.INT16,
+        ir.DataType.UINT16,
+        ir.DataType.INT32,
+        ir.DataType.BOOL,
+    },
+}
 
 
 def _cast_identity_pattern(op, x, to):
@@ -42,7 +79,14 @@ def _cast_identity_check(context, x, to, **_):
 
 
 # Cast(x: T, to=T) -> x
-cast_identity = rule("cast-identity", "cleanup", "Cast(x, to=T) where x is already T  ->  x", _cast_identity_pattern, lambda op, x, to: op.Identity(x), _cast_identity_check)
+cast_identity = rule(
+    "cast-identity",
+    "cleanup",
+    "Cast(x, to=T) where x is already T  ->  x",
+    _cast_identity_pattern,
+    lambda op, x, to: op.Identity(x),
+    _cast_identity_check,
+)
 
 
 def _cast_cast_pattern(op, x, mid, to):
@@ -58,7 +102,14 @@ def _cast_cast_check(context, x, mid, to, **_):
 
 
 # Cast(Cast(x, A), B) -> Cast(x, B)   when x -> A is lossless
-cast_cast = rule("cast-cast", "cleanup", "Cast(Cast(x, to=A), to=B), A a lossless widening  ->  Cast(x, to=B)", _cast_cast_pattern, lambda op, x, mid, to: op.Cast(x, to=to.as_int()), _cast_cast_check)
+cast_cast = rule(
+    "cast-cast",
+    "cleanup",
+    "Cast(Cast(x, to=A), to=B), A a lossless widening  ->  Cast(x, to=B)",
+    _cast_cast_pattern,
+    lambda op, x, mid, to: op.Cast(x, to=to.as_int()),
+    _cast_cast_check,
+)
 
 
 def _reshape_reshape_pattern(op, x, shape1, shape2):
@@ -76,9 +127,13 @@ def _reshape_reshape_check(context, x, shape1, shape2, **_):
 
 # Reshape(Reshape(x, s1), s2) -> Reshape(x, s2)   when s2 is constant without 0
 reshape_reshape = rule(
-    "reshape-reshape", "cleanup", "Reshape(Reshape(x, s1), s2), s2 constant without 0  ->  Reshape(x, s2)", _reshape_reshape_pattern,
-    lambda op, x, shape1, shape2: op.Reshape(x, shape2), _reshape_reshape_check,
-)  # fmt: skip
+    "reshape-reshape",
+    "cleanup",
+    "Reshape(Reshape(x, s1), s2), s2 constant without 0  ->  Reshape(x, s2)",
+    _reshape_reshape_pattern,
+    lambda op, x, shape1, shape2: op.Reshape(x, shape2),
+    _reshape_reshape_check,
+)
 
 
 def _transpose_transpose_pattern(op, x, perm1, perm2):
@@ -94,6 +149,12 @@ def _transpose_transpose_replacement(op, x, perm1, perm2):
 
 
 # Transpose(Transpose(x, p1), p2) -> Transpose(x, p1[p2])  (x itself when that is the identity)
-transpose_transpose = rule("transpose-transpose", "cleanup", "Transpose(Transpose(x, p1), p2)  ->  Transpose(x, p1[p2]), or x when that is the identity", _transpose_transpose_pattern, _transpose_transpose_replacement)
+transpose_transpose = rule(
+    "transpose-transpose",
+    "cleanup",
+    "Transpose(Transpose(x, p1), p2)  ->  Transpose(x, p1[p2]), or x when that is the identity",
+    _transpose_transpose_pattern,
+    _transpose_transpose_replacement,
+)
 
 RULES = [cast_identity, cast_cast, reshape_reshape, transpose_transpose]

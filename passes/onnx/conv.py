@@ -26,8 +26,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant, folded
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant, folded
 
 
 def _pattern(op, x, w, b, gamma, beta, mean, var):
@@ -66,10 +66,23 @@ def _replacement(op, x, w, gamma, beta, mean, var, conv, bn, b=None):
 
 
 # BatchNormalization(Conv(x, W, b)) -> Conv(x, W*s, (b-mean)*s+beta)
-conv_bn = rule("conv-bn", "conv", "BatchNormalization(Conv(x, W, b))  ->  Conv(x, W', b') with the scale and shift folded in", _pattern, _replacement, _check)
+conv_bn = rule(
+    "conv-bn",
+    "conv",
+    "BatchNormalization(Conv(x, W, b))  ->  Conv(x, W', b') with the scale and shift folded in",
+    _pattern,
+    _replacement,
+    _check,
+)
 # BatchNormalization(Conv(x, W)) -> Conv(x, W*s, beta-mean*s)
-conv_bn_no_bias = rule("conv-bn-nobias", "conv", "BatchNormalization(Conv(x, W)) (no bias)  ->  Conv(x, W', b') with the scale and shift folded in", _pattern_no_bias, _replacement, _check)
-
+conv_bn_no_bias = rule(
+    "conv-bn-nobias",
+    "conv",
+    "BatchNormalization(Conv(x, W)) (no bias)  ->  Conv(x, W', b') with the scale and shift folded in",
+    _pattern_no_bias,
+    _replacement,
+    _check,
+)
 
 
 def _pad_pattern(op, x, pads, w):
@@ -115,7 +128,9 @@ def _pad_replacement(op, x, pads, w, padded, conv, b=None, value=None):
     amounts = folded(pads).astype(np.int64).reshape(-1)
     half = amounts.size // 2
     begins, ends = amounts[2:half], amounts[half + 2 :]
-    attributes = {k: v for k, v in conv.producer().attributes.items() if k != "auto_pad"}  # VALID: no padding of its own
+    attributes = {
+        k: v for k, v in conv.producer().attributes.items() if k != "auto_pad"
+    }  # VALID: no padding of its own
     old = attributes.pop("pads", None)
     current = np.asarray(old.value if old is not None else [0] * (2 * len(begins)), dtype=np.int64)
     merged = np.concatenate([current[: len(begins)] + begins, current[len(begins) :] + ends])
@@ -125,10 +140,20 @@ def _pad_replacement(op, x, pads, w, padded, conv, b=None, value=None):
 
 _PAD_DOC = "Conv(Pad(x, pads) with zeros)  ->  Conv(x, pads=conv_pads + pads) (pads folded from constants)"
 pad_conv = rule("pad-conv", "conv", _PAD_DOC, _pad_pattern, _pad_replacement, _pad_check)
-pad_conv_bias = rule("pad-conv-bias", "conv", _PAD_DOC + " (with bias)", _pad_pattern_bias, _pad_replacement, _pad_check)
-pad_value_conv = rule("pad-value-conv", "conv", _PAD_DOC + " (explicit 0 value)", _pad_value_pattern, _pad_replacement, _pad_check)
-pad_value_conv_bias = rule("pad-value-conv-bias", "conv", _PAD_DOC + " (explicit 0 value, with bias)", _pad_value_pattern_bias, _pad_replacement, _pad_check)
-
+pad_conv_bias = rule(
+    "pad-conv-bias", "conv", _PAD_DOC + " (with bias)", _pad_pattern_bias, _pad_replacement, _pad_check
+)
+pad_value_conv = rule(
+    "pad-value-conv", "conv", _PAD_DOC + " (explicit 0 value)", _pad_value_pattern, _pad_replacement, _pad_check
+)
+pad_value_conv_bias = rule(
+    "pad-value-conv-bias",
+    "conv",
+    _PAD_DOC + " (explicit 0 value, with bias)",
+    _pad_value_pattern_bias,
+    _pad_replacement,
+    _pad_check,
+)
 
 
 # The quantized form (onnxruntime.quantization, QDQ): the Pad sits between a DequantizeLinear and
@@ -144,7 +169,13 @@ def _qdq_pattern(op, x, pads, value, scale, zero, scale2, zero2, w, b):
 
 def _qdq_check(context, x, pads, value, zero, zero2, padded, conv, **_):
     first, second = folded(zero), folded(zero2)
-    if first is None or second is None or first.size != 1 or first.dtype != second.dtype or not np.array_equal(first, second):
+    if (
+        first is None
+        or second is None
+        or first.size != 1
+        or first.dtype != second.dtype
+        or not np.array_equal(first, second)
+    ):
         return MatchResult().fail("the quantize/dequantize pair does not share one constant zero point")
     return _pad_check(context, x, pads, padded, conv, value)
 
@@ -156,7 +187,13 @@ def _qdq_replacement(op, x, pads, value, scale, zero, scale2, zero2, w, b, padde
     return _pad_replacement(op, pair, pads, w, padded, conv, b)
 
 
-pad_qdq_conv = rule("pad-qdq-conv", "conv", "Conv(DQ(Q(Pad(x) with zeros)))  ->  Conv(DQ(Q(x)), pads=conv_pads + pads) (int8 QDQ models)",
-                    _qdq_pattern, _qdq_replacement, _qdq_check)  # fmt: skip
+pad_qdq_conv = rule(
+    "pad-qdq-conv",
+    "conv",
+    "Conv(DQ(Q(Pad(x) with zeros)))  ->  Conv(DQ(Q(x)), pads=conv_pads + pads) (int8 QDQ models)",
+    _qdq_pattern,
+    _qdq_replacement,
+    _qdq_check,
+)
 
 RULES = [conv_bn, conv_bn_no_bias, pad_conv, pad_conv_bias, pad_value_conv, pad_value_conv_bias, pad_qdq_conv]

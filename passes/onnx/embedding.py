@@ -30,8 +30,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant
 
 
 def _pattern(op, input_ids, segment_ids, word, segment, position, buffer, starts, ends, axes, steps, gamma, beta):
@@ -49,8 +49,26 @@ def _pattern_without_segments(op, input_ids, word, position, buffer, starts, end
     return op.LayerNormalization(op.Add(words, positions), gamma, beta, _outputs=["normed"])
 
 
-def _check(context, input_ids, word, position, buffer, starts, ends, axes, steps, gamma, beta, words, positions, normed,
-           segment_ids=None, segment=None, segments=None, **_):  # fmt: skip
+def _check(
+    context,
+    input_ids,
+    word,
+    position,
+    buffer,
+    starts,
+    ends,
+    axes,
+    steps,
+    gamma,
+    beta,
+    words,
+    positions,
+    normed,
+    segment_ids=None,
+    segment=None,
+    segments=None,
+    **_,
+):
     tables = [constant(t) for t in (word, segment, position) if t is not None]
     if any(t is None or t.ndim != 2 or t.dtype != np.float32 for t in tables) or len({t.shape[1] for t in tables}) != 1:
         return MatchResult().fail("the embedding tables are not constant 2-D float32 of one width")
@@ -69,12 +87,26 @@ def _check(context, input_ids, word, position, buffer, starts, ends, axes, steps
         if ids.dtype not in (ir.DataType.INT64, ir.DataType.INT32) or ids.shape is None or ids.shape.rank() != 2:
             return MatchResult().fail("the ids are not int32/int64 [batch, sequence]")
     array = constant(buffer)
-    if array is None or array.ndim != 2 or array.shape[0] != 1 or not np.array_equal(array[0], np.arange(array.shape[1])):
+    if (
+        array is None
+        or array.ndim != 2
+        or array.shape[0] != 1
+        or not np.array_equal(array[0], np.arange(array.shape[1]))
+    ):
         return MatchResult().fail("the position buffer is not the constant 0, 1, 2, ...")
-    if [constant(v).reshape(-1).tolist() if constant(v) is not None else None for v in (starts, axes, steps)] not in ([[0], [1], [1]], [[0], [-1], [1]]):
+    if [constant(v).reshape(-1).tolist() if constant(v) is not None else None for v in (starts, axes, steps)] not in (
+        [[0], [1], [1]],
+        [[0], [-1], [1]],
+    ):
         return MatchResult().fail("the positions are not rows [0, S) of the buffer")
     shape = ends.producer()
-    if shape is None or shape.op_type != "Shape" or shape.inputs[0] is not input_ids or shape.attributes.get_int("start", 0) != 1 or shape.attributes.get_int("end", -1) != 2:
+    if (
+        shape is None
+        or shape.op_type != "Shape"
+        or shape.inputs[0] is not input_ids
+        or shape.attributes.get_int("start", 0) != 1
+        or shape.attributes.get_int("end", -1) != 2
+    ):
         return MatchResult().fail("the position count is not input_ids' sequence length")
     return True
 
@@ -87,15 +119,37 @@ def _embed_layer_norm(op, input_ids, word, position, gamma, beta, normed, segmen
     epsilon = normed.producer().attributes.get_float("epsilon", 1e-5)
     segment_ids = None if segment_ids is None else _int32(op, segment_ids)
     out, _mask_index = op.EmbedLayerNormalization(
-        _int32(op, input_ids), segment_ids, word, position, segment, gamma, beta,
-        epsilon=epsilon, _domain="com.microsoft", _outputs=2,
-    )  # fmt: skip
+        _int32(op, input_ids),
+        segment_ids,
+        word,
+        position,
+        segment,
+        gamma,
+        beta,
+        epsilon=epsilon,
+        _domain="com.microsoft",
+        _outputs=2,
+    )
     return out
 
 
-embed_layer_norm = rule("embed-layer-norm", "embedding", "LayerNorm(word[ids] + token_type[types] + position[arange])  ->  com.microsoft EmbedLayerNormalization", _pattern, _embed_layer_norm, _check, commute=True)
+embed_layer_norm = rule(
+    "embed-layer-norm",
+    "embedding",
+    "LayerNorm(word[ids] + token_type[types] + position[arange])  ->  com.microsoft EmbedLayerNormalization",
+    _pattern,
+    _embed_layer_norm,
+    _check,
+    commute=True,
+)
 embed_layer_norm_no_types = rule(
-    "embed-layer-norm-no-types", "embedding", "LayerNorm(word[ids] + position[arange]) (DistilBERT)  ->  com.microsoft EmbedLayerNormalization", _pattern_without_segments, _embed_layer_norm, _check, commute=True
+    "embed-layer-norm-no-types",
+    "embedding",
+    "LayerNorm(word[ids] + position[arange]) (DistilBERT)  ->  com.microsoft EmbedLayerNormalization",
+    _pattern_without_segments,
+    _embed_layer_norm,
+    _check,
+    commute=True,
 )
 
 RULES = [embed_layer_norm, embed_layer_norm_no_types]

@@ -20,12 +20,11 @@ import math
 
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
-
 from onnxscript.rewriter.ort_fusions import bias_gelu
 from onnxscript.rewriter.ort_fusions import gelu as onnxscript_gelu
 
-from graphopt.passes.onnx._util import is_scalar_close
 from graphopt.formats.onnx.rules import adopt, rule
+from graphopt.passes.onnx._util import is_scalar_close
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -60,26 +59,45 @@ def _legacy_div(op, x, half, one, root):
 
 
 gelu_erf_div = rule(
-    "gelu-erf", "gelu", "x * (0.5 * (erf(x / sqrt 2) + 1)) (dynamo, Div)  ->  com.microsoft Gelu", _dynamo_div, _gelu,
-    lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
-)  # fmt: skip
+    "gelu-erf",
+    "gelu",
+    "x * (0.5 * (erf(x / sqrt 2) + 1)) (dynamo, Div)  ->  com.microsoft Gelu",
+    _dynamo_div,
+    _gelu,
+    lambda context, **b: _check(context, scale_is_division=True, **b),
+    commute=True,
+)
 gelu_erf_mul = rule(
-    "gelu-erf-mul", "gelu", "x * (0.5 * (erf(x * 1/sqrt 2) + 1)) (dynamo, Mul)  ->  com.microsoft Gelu", _dynamo_mul, _gelu,
-    lambda context, **b: _check(context, scale_is_division=False, **b), commute=True,
-)  # fmt: skip
+    "gelu-erf-mul",
+    "gelu",
+    "x * (0.5 * (erf(x * 1/sqrt 2) + 1)) (dynamo, Mul)  ->  com.microsoft Gelu",
+    _dynamo_mul,
+    _gelu,
+    lambda context, **b: _check(context, scale_is_division=False, **b),
+    commute=True,
+)
 gelu_erf_legacy = rule(
-    "gelu-erf-legacy", "gelu", "(x * (erf(x / sqrt 2) + 1)) * 0.5 (legacy exporter)  ->  com.microsoft Gelu", _legacy_div, _gelu,
-    lambda context, **b: _check(context, scale_is_division=True, **b), commute=True,
-)  # fmt: skip
+    "gelu-erf-legacy",
+    "gelu",
+    "(x * (erf(x / sqrt 2) + 1)) * 0.5 (legacy exporter)  ->  com.microsoft Gelu",
+    _legacy_div,
+    _gelu,
+    lambda context, **b: _check(context, scale_is_division=True, **b),
+    commute=True,
+)
 
 # The tanh approximation (GPT-2's "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 # is com.microsoft::FastGelu's definition exactly; onnxscript's pattern pins the constants.
 gelu_tanh = adopt(
-    "gelu-tanh", "gelu", "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))  ->  com.microsoft FastGelu",
+    "gelu-tanh",
+    "gelu",
+    "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))  ->  com.microsoft FastGelu",
     [onnxscript_gelu._tanh_rule],
-)  # fmt: skip
+)
 # Gelu(x + b) with a 1-D b: BiasGelu adds the bias inside the kernel (same function, one pass
 # over memory instead of two). ORT's BiasGeluFusion does this too, but only on Gelu it sees.
-gelu_bias = adopt("bias-gelu", "gelu", "Gelu(x + b), b 1-D  ->  com.microsoft BiasGelu", bias_gelu.bias_gelu_rules.rules)
+gelu_bias = adopt(
+    "bias-gelu", "gelu", "Gelu(x + b), b 1-D  ->  com.microsoft BiasGelu", bias_gelu.bias_gelu_rules.rules
+)
 
 RULES = [gelu_erf_div, gelu_erf_mul, gelu_erf_legacy, gelu_tanh, gelu_bias]

@@ -58,27 +58,54 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
-from graphopt.passes.onnx._util import constant, same_computation
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant, same_computation
 
 FAMILY = "gqa"
 _HEAD_SPLIT = [0, 2, 1, 3]
 
 
 def _heads(op, x3, shape, prefix):
-    return op.Transpose(op.Reshape(x3, shape, _outputs=[f"{prefix}_split"]), perm=_HEAD_SPLIT, _outputs=[f"{prefix}_heads"])
+    return op.Transpose(
+        op.Reshape(x3, shape, _outputs=[f"{prefix}_split"]), perm=_HEAD_SPLIT, _outputs=[f"{prefix}_heads"]
+    )
 
 
-def _pattern(op, q, k3, k_shape, v3, v_shape, positions, cos, sin, past_key, past_value, k_axes, k_expand, k_flat, v_axes, v_expand, v_flat, mask):
+def _pattern(
+    op,
+    q,
+    k3,
+    k_shape,
+    v3,
+    v_shape,
+    positions,
+    cos,
+    sin,
+    past_key,
+    past_value,
+    k_axes,
+    k_expand,
+    k_flat,
+    v_axes,
+    v_expand,
+    v_flat,
+    mask,
+):
     k_heads = _heads(op, k3, k_shape, "k")
     k_rotated = op.RotaryEmbedding(k_heads, positions, cos, sin, _domain="com.microsoft", _outputs=["k_rotary"])
     k_new = orp.OrValue([k_rotated, k_heads])
     k_all = orp.OrValue([op.Concat(past_key, k_new, _outputs=["k_concat"]), k_new])
     v_new = _heads(op, v3, v_shape, "v")
     v_all = orp.OrValue([op.Concat(past_value, v_new, _outputs=["v_concat"]), v_new])
-    k_repeated = op.Reshape(op.Expand(op.Unsqueeze(k_all, k_axes), k_expand, _outputs=["k_grouped"]), k_flat, _outputs=["k_repeated"])
-    v_repeated = op.Reshape(op.Expand(op.Unsqueeze(v_all, v_axes), v_expand, _outputs=["v_grouped"]), v_flat, _outputs=["v_repeated"])
-    out = op.MultiHeadAttention(q, k_repeated, v_repeated, None, None, mask, _domain="com.microsoft", _outputs=["attention"])
+    k_repeated = op.Reshape(
+        op.Expand(op.Unsqueeze(k_all, k_axes), k_expand, _outputs=["k_grouped"]), k_flat, _outputs=["k_repeated"]
+    )
+    v_repeated = op.Reshape(
+        op.Expand(op.Unsqueeze(v_all, v_axes), v_expand, _outputs=["v_grouped"]), v_flat, _outputs=["v_repeated"]
+    )
+    out = op.MultiHeadAttention(
+        q, k_repeated, v_repeated, None, None, mask, _domain="com.microsoft", _outputs=["attention"]
+    )
     return out, k_all, v_all
 
 
@@ -89,7 +116,28 @@ def _dims(value: ir.Value, rank: int):
     return tuple(d if isinstance(d, int) else None for d in value.shape)
 
 
-def _check(context, q, k3, v3, k_axes, v_axes, attention, k_grouped, v_grouped, k_repeated, v_repeated, k_split, v_split, mask, k_heads, v_heads, k_concat=None, v_concat=None, k_rotary=None, **_):
+def _check(
+    context,
+    q,
+    k3,
+    v3,
+    k_axes,
+    v_axes,
+    attention,
+    k_grouped,
+    v_grouped,
+    k_repeated,
+    v_repeated,
+    k_split,
+    v_split,
+    mask,
+    k_heads,
+    v_heads,
+    k_concat=None,
+    v_concat=None,
+    k_rotary=None,
+    **_,
+):
     fail = MatchResult().fail
     node = attention.producer()
     attrs = node.attributes
@@ -101,14 +149,19 @@ def _check(context, q, k3, v3, k_axes, v_axes, attention, k_grouped, v_grouped, 
     if mask is None:
         return fail("MultiHeadAttention has no attention bias (the mask this rewrite passes on)")
     if q.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) or {k3.dtype, v3.dtype, mask.dtype} != {q.dtype}:
-        return fail(f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}")
+        return fail(
+            f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}"
+        )
     for axes in (k_axes, v_axes):
         if constant(axes) is None or constant(axes).tolist() != [2]:
             return fail("K/V heads are not repeated by Unsqueeze at axis 2")
     q_dims, k_dims, v_dims = _dims(q, 3), _dims(k3, 3), _dims(v3, 3)
     if q_dims is None or k_dims is None or v_dims is None or None in (q_dims[2], k_dims[2], v_dims[2]):
         return fail("Q/K/V are not 3-D with a static hidden size")
-    for split, grouped, repeated, kv_dims in ((k_split, k_grouped, k_repeated, k_dims), (v_split, v_grouped, v_repeated, v_dims)):
+    for split, grouped, repeated, kv_dims in (
+        (k_split, k_grouped, k_repeated, k_dims),
+        (v_split, v_grouped, v_repeated, v_dims),
+    ):
         split_dims, grouped_dims, repeated_dims = _dims(split, 4), _dims(grouped, 5), _dims(repeated, 4)
         if split_dims is None or grouped_dims is None or repeated_dims is None:
             return fail("the K/V head split or repeat has no inferred shape")
@@ -154,7 +207,11 @@ def _fusable_query_rotary(q: ir.Value, positions, cos, sin, k_rotary: ir.Value |
         return None
     if any(_dims(table, 2) is None or _dims(table, 2)[1] != head_size // 2 for table in (cos, sin)):
         return None
-    if positions.shape is None or positions.shape.rank() not in (1, 2) or (positions.shape.rank() == 1 and positions.shape[0] != 1):
+    if (
+        positions.shape is None
+        or positions.shape.rank() not in (1, 2)
+        or (positions.shape.rank() == 1 and positions.shape[0] != 1)
+    ):
         return None
     return node
 
@@ -170,7 +227,23 @@ def _position_ids(op, positions, batch, length):
     return op.Expand(per_token, op.Concat(batch, length, axis=0))
 
 
-def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=None, past_value=None, mask=None, k_split=None, k_rotary=None, k_concat=None, **_):
+def _gqa(
+    op,
+    q,
+    k3,
+    v3,
+    attention,
+    positions=None,
+    cos=None,
+    sin=None,
+    past_key=None,
+    past_value=None,
+    mask=None,
+    k_split=None,
+    k_rotary=None,
+    k_concat=None,
+    **_,
+):
     mha = attention.producer().attributes
     heads = mha.get_int("num_heads")
     kv_heads, head_size = k_split.shape[2], k_split.shape[3]
@@ -191,27 +264,62 @@ def _gqa(op, q, k3, v3, attention, positions=None, cos=None, sin=None, past_key=
         k3 = op.RotaryEmbedding(k3, positions, cos, sin, **rotary, _domain="com.microsoft")
     if k_concat is None:
         past_key = past_value = None
-    total = op.Cast(op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), to=ir.DataType.INT32)
+    total = op.Cast(
+        op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))),
+        to=ir.DataType.INT32,
+    )
     last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
     batch = op.Shape(mask if same_batch else q, start=0, end=1)
     seqlens_k = op.Expand(last, batch)
     scale = {"scale": mha.get_float("scale")} if "scale" in mha else {}
     return op.GroupQueryAttention(
-        q, k3, v3, past_key, past_value, seqlens_k, total, *rotary_inputs, mask,
-        num_heads=heads, kv_num_heads=kv_heads, causal=0, **rotary_attrs, **scale, _domain="com.microsoft", _outputs=3,
-    )  # fmt: skip
+        q,
+        k3,
+        v3,
+        past_key,
+        past_value,
+        seqlens_k,
+        total,
+        *rotary_inputs,
+        mask,
+        num_heads=heads,
+        kv_num_heads=kv_heads,
+        causal=0,
+        **rotary_attrs,
+        **scale,
+        _domain="com.microsoft",
+        _outputs=3,
+    )
 
 
-gqa = rule("gqa", FAMILY, "MultiHeadAttention over K/V heads repeated by Expand/Reshape  ->  com.microsoft GroupQueryAttention", _pattern, _gqa, _check)
+gqa = rule(
+    "gqa",
+    FAMILY,
+    "MultiHeadAttention over K/V heads repeated by Expand/Reshape  ->  com.microsoft GroupQueryAttention",
+    _pattern,
+    _gqa,
+    _check,
+)
 
 
 def _packed_pattern(op, x, wq, wk, wv):
-    return op.GroupQueryAttention(op.MatMul(x, wq), op.MatMul(x, wk), op.MatMul(x, wv), _allow_other_inputs=True, _domain="com.microsoft", _outputs=["gqa_out", "present_key", "present_value"])
+    return op.GroupQueryAttention(
+        op.MatMul(x, wq),
+        op.MatMul(x, wk),
+        op.MatMul(x, wv),
+        _allow_other_inputs=True,
+        _domain="com.microsoft",
+        _outputs=["gqa_out", "present_key", "present_value"],
+    )
 
 
 def _packed_check(context, x, wq, wk, wv, gqa_out, **_):
     weights = [constant(w) for w in (wq, wk, wv)]
-    if any(w is None or w.ndim != 2 for w in weights) or len({w.shape[0] for w in weights}) != 1 or len({w.dtype for w in weights}) != 1:
+    if (
+        any(w is None or w.ndim != 2 for w in weights)
+        or len({w.shape[0] for w in weights}) != 1
+        or len({w.dtype for w in weights}) != 1
+    ):
         return MatchResult().fail("Q/K/V weights are not 2-D constants of one type and input size")
     attrs = gqa_out.producer().attributes
     heads, kv_heads = attrs.get_int("num_heads", 0), attrs.get_int("kv_num_heads", 0)
@@ -231,6 +339,13 @@ def _packed(op, x, wq, wk, wv, gqa_out, **_):
 
 # Q, K and V projected from one input: one MatMul over the concatenated weights, packed into
 # GroupQueryAttention's query input (the QKV merge; ORT splits it inside the kernel).
-gqa_packed = rule("gqa-packed-qkv", FAMILY, "GroupQueryAttention(x Wq, x Wk, x Wv)  ->  GroupQueryAttention(x [Wq Wk Wv])", _packed_pattern, _packed, _packed_check)
+gqa_packed = rule(
+    "gqa-packed-qkv",
+    FAMILY,
+    "GroupQueryAttention(x Wq, x Wk, x Wv)  ->  GroupQueryAttention(x [Wq Wk Wv])",
+    _packed_pattern,
+    _packed,
+    _packed_check,
+)
 
 RULES = [gqa, gqa_packed]

@@ -74,7 +74,10 @@ def _opset(context) -> int:
 
 def _swish_check(context, x, gate, **_):
     node = gate.producer()
-    if abs(node.attributes.get_float("alpha", 0.2) - SIXTH) > 1e-6 or abs(node.attributes.get_float("beta", 0.5) - 0.5) > 1e-6:
+    if (
+        abs(node.attributes.get_float("alpha", 0.2) - SIXTH) > 1e-6
+        or abs(node.attributes.get_float("beta", 0.5) - 0.5) > 1e-6
+    ):
         return MatchResult().fail("the HardSigmoid is not x/6 + 1/2")
     if _opset(context) < 14:
         return MatchResult().fail(f"HardSwish needs opset 14 (the model has {_opset(context)})")
@@ -101,10 +104,33 @@ def _hard_swish_any_opset(op, x, **_):
 
 _SIGMOID_DOC = "Clip(x + 3, 0, 6) / 6  ->  HardSigmoid(x, alpha=1/6, beta=0.5)\n\n" + __doc__
 hard_sigmoid = rule("hard-sigmoid", FAMILY, _SIGMOID_DOC, _div_pattern, _hard_sigmoid, _div_check)
-hard_sigmoid_mul = rule("hard-sigmoid-mul", FAMILY, _SIGMOID_DOC.replace("/ 6", "* (1/6)", 1), _mul_pattern, _hard_sigmoid, _mul_check, commute=True)
-hard_swish = rule("hard-swish", FAMILY, "x * HardSigmoid(x, 1/6, 1/2)  ->  HardSwish(x)\n\n" + __doc__, _swish_pattern, _hard_swish, _swish_check, commute=True)
-hard_swish_div = rule("hard-swish-div", FAMILY, "(x * Clip(x + 3, 0, 6)) / 6  ->  HardSwish(x) (x * HardSigmoid(x) below opset 14)\n\n" + __doc__,
-                      _swish_div_pattern, _hard_swish_any_opset, _swish_div_check, commute=True)  # fmt: skip
+hard_sigmoid_mul = rule(
+    "hard-sigmoid-mul",
+    FAMILY,
+    _SIGMOID_DOC.replace("/ 6", "* (1/6)", 1),
+    _mul_pattern,
+    _hard_sigmoid,
+    _mul_check,
+    commute=True,
+)
+hard_swish = rule(
+    "hard-swish",
+    FAMILY,
+    "x * HardSigmoid(x, 1/6, 1/2)  ->  HardSwish(x)\n\n" + __doc__,
+    _swish_pattern,
+    _hard_swish,
+    _swish_check,
+    commute=True,
+)
+hard_swish_div = rule(
+    "hard-swish-div",
+    FAMILY,
+    "(x * Clip(x + 3, 0, 6)) / 6  ->  HardSwish(x) (x * HardSigmoid(x) below opset 14)\n\n" + __doc__,
+    _swish_div_pattern,
+    _hard_swish_any_opset,
+    _swish_div_check,
+    commute=True,
+)
 
 # The Div form of HardSwish first, so that its Clip is not taken for a HardSigmoid on its own.
 RULES = [hard_swish_div, hard_sigmoid, hard_sigmoid_mul, hard_swish]

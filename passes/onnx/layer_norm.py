@@ -73,7 +73,9 @@ def _check(context, x, eps, gamma, beta, mean, var, **_):
     if x.dtype != ir.DataType.FLOAT or x_rank is None:
         return MatchResult().fail(f"input is {x.dtype} of rank {x_rank}; float32 of known rank needed")
     if opset(x) < 13:
-        return MatchResult().fail(f"opset {opset(x)} (a subgraph records none): the ReduceMean form to write is unknown")
+        return MatchResult().fail(
+            f"opset {opset(x)} (a subgraph records none): the ReduceMean form to write is unknown"
+        )
     if not (_last_axis_mean(mean, x_rank) and _last_axis_mean(var, x_rank)):
         return MatchResult().fail("a mean is not over the last axis alone")
     epsilon = constant(eps)
@@ -104,9 +106,14 @@ def _canonical_mean(op, value, opset: int):
 
 # x * scale + (beta - mean * scale), scale = gamma / sqrt(var + eps)   ->   (x - mean) / sqrt(var + eps) * gamma + beta
 LAYER_NORM_TF = Rule(
-    name="layer-norm-tf", family="layer-norm",
+    name="layer-norm-tf",
+    family="layer-norm",
     doc="x * s + (beta - mean * s), s = gamma / sqrt(var + eps) (TensorFlow/Keras)  ->  the form ORT's LayerNormFusion takes",
-    variants=tuple(orp.RewriteRule(_pattern(kind, shift), _replacement, _check, name="layer-norm-tf") for kind in ("pool", "reduce") for shift in ("neg", "sub")),
-)  # fmt: skip
+    variants=tuple(
+        orp.RewriteRule(_pattern(kind, shift), _replacement, _check, name="layer-norm-tf")
+        for kind in ("pool", "reduce")
+        for shift in ("neg", "sub")
+    ),
+)
 
 RULES = [LAYER_NORM_TF]

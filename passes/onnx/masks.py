@@ -32,8 +32,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant
 
 
 def _pattern(op, mask, b_idx, k_idx, shape_b, shape_k, last_b, last_k):
@@ -55,7 +55,14 @@ def _arange_axis(value: ir.Value) -> tuple[ir.Node, int, int] | None:
     if node is None or node.op_type != "Range" or node.domain != "":
         return None
     start, delta = constant(node.inputs[0]), constant(node.inputs[2])
-    if start is None or delta is None or start.size != 1 or delta.size != 1 or int(start.reshape(())) != 0 or int(delta.reshape(())) != 1:
+    if (
+        start is None
+        or delta is None
+        or start.size != 1
+        or delta.size != 1
+        or int(start.reshape(())) != 0
+        or int(delta.reshape(())) != 1
+    ):
         return None
     axis, rank = 0, 1
     for axes in reversed(unsqueezes):  # innermost first
@@ -99,7 +106,12 @@ def _check(context, mask, b_idx, k_idx, shape_b, shape_k, last_b, last_k, gather
 def _length_1d(op, n: ir.Value):
     """n as a 1-element tensor, reusing the Shape slice it was squeezed from when there is one."""
     producer = n.producer()
-    if producer is not None and producer.op_type == "Squeeze" and producer.inputs[0].shape is not None and list(producer.inputs[0].shape) == [1]:
+    if (
+        producer is not None
+        and producer.op_type == "Squeeze"
+        and producer.inputs[0].shape is not None
+        and list(producer.inputs[0].shape) == [1]
+    ):
         return producer.inputs[0]
     return op.Reshape(n, op.Constant(value_ints=[1]))
 
@@ -114,6 +126,14 @@ def _slice(op, mask, b_idx, k_idx, **_):
     return op.Unsqueeze(window, op.Constant(value=ir.tensor(np.array(ones, np.int64))))
 
 
-grid_gather = rule("mask-grid-gather", "masks", "GatherND over the Range/Expand index grid of a padding mask  ->  Unsqueeze(Slice(mask))", _pattern, _slice, _check, remove_nodes=False)
+grid_gather = rule(
+    "mask-grid-gather",
+    "masks",
+    "GatherND over the Range/Expand index grid of a padding mask  ->  Unsqueeze(Slice(mask))",
+    _pattern,
+    _slice,
+    _check,
+    remove_nodes=False,
+)
 
 RULES = [grid_gather]

@@ -23,9 +23,8 @@ from __future__ import annotations
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-
-from graphopt.passes.onnx._util import rank, static_shape
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import rank, static_shape
 
 
 def _pattern(op, a, b, c):
@@ -50,9 +49,14 @@ def _check(context, a, b, c, **_):
 
 # Add(MatMul(a, b), c) -> Gemm(a, b, c)   for 2-D a, b
 matmul_add_to_gemm = rule(
-    "matmul-add-gemm", "matmul", "Add(MatMul(a, b), c), a and b 2-D  ->  Gemm(a, b, c)", _pattern, lambda op, a, b, c: op.Gemm(a, b, c), _check, commute=True
+    "matmul-add-gemm",
+    "matmul",
+    "Add(MatMul(a, b), c), a and b 2-D  ->  Gemm(a, b, c)",
+    _pattern,
+    lambda op, a, b, c: op.Gemm(a, b, c),
+    _check,
+    commute=True,
 )
-
 
 
 def _check_nd(context, a, b, c, **_):
@@ -62,7 +66,13 @@ def _check_nd(context, a, b, c, **_):
     if a.dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
         return MatchResult().fail(f"dtype {a.dtype} has no CPU Gemm kernel")
     n = b.shape[1]
-    if c.shape is None or not isinstance(n, int) or c.shape[-1] != n or any(d != 1 for d in c.shape[:-1]) or len(c.shape) > len(dims):
+    if (
+        c.shape is None
+        or not isinstance(n, int)
+        or c.shape[-1] != n
+        or any(d != 1 for d in c.shape[:-1])
+        or len(c.shape) > len(dims)
+    ):
         return MatchResult().fail(f"bias shape {c.shape} is not [N] along the last axis")
     return True
 
@@ -76,8 +86,13 @@ def _replacement_nd(op, a, b, c):
 
 # Add(MatMul(a, b), c) -> Reshape(Gemm(Reshape(a, [-1, K]), b, c), a's dims with N)   for static N-D a
 matmul_add_to_gemm_nd = rule(
-    "matmul-add-gemm-nd", "matmul", "Add(MatMul(a, b), c), a of static rank >= 3, b 2-D  ->  Reshape(Gemm(Reshape(a, [-1, K]), b, c))",
-    _pattern, _replacement_nd, _check_nd, commute=True,
-)  # fmt: skip
+    "matmul-add-gemm-nd",
+    "matmul",
+    "Add(MatMul(a, b), c), a of static rank >= 3, b 2-D  ->  Reshape(Gemm(Reshape(a, [-1, K]), b, c))",
+    _pattern,
+    _replacement_nd,
+    _check_nd,
+    commute=True,
+)
 
 RULES = [matmul_add_to_gemm, matmul_add_to_gemm_nd]

@@ -42,8 +42,16 @@ _SHAPE_KEEPING = {("", "Sub"), ("", "Add"), ("", "Mul"), (ML, "Scaler"), (ML, "N
 def _float_2d(x: ir.Value, depth: int = 4) -> str | None:
     """None when x is float32 [batch, features]; read through the shape-keeping ops before it
     when shape inference left x unannotated (it does not know the ai.onnx.ml ops)."""
-    while x.shape is None and depth and x.producer() is not None and (x.producer().domain, x.producer().op_type) in _SHAPE_KEEPING:
-        x, depth = x.producer().inputs[0], depth - 1  # these ops keep their first input's shape (their constants are rows)
+    while (
+        x.shape is None
+        and depth
+        and x.producer() is not None
+        and (x.producer().domain, x.producer().op_type) in _SHAPE_KEEPING
+    ):
+        x, depth = (
+            x.producer().inputs[0],
+            depth - 1,
+        )  # these ops keep their first input's shape (their constants are rows)
     if x.dtype not in (ir.DataType.FLOAT, None) or rank(x) != 2:
         return f"x is {x.dtype} of rank {rank(x)}; float32 [batch, features] needed"
     return None
@@ -91,7 +99,14 @@ def _sub_matmul(op, x, c, w, product):
 
 
 # MatMul(x - c, W) -> Gemm(x, W, -c W)   (PCA's centring)
-sub_matmul = rule("sub-matmul", FAMILY, "MatMul(x - c, W), c and W constants  ->  Gemm(x, W, -c W)", _sub_matmul_pattern, _sub_matmul, _sub_matmul_check)
+sub_matmul = rule(
+    "sub-matmul",
+    FAMILY,
+    "MatMul(x - c, W), c and W constants  ->  Gemm(x, W, -c W)",
+    _sub_matmul_pattern,
+    _sub_matmul,
+    _sub_matmul_check,
+)
 
 
 def _scaling(node: ir.Node, features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,10 +162,14 @@ def _scaler_fold(op, x, w, scaled, product, b=None):
 
 # MatMul/Gemm(Scaler(x), W[, b]) -> Gemm(x, diag(scale) W, b - (offset * scale) W)
 scaler_matmul = Rule(
-    name="scaler-matmul", family=FAMILY, doc="MatMul or Gemm(Scaler(x), W, b) (StandardScaler before a linear step)  ->  one Gemm",
-    variants=(orp.RewriteRule(_scaler_matmul_pattern, _scaler_fold, _scaler_check, name="scaler-matmul"),
-              orp.RewriteRule(_scaler_gemm_pattern, _scaler_fold, _scaler_check, name="scaler-matmul")),
-)  # fmt: skip
+    name="scaler-matmul",
+    family=FAMILY,
+    doc="MatMul or Gemm(Scaler(x), W, b) (StandardScaler before a linear step)  ->  one Gemm",
+    variants=(
+        orp.RewriteRule(_scaler_matmul_pattern, _scaler_fold, _scaler_check, name="scaler-matmul"),
+        orp.RewriteRule(_scaler_gemm_pattern, _scaler_fold, _scaler_check, name="scaler-matmul"),
+    ),
+)
 
 
 def _coefficients(node: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -188,7 +207,13 @@ def _folded_affine(before: ir.Node, w, b, features: int) -> tuple[np.ndarray, np
         offset, scale = _scaling(before, features)
         return np.diag(scale), -(offset * scale)
     weights, bias = _weights(w, bool(before.attributes.get_int("transB", 0))), _row(b)
-    if weights is None or bias is None or not _gemm_plain(before) or weights.shape[1] != features or bias.size not in (1, features):
+    if (
+        weights is None
+        or bias is None
+        or not _gemm_plain(before)
+        or weights.shape[1] != features
+        or bias.size not in (1, features)
+    ):
         return None
     return weights, np.broadcast_to(bias, (features,))
 
@@ -211,14 +236,21 @@ def _linear_fold(op, x, model, w=None, b=None, **_):
     new_c = (coefficients @ matrix.T).astype(np.float32).reshape(-1).tolist()
     new_i = (intercepts + coefficients @ shift).astype(np.float32).tolist()
     outputs = 1 if node.op_type == "LinearRegressor" else 2
-    return getattr(op, node.op_type)(x, coefficients=new_c, intercepts=new_i, **attributes, _domain=ML, _outputs=outputs)
+    return getattr(op, node.op_type)(
+        x, coefficients=new_c, intercepts=new_i, **attributes, _domain=ML, _outputs=outputs
+    )
 
 
 # LinearClassifier/LinearRegressor(Gemm(x) or Scaler(x)) -> the model on x with folded coefficients
 linear_model_fold = Rule(
-    name="linear-model-fold", family=FAMILY, doc="LinearClassifier/LinearRegressor(Gemm(x, W, b) or Scaler(x))  ->  one linear model on x",
-    variants=tuple(orp.RewriteRule(_linear_pattern(m, s), _linear_fold, _linear_check, name="linear-model-fold")
-                   for m in ("LinearClassifier", "LinearRegressor") for s in ("gemm", "scaler")),
-)  # fmt: skip
+    name="linear-model-fold",
+    family=FAMILY,
+    doc="LinearClassifier/LinearRegressor(Gemm(x, W, b) or Scaler(x))  ->  one linear model on x",
+    variants=tuple(
+        orp.RewriteRule(_linear_pattern(m, s), _linear_fold, _linear_check, name="linear-model-fold")
+        for m in ("LinearClassifier", "LinearRegressor")
+        for s in ("gemm", "scaler")
+    ),
+)
 
 RULES = [sub_matmul, scaler_matmul, linear_model_fold]

@@ -43,8 +43,8 @@ import numpy as np
 from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
-from graphopt.passes.onnx._util import folded, rank, static_shape
 from graphopt.formats.onnx.rules import Rule, rule
+from graphopt.passes.onnx._util import folded, rank, static_shape
 
 
 def _pad_pattern(op, x, pads):
@@ -61,7 +61,14 @@ def _pad_check(context, x, pads, **_):
 
 
 # Pad(x, 0...) -> x
-pad_zero = rule("pad-zero", "noops", "Pad(x, pads) with every pad 0  ->  x", _pad_pattern, lambda op, x, pads: op.Identity(x), _pad_check)
+pad_zero = rule(
+    "pad-zero",
+    "noops",
+    "Pad(x, pads) with every pad 0  ->  x",
+    _pad_pattern,
+    lambda op, x, pads: op.Identity(x),
+    _pad_check,
+)
 
 
 def _slice_pattern(op, x, starts, ends):
@@ -106,9 +113,13 @@ def _slice_full_check(context, x, sliced, **_):
 
 # Slice(x) over whole axes -> x
 slice_full = rule(
-    "slice-full", "noops", "Slice(x) taking every axis it slices whole  ->  x", _slice_pattern,
-    lambda op, x, starts, ends, sliced: op.Identity(x), _slice_full_check,
-)  # fmt: skip
+    "slice-full",
+    "noops",
+    "Slice(x) taking every axis it slices whole  ->  x",
+    _slice_pattern,
+    lambda op, x, starts, ends, sliced: op.Identity(x),
+    _slice_full_check,
+)
 
 
 def _slice_slice_pattern(op, x, starts, ends, starts2, ends2):
@@ -132,15 +143,22 @@ def _slice_slice_check(context, x, inner, outer, **_):
 
 def _slice_slice_replacement(op, x, inner, outer, **_):
     first, second = _both_slices(x, inner, outer)
-    starts, ends, axes, steps = (op.Constant(value_ints=[int(v) for v in np.concatenate([a, b])]) for a, b in zip(first, second))
+    starts, ends, axes, steps = (
+        op.Constant(value_ints=[int(v) for v in np.concatenate([a, b])]) for a, b in zip(first, second)
+    )
     return op.Slice(x, starts, ends, axes, steps)
 
 
 # Slice(Slice(x, axes a), axes b), a and b disjoint -> Slice(x, axes a + b)
 slice_slice = rule(
-    "slice-slice", "noops", "Slice(Slice(x)) on different axes  ->  one Slice", _slice_slice_pattern, _slice_slice_replacement, _slice_slice_check,
+    "slice-slice",
+    "noops",
+    "Slice(Slice(x)) on different axes  ->  one Slice",
+    _slice_slice_pattern,
+    _slice_slice_replacement,
+    _slice_slice_check,
     remove_nodes=False,
-)  # fmt: skip
+)
 
 
 def _reshape_pattern(op, x, shape):
@@ -181,9 +199,13 @@ def _reshape_check(context, x, shape, reshaped, **_):
 
 # Reshape(x, s) -> x   when s is x's own shape
 reshape_same = rule(
-    "reshape-same", "noops", "Reshape(x, s) where s is x's own shape  ->  x", _reshape_pattern,
-    lambda op, x, shape, reshaped: op.Identity(x), _reshape_check,
-)  # fmt: skip
+    "reshape-same",
+    "noops",
+    "Reshape(x, s) where s is x's own shape  ->  x",
+    _reshape_pattern,
+    lambda op, x, shape, reshaped: op.Identity(x),
+    _reshape_check,
+)
 
 
 _VIEWS = ("Squeeze", "Unsqueeze", "Flatten")
@@ -208,17 +230,44 @@ def _view_check(context, x, shape, reshaped, **_):
 
 # Reshape(Squeeze|Unsqueeze|Flatten(x), s) -> Reshape(x, s)
 reshape_view = Rule(
-    name="reshape-view", family="noops", doc="Reshape(Squeeze/Unsqueeze/Flatten(x), s), s constant without 0  ->  Reshape(x, s)",
-    variants=tuple(orp.RewriteRule(_view_pattern(v), lambda op, x, shape, reshaped, **_: op.Reshape(x, shape), _view_check, name="reshape-view")
-                   for v in _VIEWS),
-)  # fmt: skip
+    name="reshape-view",
+    family="noops",
+    doc="Reshape(Squeeze/Unsqueeze/Flatten(x), s), s constant without 0  ->  Reshape(x, s)",
+    variants=tuple(
+        orp.RewriteRule(
+            _view_pattern(v), lambda op, x, shape, reshaped, **_: op.Reshape(x, shape), _view_check, name="reshape-view"
+        )
+        for v in _VIEWS
+    ),
+)
 
 
 # Elementwise ops of one tensor input (the others, where any, are scalars or attributes): each
 # output element depends on the same-index input element only, so a Reshape commutes with them.
-_UNARY = [("", op) for op in ("Relu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu",
-                              "Softplus", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Cast", "Identity")] + [
-          ("com.microsoft", op) for op in ("Gelu", "FastGelu", "QuickGelu")]  # fmt: skip
+_UNARY = [
+    ("", op)
+    for op in (
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Erf",
+        "Gelu",
+        "HardSigmoid",
+        "HardSwish",
+        "LeakyRelu",
+        "Elu",
+        "Selu",
+        "Softplus",
+        "Abs",
+        "Neg",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Reciprocal",
+        "Cast",
+        "Identity",
+    )
+] + [("com.microsoft", op) for op in ("Gelu", "FastGelu", "QuickGelu")]
 
 
 def _unary_pattern(domain: str, op_type: str):
@@ -253,10 +302,14 @@ def _unary_replacement(domain: str, op_type: str):
 
 # Reshape(u(Reshape(x, s1)), s2) -> u(x)   u elementwise, s2 restores x's shape
 reshape_unary_reshape = Rule(
-    name="reshape-unary-reshape", family="noops", doc="Reshape(u(Reshape(x))) restoring x's shape, u elementwise on one tensor  ->  u(x)",
-    variants=tuple(orp.RewriteRule(_unary_pattern(d, o), _unary_replacement(d, o), _unary_check, name="reshape-unary-reshape") for d, o in _UNARY),
-)  # fmt: skip
-
+    name="reshape-unary-reshape",
+    family="noops",
+    doc="Reshape(u(Reshape(x))) restoring x's shape, u elementwise on one tensor  ->  u(x)",
+    variants=tuple(
+        orp.RewriteRule(_unary_pattern(d, o), _unary_replacement(d, o), _unary_check, name="reshape-unary-reshape")
+        for d, o in _UNARY
+    ),
+)
 
 
 def _neutral_pattern(op_type: str):
@@ -290,12 +343,19 @@ def _neutral_check(neutral: float):
 def _neutral(op_type: str, neutral: float, commute: bool) -> Rule:
     name = f"{op_type.lower()}-{'zero' if neutral == 0 else 'one'}"
     doc = f"{op_type}(x, c) with c all {neutral:g} (Paddle's scale op: x * s + 0)  ->  x"
-    return rule(name, "noops", doc, _neutral_pattern(op_type), lambda op, x, c, **_: op.Identity(x), _neutral_check(neutral), commute=commute)
+    return rule(
+        name,
+        "noops",
+        doc,
+        _neutral_pattern(op_type),
+        lambda op, x, c, **_: op.Identity(x),
+        _neutral_check(neutral),
+        commute=commute,
+    )
 
 
 add_zero, sub_zero = _neutral("Add", 0.0, True), _neutral("Sub", 0.0, False)
 mul_one, div_one = _neutral("Mul", 1.0, True), _neutral("Div", 1.0, False)
-
 
 
 def _softmax_pattern(op, x):
@@ -311,8 +371,24 @@ def _softmax_check(context, x, probabilities, **_):
 
 # Softmax(x, axis=rank-1) -> Softmax(x, axis=-1)
 softmax_last_axis = rule(
-    "softmax-last-axis", "noops", "Softmax(x, axis=rank-1)  ->  Softmax(x, axis=-1), the form attention patterns match",
-    _softmax_pattern, lambda op, x, probabilities: op.Softmax(x, axis=-1), _softmax_check,
-)  # fmt: skip
+    "softmax-last-axis",
+    "noops",
+    "Softmax(x, axis=rank-1)  ->  Softmax(x, axis=-1), the form attention patterns match",
+    _softmax_pattern,
+    lambda op, x, probabilities: op.Softmax(x, axis=-1),
+    _softmax_check,
+)
 
-RULES = [pad_zero, slice_full, slice_slice, reshape_view, reshape_same, reshape_unary_reshape, add_zero, sub_zero, mul_one, div_one, softmax_last_axis]
+RULES = [
+    pad_zero,
+    slice_full,
+    slice_slice,
+    reshape_view,
+    reshape_same,
+    reshape_unary_reshape,
+    add_zero,
+    sub_zero,
+    mul_one,
+    div_one,
+    softmax_last_axis,
+]

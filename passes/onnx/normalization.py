@@ -36,17 +36,22 @@ from graphopt.formats.onnx.rules import adopt
 FAMILY = "normalization"
 
 RMS_NORM = adopt(
-    "rms-norm", FAMILY, "x * rsqrt(mean(x^2) + eps) * w  ->  SimplifiedLayerNormalization",
+    "rms-norm",
+    FAMILY,
+    "x * rsqrt(mean(x^2) + eps) * w  ->  SimplifiedLayerNormalization",
     rms_normalization.rms_normalization_rules,
-)  # fmt: skip
+)
 SKIP_LAYER_NORM = adopt(
-    "skip-layer-norm", FAMILY, "LayerNormalization(x + skip [+ bias])  ->  com.microsoft SkipLayerNormalization",
+    "skip-layer-norm",
+    FAMILY,
+    "LayerNormalization(x + skip [+ bias])  ->  com.microsoft SkipLayerNormalization",
     skip_normalization.skip_layer_normalization_ruleset.rules,
-)  # fmt: skip
+)
 SKIP_RMS_NORM = adopt(
-    "skip-rms-norm", FAMILY,
+    "skip-rms-norm",
+    FAMILY,
     "SimplifiedLayerNormalization(x + skip [+ bias])  ->  com.microsoft SkipSimplifiedLayerNormalization",
     skip_normalization.skip_rms_normalization_ruleset.rules,
-)  # fmt: skip
+)
 
 RULES = [RMS_NORM, SKIP_LAYER_NORM, SKIP_RMS_NORM]

@@ -33,8 +33,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant
 
 
 def _pattern(op, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start, lo_end, hi_start, hi_end, axes, steps):
@@ -65,12 +65,20 @@ def _consecutive(positions: ir.Value):
         for i in (0, 1):
             arange = constant(node.inputs[i])
             other = node.inputs[1 - i]
-            if arange is not None and arange.ndim == 1 and np.array_equal(arange, np.arange(arange.size)) and other.shape is not None and other.shape.rank() <= 1:
+            if (
+                arange is not None
+                and arange.ndim == 1
+                and np.array_equal(arange, np.arange(arange.size))
+                and other.shape is not None
+                and other.shape.rank() <= 1
+            ):
                 return "add", node
     return None
 
 
-def _check(context, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start, lo_end, hi_start, hi_end, axes, steps, **_):
+def _check(
+    context, x, positions, unsqueeze_axes, inv_freq, head_axis, lo_start, lo_end, hi_start, hi_end, axes, steps, **_
+):
     freq = constant(inv_freq)
     if freq is None or freq.ndim != 1 or inv_freq.dtype != ir.DataType.FLOAT:
         return MatchResult().fail("inv_freq is not a constant 1-D float32")
@@ -110,11 +118,24 @@ def _rotary(op, x, positions, inv_freq, **_):
         start = offset
         limit = op.Add(offset, op.Constant(value=ir.tensor(np.array(length, np.int64))))
     start_1d = op.Reshape(start, op.Constant(value_ints=[1]))
-    table = op.Range(op.Constant(value=ir.tensor(np.array(0, np.int64))), op.Reshape(limit, op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))), op.Constant(value=ir.tensor(np.array(1, np.int64))))
+    table = op.Range(
+        op.Constant(value=ir.tensor(np.array(0, np.int64))),
+        op.Reshape(limit, op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))),
+        op.Constant(value=ir.tensor(np.array(1, np.int64))),
+    )
     angles = op.Mul(op.Unsqueeze(op.Cast(table, to=ir.DataType.FLOAT), op.Constant(value_ints=[1])), inv_freq)
     return op.RotaryEmbedding(x, start_1d, op.Cos(angles), op.Sin(angles), interleaved=0, _domain="com.microsoft")
 
 
-rope = rule("rotary", "rotary", "x * cos + rotate_half(x) * sin (RoPE)  ->  com.microsoft RotaryEmbedding", _pattern, _rotary, _check, commute=True, remove_nodes=False)
+rope = rule(
+    "rotary",
+    "rotary",
+    "x * cos + rotate_half(x) * sin (RoPE)  ->  com.microsoft RotaryEmbedding",
+    _pattern,
+    _rotary,
+    _check,
+    commute=True,
+    remove_nodes=False,
+)
 
 RULES = [rope]

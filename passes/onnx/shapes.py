@@ -17,8 +17,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
-from graphopt.passes.onnx._util import constant, static_shape
 from graphopt.formats.onnx.rules import rule
+from graphopt.passes.onnx._util import constant, static_shape
 
 
 def _pattern(op, x):
@@ -40,8 +40,9 @@ def _replacement(op, x, shape):
 
 
 # Shape(x) -> Constant(shape of x)   when x's shape is static
-shape_of_static = rule("shape-static", "shapes", "Shape(x), x of fully static shape  ->  a constant", _pattern, _replacement, _check)
-
+shape_of_static = rule(
+    "shape-static", "shapes", "Shape(x), x of fully static shape  ->  a constant", _pattern, _replacement, _check
+)
 
 
 def _gather_pattern(op, x, indices):
@@ -67,15 +68,21 @@ def _picked_dims(x, shape, indices, picked):
 
 def _gather_check(context, x, indices, shape, picked, **_):
     if _picked_dims(x, shape, indices, picked) is None:
-        return MatchResult().fail(f"the dimensions read from {x.shape} are not all integers (or the indices are not constant)")
+        return MatchResult().fail(
+            f"the dimensions read from {x.shape} are not all integers (or the indices are not constant)"
+        )
     return True
 
 
 # Gather(Shape(x), i) -> Constant   when the dimensions at i are integers (others may be symbolic)
 shape_gather_static = rule(
-    "shape-gather-static", "shapes", "Gather(Shape(x), i) where x's dimensions at i are integers (a dynamic batch elsewhere)  ->  a constant",
-    _gather_pattern, lambda op, x, indices, shape, picked: op.Constant(value=ir.tensor(_picked_dims(x, shape, indices, picked))), _gather_check,
+    "shape-gather-static",
+    "shapes",
+    "Gather(Shape(x), i) where x's dimensions at i are integers (a dynamic batch elsewhere)  ->  a constant",
+    _gather_pattern,
+    lambda op, x, indices, shape, picked: op.Constant(value=ir.tensor(_picked_dims(x, shape, indices, picked))),
+    _gather_check,
     remove_nodes=False,
-)  # fmt: skip
+)
 
 RULES = [shape_of_static, shape_gather_static]

@@ -19,18 +19,8 @@ bit-identical up to XLA's choice of dot kernel. Only one operand may be repeated
 
 from __future__ import annotations
 
-import dataclasses
-
-from graphopt.passes.stablehlo.rule import HloRule, erase_if_dead
-
-
-@dataclasses.dataclass
-class GroupedDot:
-    op: object  # the dot_general
-    side: int  # which operand is repeated (0 lhs, 1 rhs)
-    source: object  # the value before the repeat
-    rep: int
-    pair: int  # index of the repeated dim among the batching dims
+from graphopt.core.rules import NodeRule
+from graphopt.passes.stablehlo.erase import erase_if_dead
 
 
 def repeated(value):
@@ -59,55 +49,72 @@ def _numbers(op):
     from jaxlib.mlir.dialects import stablehlo as hlo
 
     n = hlo.DotDimensionNumbers(op.attributes["dot_dimension_numbers"])
-    return ([list(n.lhs_batching_dimensions), list(n.rhs_batching_dimensions)],
-            [list(n.lhs_contracting_dimensions), list(n.rhs_contracting_dimensions)])  # fmt: skip
+    return (
+        [list(n.lhs_batching_dimensions), list(n.rhs_batching_dimensions)],
+        [list(n.lhs_contracting_dimensions), list(n.rhs_contracting_dimensions)],
+    )
 
 
-def match_grouped_dot(op) -> GroupedDot | None:
+def match_grouped_dot(op) -> dict | str | None:
+    """Bindings: the dot_general, which operand is repeated (0 lhs, 1 rhs), the value before the
+    repeat, the repeat count, and the repeated dim's index among the batching dims."""
     if op.name != "stablehlo.dot_general":
         return None
     batch, _ = _numbers(op)
     found = [(side, r) for side in (1, 0) if (r := repeated(op.operands[side])) is not None]
-    if len(found) != 1:
+    if not found:
         return None
+    if len(found) != 1:
+        return "both operands are repeated"
     side, (source, dim, rep) = found[0]
     if dim not in batch[side]:
-        return None
-    return GroupedDot(op, side, source, rep, batch[side].index(dim))
+        return "the repeated dim is not a batching dim of the dot"
+    return {"op": op, "side": side, "source": source, "rep": rep, "pair": batch[side].index(dim)}
 
 
-def rewrite_grouped_dot(m: GroupedDot) -> None:
+def rewrite_grouped_dot(module, op, side: int, source, rep: int, pair: int) -> None:
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import stablehlo as hlo
 
-    op, other_side = m.op, 1 - m.side
+    other_side = 1 - side
     batch, contract = _numbers(op)
     other = op.operands[other_side]
     shape, element = list(ir.RankedTensorType(other.type).shape), ir.RankedTensorType(other.type).element_type
-    head = batch[other_side][m.pair]
-    split_shape = shape[:head] + [shape[head] // m.rep, m.rep] + shape[head + 1 :]
+    head = batch[other_side][pair]
+    split_shape = shape[:head] + [shape[head] // rep, rep] + shape[head + 1 :]
     shifted = lambda dims: [d if d <= head else d + 1 for d in dims]  # noqa: E731
     batch[other_side], contract[other_side] = shifted(batch[other_side]), shifted(contract[other_side])
     with ir.InsertionPoint(op), op.location:
         split = hlo.ReshapeOp(ir.RankedTensorType.get(split_shape, element), other).result
-        operands = [split, m.source] if other_side == 0 else [m.source, split]
+        operands = [split, source] if other_side == 0 else [source, split]
         shapes = [list(ir.RankedTensorType(v.type).shape) for v in operands]
         free = [[d for d in range(len(s)) if d not in batch[i] and d not in contract[i]] for i, s in enumerate(shapes)]
         out_shape = [shapes[0][d] for d in batch[0]] + [shapes[0][d] for d in free[0]] + [shapes[1][d] for d in free[1]]
-        numbers = hlo.DotDimensionNumbers.get(lhs_batching_dimensions=batch[0], rhs_batching_dimensions=batch[1],
-                                              lhs_contracting_dimensions=contract[0], rhs_contracting_dimensions=contract[1])  # fmt: skip
+        numbers = hlo.DotDimensionNumbers.get(
+            lhs_batching_dimensions=batch[0],
+            rhs_batching_dimensions=batch[1],
+            lhs_contracting_dimensions=contract[0],
+            rhs_contracting_dimensions=contract[1],
+        )
         extra = {k: op.attributes[k] for k in ("precision_config", "algorithm") if k in op.attributes}
         result_element = ir.RankedTensorType(op.result.type).element_type
         dot = hlo.DotGeneralOp(ir.RankedTensorType.get(out_shape, result_element), *operands, numbers, **extra).result
         group = len(batch[0]) + (0 if other_side == 0 else len(free[0])) + free[other_side].index(head + 1)
         order = [d for d in range(len(out_shape)) if d != group]
-        order.insert(m.pair + 1, group)  # the group right after its kv head: merged back in row-major order
+        order.insert(pair + 1, group)  # the group right after its kv head: merged back in row-major order
         final = hlo.ReshapeOp(op.result.type, hlo.TransposeOp(dot, order).result).result
     op.result.replace_all_uses_with(final)
-    repeat = op.operands[m.side].owner
+    repeat = op.operands[side].owner
     op.erase()
     erase_if_dead(repeat)
 
 
-RULES = [HloRule("grouped_dot", "attention", match_grouped_dot, rewrite_grouped_dot,
-                 summary="dot_general over K/V repeated to the query heads -> one dot per KV head with the group as a free dim")]  # fmt: skip
+RULES = [
+    NodeRule(
+        "grouped_dot",
+        "attention",
+        "dot_general over K/V repeated to the query heads -> one dot per KV head with the group as a free dim",
+        match_grouped_dot,
+        rewrite_grouped_dot,
+    ),
+]

@@ -19,7 +19,9 @@ def _vi(name, shape):
 def test_batched_matmul_with_symbolic_batch():
     # [B, 16, 32] @ [32, 8] at B=3: 2 * (3*16*8) * 32 flops; weights 32*8 floats; io 3*16*32 + 3*16*8
     w = numpy_helper.from_array(np.zeros((32, 8), np.float32), "w")
-    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", ["B", 16, 32])], [_vi("y", ["B", 16, 8])], [w])
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", ["B", 16, 32])], [_vi("y", ["B", 16, 8])], [w]
+    )
     work = count_work(model, {"x": np.zeros((3, 16, 32), np.float32)})
     assert work.flops == 2 * 3 * 16 * 8 * 32
     assert work.bytes == 4 * (32 * 8 + 3 * 16 * 32 + 3 * 16 * 8)
@@ -29,9 +31,13 @@ def test_gemm_with_transposed_a():
     # Gemm(A^T, B) with A stored [K=10, M=4], B [10, 6]: 2*M*N*K = 2*4*6*10
     model = _model(
         [helper.make_node("Gemm", ["a", "b"], ["y"], transA=1)],
-        [_vi("a", [10, 4]), _vi("b", [10, 6])], [_vi("y", [4, 6])],
-    )  # fmt: skip
-    assert count_work(model, {"a": np.zeros((10, 4), np.float32), "b": np.zeros((10, 6), np.float32)}).flops == 2 * 4 * 6 * 10
+        [_vi("a", [10, 4]), _vi("b", [10, 6])],
+        [_vi("y", [4, 6])],
+    )
+    assert (
+        count_work(model, {"a": np.zeros((10, 4), np.float32), "b": np.zeros((10, 6), np.float32)}).flops
+        == 2 * 4 * 6 * 10
+    )
 
 
 def test_grouped_strided_conv():
@@ -40,8 +46,10 @@ def test_grouped_strided_conv():
     w = numpy_helper.from_array(np.zeros((6, 2, 3, 3), np.float32), "w")
     model = _model(
         [helper.make_node("Conv", ["x", "w"], ["y"], group=2, strides=[2, 2], pads=[1, 1, 1, 1])],
-        [_vi("x", [1, 4, 8, 8])], [_vi("y", None)], [w],
-    )  # fmt: skip
+        [_vi("x", [1, 4, 8, 8])],
+        [_vi("y", None)],
+        [w],
+    )
     assert count_work(model, {"x": np.zeros((1, 4, 8, 8), np.float32)}).flops == 2 * (6 * 4 * 4) * (2 * 3 * 3)
 
 
@@ -78,7 +86,9 @@ def test_embedding_table_counts_only_the_rows_gathered():
     table = numpy_helper.from_array(np.zeros((1000, 8), np.float32), "table")
     model = _model(
         [helper.make_node("Gather", ["table", "ids"], ["y"])],
-        [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [5])], [_vi("y", [5, 8])], [table],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [5])],
+        [_vi("y", [5, 8])],
+        [table],
+    )
     work = count_work(model, {"ids": np.arange(5, dtype=np.int64)})
     assert work.bytes == 4 * 5 * 8 + 8 * 5 + 4 * 5 * 8  # rows read + ids + output

@@ -18,9 +18,9 @@ import pytest
 from onnx import numpy_helper
 from onnx.backend.test.runner import Runner
 
-from graphopt.errors import GraphoptError
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.optimize import optimize
+from graphopt.api.files import optimize
+from graphopt.core.errors import GraphoptError
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.targets.onnxruntime import OrtTarget
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
@@ -49,7 +49,9 @@ def _feeds_and_expected(model_path: Path, data_set: Path | None):
     real_inputs = [i for i in proto.graph.input if i.name not in initializers]
     if data_set is None:  # light models: the backend runner's deterministic dummy inputs
         feeds = {x.name: Runner.generate_dummy_data(x, seed=0, name=model_path.stem) for x in real_inputs}
-        expected = [_read_pb(model_path.with_name(f"{model_path.stem}_output_{i}.pb")) for i in range(len(proto.graph.output))]
+        expected = [
+            _read_pb(model_path.with_name(f"{model_path.stem}_output_{i}.pb")) for i in range(len(proto.graph.output))
+        ]
     else:
         feeds = {x.name: _read_pb(data_set / f"input_{i}.pb") for i, x in enumerate(real_inputs)}
         expected = [_read_pb(data_set / f"output_{i}.pb") for i in range(len(proto.graph.output))]
@@ -57,7 +59,9 @@ def _feeds_and_expected(model_path: Path, data_set: Path | None):
 
 
 def _matches(actual, expected) -> bool:
-    return all(np.allclose(a, e, rtol=RTOL, atol=ATOL, equal_nan=True) and a.shape == e.shape for a, e in zip(actual, expected))
+    return all(
+        np.allclose(a, e, rtol=RTOL, atol=ATOL, equal_nan=True) and a.shape == e.shape for a, e in zip(actual, expected)
+    )
 
 
 @pytest.mark.slow
@@ -83,11 +87,11 @@ def test_backend_corpus_still_matches_expected_outputs(tmp_path):
             tally["unchanged"][name] = result.reason
         else:
             tally["optimized"].append(name)
-        original_outputs = OrtTarget().compile(onnx_format.load(model_path), report=False).run(feeds)
+        original_outputs = OrtTarget().compile(onnx_files.load(model_path), report=False).run(feeds)
         if not _matches(original_outputs, expected):
             tally["original_mismatch"].append(name)
             continue
-        if not _matches(OrtTarget().compile(onnx_format.load(out), report=False).run(feeds), expected):
+        if not _matches(OrtTarget().compile(onnx_files.load(out), report=False).run(feeds), expected):
             wrong.append(name)
     summary = {k: (len(v), v) for k, v in tally.items()} | {"wrong": wrong}
     (tmp_path / "conformance-summary.json").write_text(json.dumps(summary, indent=1))

@@ -14,8 +14,16 @@ import torch
 import torch.fx
 
 _ALIASES = {"truediv": "div", "true_divide": "div", "multiply": "mul", "clip": "clamp", "_log_api_usage_once": None}
-_OPERATORS = {operator.mul: "mul", operator.add: "add", operator.sub: "sub", operator.truediv: "div",
-              operator.matmul: "matmul", operator.pow: "pow", operator.neg: "neg", operator.getitem: "getitem"}  # fmt: skip
+_OPERATORS = {
+    operator.mul: "mul",
+    operator.add: "add",
+    operator.sub: "sub",
+    operator.truediv: "div",
+    operator.matmul: "matmul",
+    operator.pow: "pow",
+    operator.neg: "neg",
+    operator.getitem: "getitem",
+}
 
 
 def kind(node) -> str | None:

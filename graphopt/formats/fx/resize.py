@@ -32,7 +32,9 @@ def second_size(gm: torch.fx.GraphModule, args: list) -> list | None:
         tensor = args[position].detach()
         for dim in axes:
             tensor = _resized(tensor, dim)
-        resized[position] = tensor.requires_grad_(args[position].requires_grad) if tensor.is_floating_point() else tensor
+        resized[position] = (
+            tensor.requires_grad_(args[position].requires_grad) if tensor.is_floating_point() else tensor
+        )
     for position, (source, dim) in symbol_sources(gm).items():
         resized[position] = resized[source].shape[dim]
     try:

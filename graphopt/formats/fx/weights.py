@@ -22,21 +22,46 @@ import torch.fx
 from graphopt.formats.fx.graphs import copy_module
 from graphopt.formats.fx.ops import kind
 
-_VIEWS = {"view", "reshape", "getitem", "narrow", "select", "slice", "transpose", "permute", "t", "expand", "unsqueeze",
-          "squeeze", "flatten", "unflatten", "as_strided", "split", "chunk", "unbind", "view_as", "detach", "contiguous"}  # fmt: skip
+_VIEWS = {
+    "view",
+    "reshape",
+    "getitem",
+    "narrow",
+    "select",
+    "slice",
+    "transpose",
+    "permute",
+    "t",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "unflatten",
+    "as_strided",
+    "split",
+    "chunk",
+    "unbind",
+    "view_as",
+    "detach",
+    "contiguous",
+}
 
 
 def weight_inputs(gm: torch.fx.GraphModule, inputs) -> list[int]:
     """Positions of ``gm``'s inputs that are module weights the graph only reads."""
     placeholders = [node for node in gm.graph.nodes if node.op == "placeholder"]
-    return [i for i, (node, value) in enumerate(zip(placeholders, inputs)) if _module_state(value) and not _written(node)]
+    return [
+        i for i, (node, value) in enumerate(zip(placeholders, inputs)) if _module_state(value) and not _written(node)
+    ]
 
 
 def _module_state(value) -> bool:
     """A parameter, or a tensor Dynamo marked as a static input (the buffers of the modules it
     inlines; also tensors a user marked with ``mark_static_address``, which the guard covers).
     Dynamo's own record of each input's source is dropped once the backend returns."""
-    return isinstance(value, torch.nn.Parameter) or (isinstance(value, torch.Tensor) and getattr(value, "_dynamo_static_input_type", None) is not None)
+    return isinstance(value, torch.nn.Parameter) or (
+        isinstance(value, torch.Tensor) and getattr(value, "_dynamo_static_input_type", None) is not None
+    )
 
 
 def _written(node: torch.fx.Node) -> bool:

@@ -1,4 +1,4 @@
-"""The ONNX format and its rule set, as the engine sees them (graphopt.protocols).
+"""The ONNX format and its rule set, as the engine sees them (graphopt.core.protocols).
 
 ``OnnxFormat`` wraps files.py (load, save with the weights beside the output, copy) and the
 questions the engine asks of a graph. ``OnnxRules`` wraps onnxscript matching (matching.py) and
@@ -14,17 +14,18 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 
-
+from graphopt.core.protocols import Candidate, InputSpec, NearMiss, Site
+from graphopt.core.rules import by_family
 from graphopt.formats.onnx import files, inputs, outputs, specialize
 from graphopt.formats.onnx.feeds import verification_feeds
 from graphopt.formats.onnx.inputs import SIZE_LADDER
 from graphopt.formats.onnx.matching import ensure_unique_names, find_sites, near_misses
-from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.formats.onnx.rewrite import drop_identities, rewrite_to_fixpoint
 from graphopt.formats.onnx.rules import Rule
-from graphopt.protocols import Candidate, InputSpec, Site
+from graphopt.formats.onnx.shape_inference import infer_shapes
 
 
 def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
@@ -40,6 +41,17 @@ def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
 
 class OnnxFormat:
     name = "onnx"
+    feed_attempts = len(SIZE_LADDER)  # size pairs to try when the model does not run on generated inputs
+
+    def accepts(self, model: object) -> bool:
+        """An ``onnx.ModelProto`` or an ``onnx_ir.Model``."""
+        return isinstance(model, (onnx.ModelProto, ir.Model))
+
+    def from_object(self, model) -> ir.Model:
+        """An onnx_ir model of ``model`` (a copy: the caller's object is never rewritten)."""
+        if isinstance(model, onnx.ModelProto):
+            return ir.from_proto(model)
+        return files.copy(model)
 
     def load(self, path) -> ir.Model:
         return files.load(path)
@@ -64,8 +76,6 @@ class OnnxFormat:
         notes: list[str] = []
         prepare(graph, notes)
         return notes
-
-    feed_attempts = len(SIZE_LADDER)  # size pairs to try when the model does not run on generated inputs
 
     def feeds(self, graph: ir.Model, shapes=None, inputs_file=None, attempt: int = 0) -> list[dict[str, np.ndarray]]:
         return verification_feeds(graph, shapes, inputs_file, attempt)
@@ -105,15 +115,12 @@ class OnnxRules:
     fix_shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def families(self) -> dict[str, list[str]]:
-        by_family: dict[str, list[str]] = {}
-        for r in self.rules:
-            by_family.setdefault(r.family, []).append(r.name)
-        return by_family
+        return by_family(self.rules)
 
     def sites(self, graph: ir.Model) -> list[Site]:
         return find_sites(graph, self.rules)
 
-    def near_misses(self, graph: ir.Model, sites: list[Site]) -> list:
+    def near_misses(self, graph: ir.Model, sites: list[Site]) -> list[NearMiss]:
         return near_misses(graph, self.rules, sites)
 
     def fixed_input(self, graph: ir.Model) -> tuple[Candidate | None, list[str]]:
@@ -130,7 +137,11 @@ class OnnxRules:
         site classes and single sites, then fixed and annotated as it will be written."""
         chosen = [r for r in self.rules if r.name in set(rules)]
         candidate = files.copy(graph)
-        choose = (lambda sites: [s for s in sites if s.site_class not in excluded and s not in excluded]) if excluded else None
+        choose = (
+            (lambda sites: [s for s in sites if s.site_class not in excluded and s not in excluded])
+            if excluded
+            else None
+        )
         applied = rewrite_to_fixpoint(candidate, chosen, choose)
         self.finish(candidate)
         return Candidate(label, candidate, applied, tuple(r.name for r in chosen), frozenset(excluded))

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import onnx_ir as ir
 
-from graphopt.errors import InputGenerationError
+from graphopt.core.errors import InputGenerationError
 from graphopt.formats.onnx import inputs as input_gen
 from graphopt.formats.onnx import sizes
 

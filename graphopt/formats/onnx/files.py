@@ -18,8 +18,8 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
-from graphopt.errors import BadModelError
-from graphopt.atomic import atomic_folder, atomic_path
+from graphopt.core.atomic import atomic_folder, atomic_path
+from graphopt.core.errors import BadModelError
 
 # Protobuf refuses messages over 2 GiB; stay clear of it with some room for the graph itself.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000

@@ -24,8 +24,8 @@ import re
 import numpy as np
 import onnx_ir as ir
 
-from graphopt.errors import InputGenerationError
-from graphopt.protocols import InputSpec
+from graphopt.core.errors import InputGenerationError
+from graphopt.core.protocols import InputSpec
 
 # Sizes a symbolic dimension gets unless the user binds it, by what its name suggests.
 DEFAULT_SIZES = (("batch", 1), ("past", 8), ("", 16))
@@ -118,7 +118,9 @@ def generate(model: ir.Model, shapes: dict[str, tuple[int, ...]], seed: int = 0)
     feeds = {}
     for spec in input_specs(model):
         shape = shapes[spec.name]
-        feeds[spec.name] = np.asarray(_generate_one(model, spec, shape, rng))  # a scalar input is a 0-d array, not a numpy scalar
+        feeds[spec.name] = np.asarray(
+            _generate_one(model, spec, shape, rng)
+        )  # a scalar input is a 0-d array, not a numpy scalar
     return feeds
 
 

@@ -9,7 +9,6 @@ Sites name nodes, so node names must be unique: ``ensure_unique_names`` runs onn
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 
@@ -18,16 +17,8 @@ import onnxscript.optimizer
 from onnx_ir.passes.common import NameFixPass
 from onnxscript.rewriter import _basics
 
+from graphopt.core.protocols import NearMiss, Site
 from graphopt.formats.onnx.rules import RULE_TAG, Rule
-from graphopt.protocols import Site
-
-
-@dataclasses.dataclass(frozen=True)
-class NearMiss:
-    rule: str
-    anchor: str
-    matched_nodes: int
-    reason: str
 
 
 def ensure_unique_names(model: ir.Model) -> None:
@@ -38,7 +29,13 @@ def _graphs(graph: ir.Graph, path: str = "") -> Iterator[tuple[str, ir.Graph]]:
     yield path, graph
     for node in graph:
         for attr in node.attributes.values():
-            subgraphs = [attr.value] if attr.type == ir.AttributeType.GRAPH else attr.value if attr.type == ir.AttributeType.GRAPHS else []
+            subgraphs = (
+                [attr.value]
+                if attr.type == ir.AttributeType.GRAPH
+                else attr.value
+                if attr.type == ir.AttributeType.GRAPHS
+                else []
+            )
             for i, sub in enumerate(subgraphs):
                 suffix = attr.name if attr.type == ir.AttributeType.GRAPH else f"{attr.name}[{i}]"
                 yield from _graphs(sub, f"{path}/{node.name}/{suffix}".lstrip("/"))
@@ -60,17 +57,29 @@ def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
 
 def _site(rule: str, path: str, anchor: str, nodes) -> Site:
     reads = _outside_reads(nodes)
-    return Site(rule, path, anchor, tuple(n.name for n in nodes), site_signature(nodes, reads),
-                tuple(n.op_type for n in nodes), tuple(sorted({v.name for v in reads})))  # fmt: skip
+    return Site(
+        rule,
+        path,
+        anchor,
+        tuple(n.name for n in nodes),
+        site_signature(nodes, reads),
+        tuple(n.op_type for n in nodes),
+        tuple(sorted({v.name for v in reads})),
+    )
 
 
 def _outside_reads(nodes) -> list[ir.Value]:
     """The non-constant values ``nodes`` read from outside themselves."""
     inside = {id(out) for node in nodes for out in node.outputs}
     return [
-        value for node in nodes for value in node.inputs
-        if value is not None and id(value) not in inside and value.const_value is None and ir.convenience.get_const_tensor(value) is None
-    ]  # fmt: skip
+        value
+        for node in nodes
+        for value in node.inputs
+        if value is not None
+        and id(value) not in inside
+        and value.const_value is None
+        and ir.convenience.get_const_tensor(value) is None
+    ]
 
 
 def site_signature(nodes, reads: list[ir.Value] | None = None) -> str:
@@ -146,7 +155,9 @@ def apply_site(model: ir.Model, site: Site, rules: dict[str, Rule]) -> bool:
     # A rule that keeps its matched nodes (remove_nodes=False: they may feed other consumers)
     # only redirects their outputs; the rewrite loop removes what is left unused.
     removed = delta.match.nodes if variant.remove_nodes else []
-    ir.convenience.replace_nodes_and_values(graph, node, removed, delta.new_nodes, delta.match.outputs, delta.new_outputs)
+    ir.convenience.replace_nodes_and_values(
+        graph, node, removed, delta.new_nodes, delta.match.outputs, delta.new_outputs
+    )
     return True
 
 

@@ -15,31 +15,31 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
-from graphopt import atomic
-from graphopt.atomic import atomic_path
-from graphopt.errors import GraphoptError
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.core import atomic
+from graphopt.core.atomic import atomic_path
+from graphopt.core.errors import GraphoptError
+from graphopt.formats.onnx import files as onnx_files
 
 
 def check_destination(model_path, output_path, *, in_place: bool = False, make_dirs: bool = False) -> None:
     """Refuse, with one line, an output that would overwrite the input or its weights, or land nowhere."""
     atomic.check_destination(model_path, output_path, in_place=in_place, make_dirs=make_dirs)
     source, output = Path(model_path).resolve(), Path(output_path).resolve()
-    weights = output.parent / onnx_format.external_data_name(output)
+    weights = output.parent / onnx_files.external_data_name(output)
     if output != source and weights.exists() and weights.resolve() in _external_files(source):
         raise GraphoptError(f"writing {output_path} would overwrite {weights.name}, which holds the input's weights")
 
 
 def _external_files(model_path: Path) -> set[Path]:
     try:
-        return onnx_format.external_data_files(onnx_format.load(model_path))
+        return onnx_files.external_data_files(onnx_files.load(model_path))
     except GraphoptError:
         return set()  # loading reports the problem itself, with its own message
 
 
 def write_candidate(model: ir.Model, output_path, *, external_data: bool) -> None:
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    onnx_format.save(model, output_path, external_data=external_data)
+    onnx_files.save(model, output_path, external_data=external_data)
 
 
 def write_original(original: ir.Model, model_path, output_path, *, ir_version: int) -> None:
@@ -48,10 +48,10 @@ def write_original(original: ir.Model, model_path, output_path, *, ir_version: i
     at the IR version ORT can load."""
     source, output = Path(model_path), Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if onnx_format.has_external_data(original):
-        handed_back = onnx_format.copy(original)  # the caller's model stays as it was
+    if onnx_files.has_external_data(original):
+        handed_back = onnx_files.copy(original)  # the caller's model stays as it was
         handed_back.ir_version = ir_version
-        onnx_format.save(handed_back, output, external_data=True)
+        onnx_files.save(handed_back, output, external_data=True)
     elif original.ir_version != ir_version:
         proto = onnx.load(str(source), load_external_data=False)
         proto.ir_version = ir_version

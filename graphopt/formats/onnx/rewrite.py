@@ -7,10 +7,10 @@ import onnx_ir as ir
 import onnxscript.optimizer
 from onnx_ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
 
-from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
-from graphopt.formats.onnx.rules import Rule
+from graphopt.core.protocols import Site
 from graphopt.formats.onnx.matching import apply_site, ensure_unique_names, find_sites
-from graphopt.protocols import Site
+from graphopt.formats.onnx.rules import Rule
+from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
 
 MAX_ROUNDS = 50  # a rule set that has not settled after this many rounds is cycling
 
@@ -55,7 +55,13 @@ def drop_identities(model: ir.Model) -> int:
     graph (a common "return x unchanged" branch); those Identity nodes stay here."""
     dropped = 0
     for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
-        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or node.graph is None or not node.inputs or node.inputs[0] is None:
+        if (
+            node.op_type != "Identity"
+            or node.domain not in ("", "ai.onnx")
+            or node.graph is None
+            or not node.inputs
+            or node.inputs[0] is None
+        ):
             continue
         if node.outputs[0] in node.graph.outputs:
             continue

@@ -65,7 +65,9 @@ def _without_external_weights(model: ir.Model):
     the message, since their values matter; floating-point weights, whose values do not, become
     graph inputs of the same type and shape, so nothing large is copied."""
     proto = ir.serde.serialize_model(model)
-    external = {v.name: v.const_value for v in model.graph.initializers.values() if isinstance(v.const_value, ir.ExternalTensor)}
+    external = {
+        v.name: v.const_value for v in model.graph.initializers.values() if isinstance(v.const_value, ir.ExternalTensor)
+    }
     if not external:
         return proto
     kept = []
@@ -74,7 +76,9 @@ def _without_external_weights(model: ir.Model):
         if source is None:
             kept.append(tensor)
         elif source.dtype.is_floating_point():
-            proto.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+            proto.graph.input.append(
+                onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+            )
         else:
             kept.append(onnx.numpy_helper.from_array(source.numpy(), tensor.name))
     del proto.graph.initializer[:]
@@ -96,10 +100,18 @@ def _copy_shapes(inferred, model: ir.Model) -> None:
 # ORT contrib ops whose first output has the type and shape of their first input. onnx's
 # inference does not know them, so a value a rule wrote through one would lose its shape and the
 # next stage's checks (head counts, dtypes) could not run.
-SHAPE_PRESERVING_CONTRIB_OPS = frozenset({
-    "RotaryEmbedding", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization",
-    "SkipLayerNormalization", "FastGelu", "BiasGelu", "Gelu", "QuickGelu",
-})  # fmt: skip
+SHAPE_PRESERVING_CONTRIB_OPS = frozenset(
+    {
+        "RotaryEmbedding",
+        "SimplifiedLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "SkipLayerNormalization",
+        "FastGelu",
+        "BiasGelu",
+        "Gelu",
+        "QuickGelu",
+    }
+)
 
 
 def fill_contrib_shapes(model: ir.Model) -> None:

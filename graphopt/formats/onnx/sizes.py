@@ -16,8 +16,8 @@ import re
 
 import onnx_ir as ir
 
-from graphopt.errors import InputGenerationError
-from graphopt.protocols import InputSpec
+from graphopt.core.errors import InputGenerationError
+from graphopt.core.protocols import InputSpec
 
 _EXPRESSION = re.compile(r"[\w\s+\-*/()]+")
 
@@ -34,13 +34,17 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def refuse_unfit(model: ir.Model, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], limit: int | None = None) -> None:
+def refuse_unfit(
+    model: ir.Model, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], limit: int | None = None
+) -> None:
     """Raise InputGenerationError when the inputs at ``shapes``, or one intermediate value, would
     not fit in ``limit`` bytes (default: the memory available now)."""
     limit = available_bytes() if limit is None else limit
     inputs = sum(math.prod(shapes[s.name]) * s.dtype.itemsize for s in specs)
     if inputs > limit:
-        raise InputGenerationError(f"the inputs at {_listing(shapes)} need {_gib(inputs)}, more than the {_gib(limit)} of memory available")
+        raise InputGenerationError(
+            f"the inputs at {_listing(shapes)} need {_gib(inputs)}, more than the {_gib(limit)} of memory available"
+        )
     symbols = _symbols(specs, shapes)
     largest, name = max(((_value_bytes(v, symbols), v.name) for v in _intermediates(model)), default=(0, ""))
     if largest > limit:

@@ -21,9 +21,9 @@ import onnx_ir as ir
 import onnxscript.optimizer
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from graphopt.errors import GraphoptError
-from graphopt.formats.onnx.shape_inference import infer_shapes
+from graphopt.core.errors import GraphoptError
 from graphopt.formats.onnx.rewrite import fold_small_fills
+from graphopt.formats.onnx.shape_inference import infer_shapes
 
 
 def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[int, ...]]) -> list[str]:
@@ -32,7 +32,9 @@ def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[in
     if not dims and not shapes:
         return []
     inputs = {v.name: v for v in model.graph.inputs if v.name not in model.graph.initializers}
-    symbols = {d.value for v in inputs.values() if v.shape is not None for d in v.shape if isinstance(d, ir.SymbolicDim)}
+    symbols = {
+        d.value for v in inputs.values() if v.shape is not None for d in v.shape if isinstance(d, ir.SymbolicDim)
+    }
     unknown = [name for name in dims if name not in symbols]
     if unknown:
         known = ", ".join(sorted(s for s in symbols if s)) or "none"
@@ -42,12 +44,16 @@ def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[in
             raise GraphoptError(f"--fix-shape {name}: the model has no input {name!r}")
         value = inputs[name]
         if value.shape is None or len(value.shape) != len(sizes):
-            raise GraphoptError(f"--fix-shape {name}: rank {len(sizes)} given, the model's input has rank {value.shape.rank() if value.shape else 'unknown'}")
+            raise GraphoptError(
+                f"--fix-shape {name}: rank {len(sizes)} given, the model's input has rank {value.shape.rank() if value.shape else 'unknown'}"
+            )
         for dim, size in zip(value.shape, sizes):
             if isinstance(dim, int) and dim != size:
                 raise GraphoptError(f"--fix-shape {name}: size {size} given where the model's input has {dim}")
             if isinstance(dim, ir.SymbolicDim) and dim.value in dims and dims[dim.value] != size:
-                raise GraphoptError(f"--fix-shape {name}: size {size} given for {dim.value!r}, fixed to {dims[dim.value]} by --fix-dim")
+                raise GraphoptError(
+                    f"--fix-shape {name}: size {size} given for {dim.value!r}, fixed to {dims[dim.value]} by --fix-dim"
+                )
     # A symbol fixed through one input's shape is fixed everywhere it appears.
     bound = dict(dims)
     for name, sizes in shapes.items():
@@ -56,13 +62,20 @@ def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[in
                 bound.setdefault(dim.value, size)
     for value in [*inputs.values(), *model.graph.outputs]:
         if value.shape is not None:
-            value.shape = ir.Shape([bound.get(d.value, d) if isinstance(d, ir.SymbolicDim) and d.value in bound else d for d in value.shape])
+            value.shape = ir.Shape(
+                [
+                    bound.get(d.value, d) if isinstance(d, ir.SymbolicDim) and d.value in bound else d
+                    for d in value.shape
+                ]
+            )
     for name, sizes in shapes.items():  # anonymous dims (no symbol) are fixed by position
         inputs[name].shape = ir.Shape(sizes)
     _fold(model)
-    return [f"input shapes fixed: {name} {list(v.shape)}" for name, v in inputs.items() if v.shape is not None and all(isinstance(d, int) for d in v.shape)] + [
-        "the output accepts only these shapes"
-    ]
+    return [
+        f"input shapes fixed: {name} {list(v.shape)}"
+        for name, v in inputs.items()
+        if v.shape is not None and all(isinstance(d, int) for d in v.shape)
+    ] + ["the output accepts only these shapes"]
 
 
 def _fold(model: ir.Model) -> None:

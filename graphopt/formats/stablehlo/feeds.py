@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graphopt.errors import BadModelError
-from graphopt.protocols import InputSpec
+from graphopt.core.errors import BadModelError
+from graphopt.core.protocols import InputSpec
 
 INT_HIGH = 16  # generated integers lie in [0, INT_HIGH)
 
@@ -24,7 +24,9 @@ def feeds(specs: list[InputSpec], shapes=None, inputs_file=None) -> list[dict[st
         return [_loaded(specs, inputs_file)]
     dynamic = [s.name for s in specs if any(not isinstance(d, int) for d in s.dims)]
     if dynamic:
-        raise BadModelError(f"inputs {', '.join(dynamic)} have dynamic dimensions; export the module at fixed sizes for XLA")
+        raise BadModelError(
+            f"inputs {', '.join(dynamic)} have dynamic dimensions; export the module at fixed sizes for XLA"
+        )
     return [{s.name: generated(s, np.random.default_rng(seed)) for s in specs} for seed in (0, 1)]
 
 
@@ -50,5 +52,7 @@ def _loaded(specs: list[InputSpec], path) -> dict[str, np.ndarray]:
     for spec in specs:
         value = arrays[spec.name]
         if tuple(value.shape) != tuple(spec.dims) or value.dtype != spec.dtype:
-            raise BadModelError(f"{path}: {spec.name} is {value.dtype}{list(value.shape)}, the module takes {spec.dtype}{list(spec.dims)}")
+            raise BadModelError(
+                f"{path}: {spec.name} is {value.dtype}{list(value.shape)}, the module takes {spec.dtype}{list(spec.dims)}"
+            )
     return arrays

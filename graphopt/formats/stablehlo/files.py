@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from graphopt.atomic import atomic_path
-from graphopt.errors import BadModelError
+from graphopt.core.atomic import atomic_path
+from graphopt.core.errors import BadModelError
 
 TEXT, BYTECODE, EXPORTED = "text", "bytecode", "exported"
 SUFFIXES = {".mlir": TEXT, ".stablehlo": TEXT, ".mlirbc": BYTECODE, ".jaxexport": EXPORTED}
@@ -37,12 +37,12 @@ def load(path) -> StableHloModule:
         raise BadModelError(f"{path}: no such file")
     data = path.read_bytes()
     if data.startswith(b"ML\xefR"):  # MLIR bytecode's magic number
-        return StableHloModule(_parsed_text(data, path), BYTECODE)
+        return StableHloModule(parsed_text(data, path), BYTECODE)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return _from_exported(data, path)
-    return StableHloModule(_parsed_text(text, path), TEXT)
+    return StableHloModule(parsed_text(text, path), TEXT)
 
 
 def save(module: StableHloModule, path, form: str | None = None) -> None:
@@ -67,7 +67,7 @@ def to_bytecode(text: str) -> bytes:
         return jax_mlir.module_to_bytecode(module)
 
 
-def _parsed_text(source, path) -> str:
+def parsed_text(source, path) -> str:
     """The module's text after a round trip through MLIR's parser (so it is valid StableHLO)."""
     from graphopt.formats.stablehlo.module import parsed
 
@@ -84,13 +84,15 @@ def _from_exported(data: bytes, path) -> StableHloModule:
     try:
         exported = export.deserialize(bytearray(data))
     except Exception as error:  # flatbuffers raise several types on foreign bytes
-        raise BadModelError(f"{path}: not a StableHLO module (MLIR text, bytecode or a serialized jax.export): {type(error).__name__}") from None
-    return StableHloModule(_parsed_text(exported.mlir_module(), path), EXPORTED, exported)
+        raise BadModelError(
+            f"{path}: not a StableHLO module (MLIR text, bytecode or a serialized jax.export): {type(error).__name__}"
+        ) from None
+    return StableHloModule(parsed_text(exported.mlir_module(), path), EXPORTED, exported)
 
 
 def from_exported(exported) -> StableHloModule:
     """The module of a ``jax.export.Exported`` in memory (written back as one)."""
-    return StableHloModule(_parsed_text(exported.mlir_module(), "the exported function"), EXPORTED, exported)
+    return StableHloModule(parsed_text(exported.mlir_module(), "the exported function"), EXPORTED, exported)
 
 
 def replaced(module: StableHloModule):

@@ -1,4 +1,4 @@
-"""The StableHLO Format (graphopt.protocols.Format): load, save, copy, inputs, ops, fingerprint,
+"""The StableHLO Format (graphopt.core.protocols.Format): load, save, copy, inputs, ops, fingerprint,
 and what ``graphopt optimize`` and ``check`` ask of a format (feeds, rules, writing the output).
 
 An output is written in the form its suffix names (``.mlir`` text, ``.mlirbc`` bytecode,
@@ -9,21 +9,38 @@ the input module itself is written there.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from graphopt.atomic import check_destination
-from graphopt.errors import GraphoptError
+from graphopt.core.atomic import check_destination
+from graphopt.core.errors import GraphoptError
+from graphopt.core.protocols import InputSpec
 from graphopt.formats.stablehlo import feeds, files, module
 from graphopt.formats.stablehlo.files import StableHloModule
 from graphopt.formats.stablehlo.rules import StableHloRules
-from graphopt.protocols import InputSpec
 
 
 class StableHloFormat:
     name = "stablehlo"
+    feed_attempts = 1  # static shapes: one set of sizes
+
+    def accepts(self, model: object) -> bool:
+        """StableHLO text (a module with a ``func.func``), MLIR bytecode, or a jax.export.Exported."""
+        if isinstance(model, str):
+            return "func.func" in model
+        if isinstance(model, (bytes, bytearray)):
+            return bytes(model[:4]) == b"ML\xefR"
+        export = sys.modules.get("jax.export")  # an Exported exists only once jax is imported
+        return export is not None and isinstance(model, export.Exported)
+
+    def from_object(self, model) -> StableHloModule:
+        if isinstance(model, (str, bytes, bytearray)):
+            form = files.TEXT if isinstance(model, str) else files.BYTECODE
+            return StableHloModule(files.parsed_text(model, "the module"), form)
+        return files.from_exported(model)
 
     def load(self, path) -> StableHloModule:
         return files.load(path)
@@ -49,23 +66,30 @@ class StableHloFormat:
 
     def weight_bytes(self, graph: StableHloModule) -> int:
         """Bytes of the entry function's arguments (JAX passes weights as arguments)."""
-        return sum(int(np.prod([d for d in s.dims if isinstance(d, int)], dtype=np.int64)) * s.dtype.itemsize for s in self.input_specs(graph))
+        return sum(
+            int(np.prod([d for d in s.dims if isinstance(d, int)], dtype=np.int64)) * s.dtype.itemsize
+            for s in self.input_specs(graph)
+        )
 
-    feed_attempts = 1  # static shapes: one set of sizes
-
-    def feeds(self, graph: StableHloModule, shapes=None, inputs_file=None, attempt: int = 0) -> list[dict[str, np.ndarray]]:
+    def feeds(
+        self, graph: StableHloModule, shapes=None, inputs_file=None, attempt: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         return feeds.feeds(self.input_specs(graph), shapes, inputs_file)
 
     def rules(self, rules: list, original: StableHloModule, fix_dims=None, fix_shapes=None) -> StableHloRules:
         if fix_dims or fix_shapes:
-            raise GraphoptError("--fix-dim/--fix-shape apply to ONNX models; export the StableHLO module at the sizes you need")
+            raise GraphoptError(
+                "--fix-dim/--fix-shape apply to ONNX models; export the StableHLO module at the sizes you need"
+            )
         return StableHloRules(rules)
 
     def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
         check_destination(source, output, in_place=in_place, make_dirs=make_dirs, what="module")
         output_path = Path(output)
         if files.SUFFIXES.get(output_path.suffix.lower()) == files.EXPORTED and files.load(source).exported is None:
-            raise GraphoptError(f"{output}: a .jaxexport output needs a serialized jax.export input; use .mlir or .mlirbc")
+            raise GraphoptError(
+                f"{output}: a .jaxexport output needs a serialized jax.export input; use .mlir or .mlirbc"
+            )
 
     def write_output(self, graph: StableHloModule | None, source, output, *, like=None, original=None) -> None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)

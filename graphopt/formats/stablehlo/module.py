@@ -14,12 +14,25 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from graphopt.errors import BadModelError
-from graphopt.protocols import InputSpec
+from graphopt.core.errors import BadModelError
+from graphopt.core.protocols import InputSpec
 
 ENTRY = "main"  # the function JAX's lowering and jax.export call
-ELEMENT_TYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16", "i1": "bool", "i8": "int8", "i16": "int16",
-                 "i32": "int32", "i64": "int64", "ui8": "uint8", "ui16": "uint16", "ui32": "uint32", "ui64": "uint64"}  # fmt: skip
+ELEMENT_TYPES = {
+    "f64": "float64",
+    "f32": "float32",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "i1": "bool",
+    "i8": "int8",
+    "i16": "int16",
+    "i32": "int32",
+    "i64": "int64",
+    "ui8": "uint8",
+    "ui16": "uint16",
+    "ui32": "uint32",
+    "ui64": "uint64",
+}
 
 
 @contextlib.contextmanager
@@ -32,7 +45,9 @@ def parsed(source: str | bytes):
         try:
             module = ir.Module.parse(source, context=context)
         except Exception as error:  # MLIRError, ValueError: the parser's diagnostics
-            raise BadModelError(f"not a StableHLO module (MLIR text, bytecode or a serialized jax.export): {_first_line(error)}") from None
+            raise BadModelError(
+                f"not a StableHLO module (MLIR text, bytecode or a serialized jax.export): {_first_line(error)}"
+            ) from None
         yield module
 
 
@@ -71,11 +86,16 @@ def input_specs(text: str, symbols: list[tuple] | None = None) -> list[InputSpec
     specs = []
     with parsed(text) as module:
         arguments = list(entry_function(module).arguments)
-        symbols = symbols if symbols is not None and len(symbols) == len(arguments) else None  # else they do not line up
+        symbols = (
+            symbols if symbols is not None and len(symbols) == len(arguments) else None
+        )  # else they do not line up
         for index, argument in enumerate(arguments):
             tensor = ir.RankedTensorType(argument.type)
             known = symbols[index] if symbols else None
-            dims = tuple((str(known[i]) if known else None) if tensor.is_dynamic_dim(i) else tensor.shape[i] for i in range(tensor.rank))
+            dims = tuple(
+                (str(known[i]) if known else None) if tensor.is_dynamic_dim(i) else tensor.shape[i]
+                for i in range(tensor.rank)
+            )
             specs.append(InputSpec(f"arg{index}", dtype(str(tensor.element_type)), dims))
     return specs
 

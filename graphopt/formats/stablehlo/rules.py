@@ -1,5 +1,5 @@
-"""StableHLO rules as the engine sees them (graphopt.protocols.RuleSet): sites found by a dry
-run over the entry function, rewrites applied to a fixpoint on a freshly parsed module.
+"""StableHLO rules as the engine sees them (graphopt.core.protocols.RuleSet): sites found by a dry
+run over the entry function, rewrites applied to a fixpoint on a freshly parsed module (core/rules.py: the rule shape, MAX_SWEEPS).
 
 A site is anchored at the matched op's place among the function's ops (``dot_general#12``) and
 its signature is the op's operand types, so the same rule on the same shapes in every layer is
@@ -13,25 +13,29 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from graphopt.errors import GraphoptError
+from graphopt.core.errors import GraphoptError
+from graphopt.core.protocols import Candidate, NearMiss, Site
+from graphopt.core.rules import MAX_SWEEPS, by_family
 from graphopt.formats.stablehlo.files import StableHloModule
 from graphopt.formats.stablehlo.module import entry_function, parsed, walk
-from graphopt.protocols import Candidate, Site
-
-MAX_PASSES = 8
 
 
-def _found(module, rules) -> list[tuple[object, object, Site]]:
-    """(rule, match, site) for every op of the entry function some rule matches."""
+def _matches(module, rules) -> list[tuple[object, object, Site]]:
+    """(rule, what its match returned, the site) for every op of the entry function a rule's
+    pattern is found at: bindings (a site) or a reason (a near miss)."""
     found = []
     for index, op in enumerate(walk(entry_function(module).operation)):
         for rule in rules:
-            match = rule.match(op)
-            if match is not None:
+            result = rule.match(op)
+            if result is not None:
                 anchor = f"{op.name.removeprefix('stablehlo.')}#{index}"
                 signature = " ".join(str(value.type) for value in op.operands)
-                found.append((rule, match, Site(rule.name, "", anchor, (anchor,), signature, (op.name,))))
+                found.append((rule, result, Site(rule.name, "", anchor, (anchor,), signature, (op.name,))))
     return found
+
+
+def _found(module, rules) -> list[tuple[object, dict, Site]]:
+    return [(rule, result, site) for rule, result, site in _matches(module, rules) if isinstance(result, dict)]
 
 
 @dataclasses.dataclass
@@ -39,17 +43,19 @@ class StableHloRules:
     rules: list
 
     def families(self) -> dict[str, list[str]]:
-        by_family: dict[str, list[str]] = {}
-        for rule in self.rules:
-            by_family.setdefault(rule.family, []).append(rule.name)
-        return by_family
+        return by_family(self.rules)
 
     def sites(self, graph: StableHloModule) -> list[Site]:
         with parsed(graph.text) as module:
             return [site for _, _, site in _found(module, self.rules)]
 
-    def near_misses(self, graph: StableHloModule, sites: list[Site]) -> list:
-        return []
+    def near_misses(self, graph: StableHloModule, sites: list[Site]) -> list[NearMiss]:
+        with parsed(graph.text) as module:
+            return [
+                NearMiss(rule.name, site.anchor, 1, result)
+                for rule, result, site in _matches(module, self.rules)
+                if isinstance(result, str)
+            ]
 
     def fixed_input(self, graph: StableHloModule) -> tuple[Candidate | None, list[str]]:
         return None, []
@@ -58,14 +64,20 @@ class StableHloRules:
         chosen = [r for r in self.rules if r.name in set(rules)]
         applied: list[Site] = []
         with parsed(graph.text) as module:
-            for _ in range(MAX_PASSES):
-                todo = [(rule, match, site) for rule, match, site in _found(module, chosen) if site.site_class not in excluded and site not in excluded]
+            for _ in range(MAX_SWEEPS):
+                todo = [
+                    (rule, match, site)
+                    for rule, match, site in _found(module, chosen)
+                    if site.site_class not in excluded and site not in excluded
+                ]
                 if not todo:
                     break
                 for rule, match, site in todo:
-                    rule.rewrite(match)
+                    rule.rewrite(module, **match)
                     applied.append(site)
             if not module.operation.verify():
-                raise GraphoptError(f"a StableHLO rewrite ({', '.join(sorted({s.rule for s in applied}))}) left an invalid module")
+                raise GraphoptError(
+                    f"a StableHLO rewrite ({', '.join(sorted({s.rule for s in applied}))}) left an invalid module"
+                )
             text = str(module.operation.get_asm(enable_debug_info=False))
         return Candidate(label, graph.with_text(text), applied, tuple(r.name for r in chosen), frozenset(excluded))

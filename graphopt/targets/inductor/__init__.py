@@ -1,7 +1,6 @@
-"""TorchInductor as a graphopt target for FX graphs: FX rules applied before Inductor's own
-pre-grad passes, ``compile_fx``, and a FusionReport read from the code Inductor wrote."""
+"""TorchInductor as a graphopt target for FX graphs: ``compile_fx``, frozen weights, and a
+FusionReport read from the code Inductor wrote."""
 
-from graphopt.passes.fx import all_rules as all_fx_rules
-from graphopt.targets.inductor.target import InductorCompiled, compile_graph, compile_rewritten, fx_rules, rewritten
+from graphopt.targets.inductor.target import InductorCompiled, InductorTarget, target_from_name
 
-__all__ = ["InductorCompiled", "all_fx_rules", "compile_graph", "compile_rewritten", "fx_rules", "rewritten"]
+__all__ = ["InductorCompiled", "InductorTarget", "target_from_name"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import re
 
-from graphopt.protocols import FusionReport
+from graphopt.core.protocols import FusionReport
 
 _KERNEL = re.compile(r"^(cpp_fused_\w+|triton_\w+)\s*=\s*async_compile\.", re.M)
 _EXTERN = re.compile(r"\b(extern_kernels\.\w+|torch\.ops\.\w+\.\w+)(?:\.default)?\(")

@@ -1,104 +1,101 @@
-"""Inductor for one Dynamo graph: graphopt's FX rules, then ``compile_fx``.
+"""TorchInductor as a graphopt Target for FX graphs: ``compile_fx`` on a Dynamo graph, a
+FusionReport read from the code Inductor wrote, and its outputs as numpy arrays for the judge.
 
-The rules run on a copy of the graph before Inductor's own pre-grad passes (that is where
-Inductor's ``pre_grad_custom_pass`` would run them), so Inductor's matchers and lowerings see
-``gelu``, ``silu``, ``rms_norm`` and ``scaled_dot_product_attention`` where the user wrote them
-out. Each rule's rewrite is first run eagerly against the graph as given (cheap: no compile);
-a rule whose rewrite changes the outputs is dropped by name before Inductor sees it. Graphs that
-need gradients get only the rules that keep gradients exact, and go through compile_fx's
-aot_autograd like any training graph.
+A target is bound to what Dynamo gave the backend (``example_inputs``: SymInts where sizes are
+dynamic, so the kernels stay dynamic too). ``frozen_with`` (the call's inputs; inference only)
+compiles with the weights among them frozen: held as constants, folded and prepacked by
+Inductor's ``freezing``, as torch.compile does when ``freezing`` is set before tracing, and
+guarded (a weight changed in place or swapped shows in ``weights_changed``). Compiling the same
+graph again returns the same kernels (Inductor's own caches would too), so timing pairs do not
+pay a compile each.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 
+import numpy as np
 import torch
 
-from graphopt.formats.fx import apply_rules, copy_module, run_eager
+from graphopt.core.protocols import FusionReport
+from graphopt.formats.fx.format import placeholders
 from graphopt.formats.fx.weights import WeightGuard, remaining, weight_inputs, with_weights_held
-from graphopt.passes.fx import all_rules
-from graphopt.protocols import FusionReport
 from graphopt.targets.inductor.report import loaded_modules, read_report
-from graphopt.verify import compare
-
-log = logging.getLogger("graphopt.torch")
 
 
 @dataclasses.dataclass
 class InductorCompiled:
-    """A graph compiled by Inductor: call it with the GraphModule's inputs."""
+    """A graph compiled by Inductor: call it with the GraphModule's inputs, or ``run`` it on feeds."""
 
-    run: object
-    fired: dict[str, int]  # FX rule -> sites rewritten
-    dropped: dict[str, str]  # FX rule -> why it was left out
+    call: object
+    input_names: list[str]
     report: FusionReport
     guard: WeightGuard | None = None  # set when weights were frozen into the kernels
+    output_names: list[str] = dataclasses.field(default_factory=list)
 
     def __call__(self, *args):
-        return self.run(*args)
+        return self.call(*args)
+
+    def run(self, feeds) -> list[np.ndarray]:
+        with torch.no_grad():
+            outputs = self.call(*[feeds[name] for name in self.input_names])
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return [t.detach().cpu().numpy() for t in outputs if isinstance(t, torch.Tensor)]
 
     def weights_changed(self, args) -> bool:
         return self.guard is not None and self.guard.changed(args)
 
 
-def fx_rules(args, names=None, *, frozen: bool = False) -> list:
-    """The FX rules for a graph: all of them, or the named ones (a replay); only gradient-exact
-    ones when an input needs gradients, only those that help frozen weights when ``frozen``."""
-    gradients = torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-    rules = all_rules(gradients=gradients, frozen=frozen)
-    return rules if names is None else [r for r in rules if r.name in names]
+@dataclasses.dataclass(eq=False)
+class InductorTarget:
+    device: str = "cpu"
+    example_inputs: tuple = ()  # what Dynamo gave the backend; the feeds' own values when empty
+    frozen_with: tuple | None = None  # the call's inputs, whose weights are frozen into the kernels
+    compiler = "Inductor"
+    kernel_noun = "kernels"
+    _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"inductor-{self.device}" + ("-frozen" if self.frozen_with is not None else "")
+
+    def freezing(self, args) -> InductorTarget:
+        """This target with the weights among ``args`` frozen into the kernels."""
+        return InductorTarget(self.device, self.example_inputs, tuple(args))
+
+    def admit(self, graph: torch.fx.GraphModule) -> list[str]:
+        return []  # Inductor compiles any graph Dynamo makes
+
+    def compile(self, graph: torch.fx.GraphModule, *, report: bool = True) -> InductorCompiled:
+        key = id(graph)
+        if key not in self._compiled:
+            self._compiled[key] = (graph, self._compile(graph))
+        return self._compiled[key][1]
+
+    def _compile(self, graph: torch.fx.GraphModule) -> InductorCompiled:
+        from torch._inductor.compile_fx import compile_fx
+
+        example = list(self.example_inputs) or [meta_value(node) for node in placeholders(graph)]
+        names = [node.name for node in placeholders(graph)]
+        since = loaded_modules()
+        weights = weight_inputs(graph, self.frozen_with) if self.frozen_with is not None else []
+        if not weights:
+            call = compile_fx(graph, example)
+            return InductorCompiled(call, names, read_report(since), None, _output_names(graph))
+        call = _frozen(graph, example, list(self.frozen_with), weights)
+        return InductorCompiled(
+            call, names, read_report(since), WeightGuard.of(self.frozen_with, weights), _output_names(graph)
+        )
 
 
-def rewritten(gm: torch.fx.GraphModule, args, rules) -> tuple[torch.fx.GraphModule, dict, dict]:
-    """A copy of ``gm`` with ``rules`` applied, each checked eagerly against ``gm`` on ``args``:
-    (graph, fired rule -> sites, dropped rule -> reason)."""
-    reference = [t.detach().numpy() for t in run_eager(gm, args)] if rules else []
-    graph, fired, dropped = copy_module(gm), {}, {}
-    for rule in rules:
-        trial = copy_module(graph)
-        count = apply_rules(trial, [rule]).get(rule.name, 0)
-        if not count:
-            continue
-        problem = _differs(reference, trial, args)
-        if problem:
-            dropped[rule.name] = problem
-            log.warning("graphopt: FX rule %s left out: %s", rule.name, problem)
-            continue
-        graph, fired[rule.name] = trial, count
-    return graph, fired, dropped
+def meta_value(node):
+    return node.meta.get("example_value", node.meta.get("val"))
 
 
-def _differs(reference, graph, args) -> str | None:
-    try:
-        actual = [t.detach().numpy() for t in run_eager(graph, args)]
-    except Exception as error:  # a rewrite that does not even run is a wrong rewrite
-        return f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
-    names = [f"output_{i}" for i in range(len(reference))]
-    verdict = compare(names, reference, actual)
-    return None if verdict.ok else f"output {verdict.first_failure().name}: {verdict.first_failure().reason}"
-
-
-def compile_graph(gm: torch.fx.GraphModule, args, rules=(), example_inputs=None) -> InductorCompiled:
-    """``gm`` with ``rules`` (each checked eagerly on the real ``args``) compiled by Inductor."""
-    graph, fired, dropped = rewritten(gm, args, list(rules)) if rules else (gm, {}, {})
-    return compile_rewritten(graph, fired, dropped, example_inputs if example_inputs is not None else args)
-
-
-def compile_rewritten(graph: torch.fx.GraphModule, fired: dict, dropped: dict, example_inputs, freeze_with=None) -> InductorCompiled:
-    """``graph`` (already rewritten) compiled by Inductor for ``example_inputs``: what Dynamo gave
-    the backend, SymInts where sizes are dynamic, so the kernels stay dynamic too. With
-    ``freeze_with`` (the call's inputs; inference only) the weights among them are frozen: held
-    as constants, folded and prepacked by Inductor's ``freezing``, and guarded."""
-    from torch._inductor.compile_fx import compile_fx
-
-    since = loaded_modules()
-    weights = weight_inputs(graph, freeze_with) if freeze_with is not None else []
-    if not weights:
-        return InductorCompiled(compile_fx(graph, list(example_inputs)), fired, dropped, read_report(since))
-    run = _frozen(graph, list(example_inputs), list(freeze_with), weights)
-    return InductorCompiled(run, fired, dropped, read_report(since), WeightGuard.of(freeze_with, weights))
+def _output_names(graph: torch.fx.GraphModule) -> list[str]:
+    output = next(node for node in graph.graph.nodes if node.op == "output")
+    values = output.args[0] if isinstance(output.args[0], (list, tuple)) else [output.args[0]]
+    return [f"output_{i}" for i, v in enumerate(v for v in values if isinstance(v, torch.fx.Node))]
 
 
 def _frozen(graph: torch.fx.GraphModule, example_inputs: list, args: list, weights: list[int]):
@@ -117,3 +114,13 @@ def _frozen(graph: torch.fx.GraphModule, example_inputs: list, args: list, weigh
     with config.patch(freezing=True), tracing(TracingContext(FakeTensorMode(shape_env=shape_env))):
         inner = compile_fx(held, [example_inputs[i] for i in positions])
     return lambda *args: inner(*[args[i] for i in positions])
+
+
+def target_from_name(name: str) -> InductorTarget:
+    """``inductor-cpu`` (or ``inductor-cuda``), bound to no inputs yet."""
+    from graphopt.core.errors import UsageError
+
+    device = name.removeprefix("inductor-") if name.startswith("inductor-") else ""
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown target {name!r}; use inductor-cpu or inductor-cuda")
+    return InductorTarget(device)

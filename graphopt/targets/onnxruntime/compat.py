@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from graphopt.errors import BadModelError
+from graphopt.core.errors import BadModelError
 
 
 @functools.cache

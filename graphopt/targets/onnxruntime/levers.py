@@ -19,9 +19,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from graphopt.atomic import atomic_path
-from graphopt.measure import Comparison
-from graphopt.protocols import FusionReport
+from graphopt.core.atomic import atomic_path
+from graphopt.core.measure import Comparison
+from graphopt.core.protocols import FusionReport
 
 # The ORT graph transformer that makes each fused op type (ORT 1.2x-1.3x names, CPU provider).
 ORT_FUSION_PASSES = {
@@ -53,6 +53,10 @@ class SessionSettings:
     def is_default(self) -> bool:
         return self.level == "all" and not self.disabled_optimizers
 
+    def record(self) -> dict:
+        """As stored in a cached decision (``lever_from_record`` reads it back)."""
+        return {"level": self.level, "disabled_optimizers": list(self.disabled_optimizers)}
+
     def apply(self, target):
         """``target`` (an OrtTarget) under these settings."""
         return dataclasses.replace(target, level=self.level, disabled_optimizers=self.disabled_optimizers)
@@ -63,7 +67,12 @@ class SessionSettings:
         return "ORT " + (", ".join(parts) or "defaults")
 
     def to_json(self, measured: Comparison | None) -> dict:
-        level = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
+        level = {
+            "all": "ORT_ENABLE_ALL",
+            "extended": "ORT_ENABLE_EXTENDED",
+            "basic": "ORT_ENABLE_BASIC",
+            "disable": "ORT_DISABLE_ALL",
+        }
         data = {
             "graph_optimization_level": level[self.level],
             "disabled_optimizers": list(self.disabled_optimizers),
@@ -71,7 +80,10 @@ class SessionSettings:
             "onnxruntime.InferenceSession(model, options, disabled_optimizers=<disabled_optimizers>)",
         }
         if measured is not None:
-            data["measured"] = {"ratio_vs_original_at_ort_defaults": measured.ratio, "ci95": [measured.ci_low, measured.ci_high]}
+            data["measured"] = {
+                "ratio_vs_original_at_ort_defaults": measured.ratio,
+                "ci95": [measured.ci_low, measured.ci_high],
+            }
         return data
 
 
@@ -106,5 +118,10 @@ def read(model_path) -> SessionSettings | None:
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    level = {"ORT_ENABLE_ALL": "all", "ORT_ENABLE_EXTENDED": "extended", "ORT_ENABLE_BASIC": "basic", "ORT_DISABLE_ALL": "disable"}
+    level = {
+        "ORT_ENABLE_ALL": "all",
+        "ORT_ENABLE_EXTENDED": "extended",
+        "ORT_ENABLE_BASIC": "basic",
+        "ORT_DISABLE_ALL": "disable",
+    }
     return SessionSettings(level[data["graph_optimization_level"]], tuple(data["disabled_optimizers"]))

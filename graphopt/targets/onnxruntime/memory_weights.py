@@ -44,7 +44,9 @@ def _declared_external(model: ir.Model, names):
             value = model.graph.initializers[name]
             tensor = value.const_value
             saved[name] = tensor
-            value.const_value = ir.ExternalTensor(NEVER_READ, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape, name=name)
+            value.const_value = ir.ExternalTensor(
+                NEVER_READ, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape, name=name
+            )
         yield
     finally:
         for name, tensor in saved.items():

@@ -22,7 +22,9 @@ def op_times(sides: list[tuple[OrtTarget, ir.Model]], feeds, runs: int = 20, war
     """Mean milliseconds per run spent in each op type, one breakdown per (target, model), with
     their runs interleaved; warm-up runs are left out."""
     with tempfile.TemporaryDirectory(prefix="graphopt-profile-") as scratch:
-        sessions = [target.profiled_session(model, Path(scratch) / f"side{i}") for i, (target, model) in enumerate(sides)]
+        sessions = [
+            target.profiled_session(model, Path(scratch) / f"side{i}") for i, (target, model) in enumerate(sides)
+        ]
         for _ in range(warmup + runs):
             for session in sessions:
                 session.run(None, feeds)
@@ -34,7 +36,11 @@ def _breakdown(events: list[dict], runs: int, warmup: int) -> dict[str, float]:
     measured_from = run_starts[warmup] if len(run_starts) > warmup else 0
     totals: dict[str, float] = {}
     for event in events:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") and event["ts"] >= measured_from:
+        if (
+            event.get("cat") == "Node"
+            and event.get("name", "").endswith("_kernel_time")
+            and event["ts"] >= measured_from
+        ):
             op = event["args"].get("op_name", "?")
             totals[op] = totals.get(op, 0.0) + event["dur"] / 1e3 / runs
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))

@@ -20,9 +20,9 @@ import onnx
 import onnx_ir as ir
 import onnxruntime as ort
 
-from graphopt.errors import BadModelError
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.protocols import FusionReport
+from graphopt.core.errors import BadModelError, UsageError
+from graphopt.core.protocols import FusionReport
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.targets.onnxruntime import levers, memory_weights
 from graphopt.targets.onnxruntime.compat import clamp_ir_version, max_ir_version
 from graphopt.targets.onnxruntime.levers import SessionSettings, combine_settings
@@ -44,18 +44,35 @@ LEVELS = {
 # Op types that ORT's graph transformers produce by fusing several nodes (CPU provider).
 FUSED_OP_TYPES = frozenset(
     {
-        "Attention", "MultiHeadAttention", "GroupQueryAttention", "RotaryEmbedding",
-        "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "LayerNormalization",
-        "SimplifiedLayerNormalization", "EmbedLayerNormalization", "Gelu", "BiasGelu", "FastGelu",
-        "QuickGelu", "FusedMatMul", "FusedGemm", "FusedConv", "Gemm", "BiasSoftmax",
-        "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "NhwcFusedConv", "MatMulNBits",
+        "Attention",
+        "MultiHeadAttention",
+        "GroupQueryAttention",
+        "RotaryEmbedding",
+        "SkipLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "LayerNormalization",
+        "SimplifiedLayerNormalization",
+        "EmbedLayerNormalization",
+        "Gelu",
+        "BiasGelu",
+        "FastGelu",
+        "QuickGelu",
+        "FusedMatMul",
+        "FusedGemm",
+        "FusedConv",
+        "Gemm",
+        "BiasSoftmax",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+        "NhwcFusedConv",
+        "MatMulNBits",
     }
-)  # fmt: skip
+)
 
 
 @dataclasses.dataclass
 class CompiledGraph:
-    """One ORT session (graphopt.protocols.Compiled)."""
+    """One ORT session (graphopt.core.protocols.Compiled)."""
 
     session: ort.InferenceSession
     report: FusionReport | None
@@ -81,6 +98,8 @@ class OrtTarget:
     # alternately on a small machine, the idle one's spinning threads steal the cores of the
     # one being timed, which biases A/B ratios by several percent; graphopt turns it off.
     allow_spinning: bool = False
+    compiler = "ORT"
+    kernel_noun = "kernels"
 
     @property
     def device(self) -> str:
@@ -109,6 +128,18 @@ class OrtTarget:
             return None
         levers.write(path, lever, measured)
         return str(path)
+
+    def lever_from_record(self, record: dict | None) -> SessionSettings | None:
+        """The settings a cached decision stored (``SessionSettings.record``), or None."""
+        if not record or not record.get("level"):
+            return None
+        return SessionSettings(record["level"], tuple(record.get("disabled_optimizers", ())))
+
+    def bind_torch(self, compiled: CompiledGraph, input_names: list[str], runtime: list[int]):
+        """``compiled`` as a callable taking a GraphModule's inputs (torch tensors, I/O binding)."""
+        from graphopt.targets.onnxruntime.torch_binding import bind
+
+        return bind(compiled, input_names, runtime, "cuda" if self.provider == "CUDAExecutionProvider" else "cpu")
 
     def op_times(self, sides, feeds) -> list[dict[str, float]]:
         """Milliseconds per run by op type for each (target, graph), runs interleaved (profile.py)."""
@@ -152,7 +183,7 @@ class OrtTarget:
                 )
             source, kept_alive = _session_source(model, Path(workdir), options)
             session = self._create_session(source, options)
-            fusion = _read_report(optimized_path, onnx_format.op_histogram(model)) if report else None
+            fusion = _read_report(optimized_path, onnx_files.op_histogram(model)) if report else None
         return CompiledGraph(session, fusion, kept_alive)
 
     def profiled_session(self, model: ir.Model, prefix: Path) -> ort.InferenceSession:
@@ -170,9 +201,11 @@ class OrtTarget:
     def _create_session(self, source: bytes | str, options) -> ort.InferenceSession:
         try:
             return ort.InferenceSession(
-                source, options, providers=[self.provider],
+                source,
+                options,
+                providers=[self.provider],
                 disabled_optimizers=list(self.disabled_optimizers) or None,
-            )  # fmt: skip
+            )
         except Exception as error:  # ORT raises Fail/InvalidGraph/NotImplemented, all RuntimeError-like
             raise BadModelError(f"onnxruntime cannot load the model: {_ort_message(error)}") from None
 
@@ -185,11 +218,14 @@ def _session_source(model: ir.Model, workdir: Path, options) -> tuple[bytes | st
     """(what to create the session from, what must outlive it): the graph with its weights handed
     over from memory (memory_weights.py) when they can be; else bytes when the model fits in one
     protobuf, else a file with its weights beside it."""
-    if onnx_format.weight_bytes(model) >= IN_MEMORY_FROM_BYTES:
+    if onnx_files.weight_bytes(model) >= IN_MEMORY_FROM_BYTES:
         handed = memory_weights.graph_and_weights(model, options, _serialized)
         if handed is not None:
             return handed
-    if not onnx_format.has_external_data(model) and onnx_format.weight_bytes(model) < onnx_format.EXTERNAL_DATA_THRESHOLD_BYTES:
+    if (
+        not onnx_files.has_external_data(model)
+        and onnx_files.weight_bytes(model) < onnx_files.EXTERNAL_DATA_THRESHOLD_BYTES
+    ):
         return _serialized(model), []
     return _written(model, workdir), []
 
@@ -207,7 +243,7 @@ def _read_report(optimized_path: Path, input_ops: dict[str, int]) -> FusionRepor
     nodes = list(_all_nodes(optimized.graph))
     ops: dict[str, int] = {}
     for node in nodes:
-        key = onnx_format.qualified_op(node.domain, node.op_type)
+        key = onnx_files.qualified_op(node.domain, node.op_type)
         ops[key] = ops.get(key, 0) + 1
     fused = {key: n for key, n in ops.items() if key.rsplit("::", 1)[-1] in FUSED_OP_TYPES}
     fired = {key: n - input_ops.get(key, 0) for key, n in fused.items() if n > input_ops.get(key, 0)}
@@ -221,7 +257,7 @@ def _all_nodes(graph: onnx.GraphProto):
     for node in graph.node:
         yield node
         for attribute in node.attribute:
-            for body in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)):
+            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
                 yield from _all_nodes(body)
 
 
@@ -241,5 +277,5 @@ def target_from_name(name: str) -> OrtTarget:
     """Parse ``ort-cpu`` or ``ort-cpu-<level>`` (levels: disable, basic, extended, all)."""
     parts = name.split("-")
     if parts[:2] != ["ort", "cpu"] or len(parts) > 3 or (len(parts) == 3 and parts[2] not in LEVELS):
-        raise BadModelError(f"unknown target {name!r}; use ort-cpu or ort-cpu-<{'|'.join(LEVELS)}>")
+        raise UsageError(f"unknown target {name!r}; use ort-cpu or ort-cpu-<{'|'.join(LEVELS)}>")
     return OrtTarget(level=parts[2] if len(parts) == 3 else "all")

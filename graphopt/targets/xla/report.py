@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from graphopt.protocols import FusionReport
+from graphopt.core.protocols import FusionReport
 
 FREE = frozenset({"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all"})
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.-]+)\s*=\s*(?:\([^=]*?\)|\S+)\s+([a-z][a-z0-9-]*)\(")

@@ -4,7 +4,8 @@ the fusions from the optimized HLO, run.
 The module is compiled as given (``client.compile_and_load`` on its bytecode) with the client's
 default options, the same executable ``jax.jit`` would build from that module. Shape-polymorphic
 modules (dynamic dims) must be bound to sizes first; they are refused with a one-line error.
-Levers (per-compile XLA options that keep outputs equivalent) are not offered yet.
+It has no levers yet (it is not a protocols.Tunable): per-compile XLA options that keep outputs
+equal would be its levers.
 
 CPU is what runs here; on a machine with a GPU, ``device="gpu"`` picks JAX's GPU client and the
 same code compiles through XLA's GPU pipeline (untested: no GPU on this machine).
@@ -16,22 +17,10 @@ import dataclasses
 
 import numpy as np
 
-from graphopt.errors import BadModelError
+from graphopt.core.errors import BadModelError, UsageError
+from graphopt.core.protocols import FusionReport
 from graphopt.formats.stablehlo import files, module
-from graphopt.protocols import FusionReport
 from graphopt.targets.xla.report import fusion_report
-
-
-@dataclasses.dataclass(frozen=True)
-class XlaOptions:
-    """Per-compile XLA options (none yet: the default compile)."""
-
-    @property
-    def is_default(self) -> bool:
-        return True
-
-    def label(self) -> str:
-        return "XLA defaults"
 
 
 @dataclasses.dataclass
@@ -57,8 +46,11 @@ class XlaCompiled:
 
 @dataclasses.dataclass(frozen=True)
 class XlaTarget:
+    """XLA on one PJRT device, compiling with the client's default options (no levers yet)."""
+
     device: str = "cpu"
-    options: XlaOptions = XlaOptions()
+    compiler = "XLA"
+    kernel_noun = "fusions"
 
     @property
     def name(self) -> str:
@@ -74,7 +66,9 @@ class XlaTarget:
         executable = self._compiled(graph.text, device)
         hlo = executable.hlo_modules()[0].to_string()
         outputs = [f"out{i}" for i in range(len(executable.get_output_layouts()))]
-        return XlaCompiled(executable, device, [s.name for s in specs], outputs, fusion_report(hlo) if report else None, hlo)
+        return XlaCompiled(
+            executable, device, [s.name for s in specs], outputs, fusion_report(hlo) if report else None, hlo
+        )
 
     def _compiled(self, text: str, device):
         import jax.extend as jex
@@ -89,25 +83,10 @@ class XlaTarget:
     def admit(self, graph: files.StableHloModule) -> list[str]:
         return []  # XLA compiles any module jaxlib parses; dynamic ones are refused at compile
 
-    def read_lever(self, model_path) -> None:
-        return None  # no per-model settings file for XLA yet
-
-    def write_lever(self, model_path, lever, measured) -> None:
-        return None
-
-    def levers(self, report: FusionReport) -> list[XlaOptions]:
-        return []
-
-    def combine(self, levers) -> XlaOptions:
-        return XlaOptions()
-
-    def with_lever(self, lever: XlaOptions) -> XlaTarget:
-        return dataclasses.replace(self, options=lever)
-
 
 def target_from_name(name: str) -> XlaTarget:
     """``xla-cpu`` or ``xla-gpu``."""
     device = name.removeprefix("xla-") if name.startswith("xla-") else ""
     if device not in ("cpu", "gpu"):
-        raise BadModelError(f"unknown target {name!r}; use xla-cpu or xla-gpu")
+        raise UsageError(f"unknown target {name!r}; use xla-cpu or xla-gpu")
     return XlaTarget(device)

@@ -24,12 +24,15 @@ def dynamo_graph(fn, *args):
 
 
 def rewrite(fn, rules, *args):
-    """(a rewritten copy of Dynamo's graph, fired rule -> count, the graph's inputs)."""
-    from graphopt.formats.fx import apply_rules, copy_module
+    """(a rewritten copy of Dynamo's graph, fired rule -> count, the graph's inputs), through the
+    FX RuleSet the engine drives (every rule to a fixpoint)."""
+    from collections import Counter
+
+    from graphopt.formats.fx.format import FxRules
 
     gm, inputs = dynamo_graph(fn, *args)
-    copy = copy_module(gm)
-    return copy, apply_rules(copy, rules), inputs
+    candidate = FxRules(list(rules)).rewrite("all rules", gm, [r.name for r in rules])
+    return candidate.graph, dict(Counter(site.rule for site in candidate.applied)), inputs
 
 
 def targets(gm) -> list:

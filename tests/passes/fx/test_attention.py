@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from graphopt.passes.fx import attention
 
+from graphopt.passes.fx import attention
 from tests.passes.fx.conftest import rewrite, targets
 
 torch = pytest.importorskip("torch")
@@ -68,11 +68,14 @@ def test_attention_weights_also_returned_are_left_alone():
     assert fired == {}
 
 
-@pytest.mark.parametrize("near_miss", [
-    lambda q, k, v: (q @ k.transpose(-1, -2)).softmax(-2) @ v,  # softmax over queries
-    lambda q, k, v: ((q @ k.transpose(-1, -2)) * q[..., :1]).softmax(-1) @ v,  # scaled by a tensor, not a number
-    lambda q, k, v: F.dropout((q @ k.transpose(-1, -2)).softmax(-1), p=0.1, training=True) @ v,  # real dropout
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "near_miss",
+    [
+        lambda q, k, v: (q @ k.transpose(-1, -2)).softmax(-2) @ v,  # softmax over queries
+        lambda q, k, v: ((q @ k.transpose(-1, -2)) * q[..., :1]).softmax(-1) @ v,  # scaled by a tensor, not a number
+        lambda q, k, v: F.dropout((q @ k.transpose(-1, -2)).softmax(-1), p=0.1, training=True) @ v,  # real dropout
+    ],
+)
 def test_near_misses_are_left_alone(near_miss):
     _, fired, _ = rewrite(near_miss, attention.RULES, Q, K, V)
     assert fired == {}

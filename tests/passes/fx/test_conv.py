@@ -13,7 +13,9 @@ torch = pytest.importorskip("torch")
 
 def _block(bias: bool, affine: bool):
     torch.manual_seed(0)
-    block = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=bias), torch.nn.BatchNorm2d(8, affine=affine), torch.nn.ReLU())
+    block = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=bias), torch.nn.BatchNorm2d(8, affine=affine), torch.nn.ReLU()
+    )
     with torch.no_grad():
         block[1].running_mean.uniform_(-0.5, 0.5)
         block[1].running_var.uniform_(0.5, 1.5)

@@ -4,8 +4,8 @@ at fp32 (same reduction; verify's fp32 tolerance)."""
 from __future__ import annotations
 
 import pytest
-from graphopt.passes.fx import norms
 
+from graphopt.passes.fx import norms
 from tests.passes.fx.conftest import rewrite, targets
 
 torch = pytest.importorskip("torch")
@@ -33,12 +33,15 @@ def test_squares_written_as_products_and_eps_first():
     torch.testing.assert_close(rewritten(*inputs)[0], norm(X), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("near_miss", [
-    lambda x: x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6),  # not the last dim
-    lambda x: x * torch.rsqrt(x.pow(2).mean(-1) + 1e-6)[..., None],  # keepdim off
-    lambda x: x * torch.rsqrt(x.pow(3).mean(-1, keepdim=True) + 1e-6),
-    lambda x: x * torch.rsqrt((x - 1).pow(2).mean(-1, keepdim=True) + 1e-6),  # squares another tensor
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "near_miss",
+    [
+        lambda x: x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6),  # not the last dim
+        lambda x: x * torch.rsqrt(x.pow(2).mean(-1) + 1e-6)[..., None],  # keepdim off
+        lambda x: x * torch.rsqrt(x.pow(3).mean(-1, keepdim=True) + 1e-6),
+        lambda x: x * torch.rsqrt((x - 1).pow(2).mean(-1, keepdim=True) + 1e-6),  # squares another tensor
+    ],
+)
 def test_near_misses_are_left_alone(near_miss):
     _, fired, _ = rewrite(near_miss, norms.RULES, X)
     assert fired == {}

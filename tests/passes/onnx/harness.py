@@ -6,11 +6,11 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.core.verify import compare
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
 from graphopt.targets.onnxruntime import OrtTarget
-from graphopt.verify import compare
 
 
 def parse(text: str) -> ir.Model:
@@ -31,7 +31,7 @@ def ops(model: ir.Model) -> list[str]:
 
 def assert_rewrites(model: ir.Model, rule, feeds: dict[str, np.ndarray]) -> ir.Model:
     """Apply ``rule`` to a copy; it must fire and keep every output within verify's tolerance."""
-    rewritten = onnx_format.copy(model)
+    rewritten = onnx_files.copy(model)
     applied = rewrite_to_fixpoint(rewritten, [rule])
     assert applied, f"{rule.name} did not fire"
     assert all(s.rule == rule.name for s in applied)

@@ -80,11 +80,11 @@ def test_conv_then_clamp_min_fuses_in_ort_after_the_rewrite():
 
 @pytest.mark.slow
 def test_resnet_written_with_clamp_min_fuses_like_the_relu_version(tiny_export):
-    from graphopt.formats.onnx import files as onnx_format
+    from graphopt.formats.onnx import files as onnx_files
 
     clamp_path, feeds = tiny_export("resnet50-clamp")
     relu_path, _ = tiny_export("resnet50")
-    clamp, relu = onnx_format.load(clamp_path), onnx_format.load(relu_path)
+    clamp, relu = onnx_files.load(clamp_path), onnx_files.load(relu_path)
     assert "Max" in ops(clamp) and "Relu" not in ops(clamp)
     rewritten = assert_rewrites(clamp, activation.max_relu, feeds)
     assert "Max" not in ops(rewritten)

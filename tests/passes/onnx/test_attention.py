@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.passes.onnx import attention, normalization
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import attention, normalization
 from tests.passes.onnx.harness import assert_same_outputs, parse
 
 pytestmark = pytest.mark.slow
@@ -23,8 +23,8 @@ def _fused(model) -> Counter:
 
 
 def _rewrite(path, rules):
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     applied = rewrite_to_fixpoint(rewritten, rules)
     assert not [n for n in rewritten.graph.all_nodes() if n.domain.startswith("ai.onnxruntime._fusion")]
     return original, rewritten, Counter(s.rule for s in applied)

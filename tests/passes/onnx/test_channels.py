@@ -11,7 +11,9 @@ RNG = np.random.default_rng(0)
 X = {"x": RNG.standard_normal((1, 16, 8, 8)).astype(np.float32)}
 
 
-def _chunked(activation: str = "silu", cuts=((0, 16), (16, 32)), axis: int = 1, step: int = 1, group: int = 1) -> ir.Model:
+def _chunked(
+    activation: str = "silu", cuts=((0, 16), (16, 32)), axis: int = 1, step: int = 1, group: int = 1
+) -> ir.Model:
     """YOLOv8's C2f block: a 1x1 Conv(-SiLU) with 32 outputs, chunked in two along the channels
     (torch writes each half as a Slice), the halves concatenated again after some work, and a
     closing 1x1 Conv."""
@@ -20,8 +22,10 @@ def _chunked(activation: str = "silu", cuts=((0, 16), (16, 32)), axis: int = 1, 
         nodes += [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["a"])]
     else:
         nodes += [helper.make_node("Relu", ["c"], ["a"])]
-    inits = [numpy_helper.from_array(RNG.standard_normal((32, 16 // group, 1, 1)).astype(np.float32), "w"),
-             numpy_helper.from_array(RNG.standard_normal(32).astype(np.float32), "b")]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(RNG.standard_normal((32, 16 // group, 1, 1)).astype(np.float32), "w"),
+        numpy_helper.from_array(RNG.standard_normal(32).astype(np.float32), "b"),
+    ]
     halves = []
     for i, (lo, hi) in enumerate(cuts):
         for name, value in (("lo", lo), ("hi", hi), ("ax", axis), ("st", step)):
@@ -30,10 +34,18 @@ def _chunked(activation: str = "silu", cuts=((0, 16), (16, 32)), axis: int = 1, 
         halves.append(f"h{i}")
     joined = sum(len(range(lo, hi, step)) for lo, hi in cuts) if axis == 1 else 32 * len(cuts)
     inits.append(numpy_helper.from_array(RNG.standard_normal((8, joined, 1, 1)).astype(np.float32), "w2"))
-    nodes += [helper.make_node("Relu", [halves[-1]], ["r"]), helper.make_node("Concat", halves[:-1] + ["r"], ["joined"], axis=1),
-              helper.make_node("Conv", ["joined", "w2"], ["y"], kernel_shape=[1, 1])]  # C2f's closing 1x1 Conv
-    graph = helper.make_graph(nodes, "c2f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, None, None])], inits)  # fmt: skip
+    nodes += [
+        helper.make_node("Relu", [halves[-1]], ["r"]),
+        helper.make_node("Concat", halves[:-1] + ["r"], ["joined"], axis=1),
+        helper.make_node("Conv", ["joined", "w2"], ["y"], kernel_shape=[1, 1]),
+    ]  # C2f's closing 1x1 Conv
+    graph = helper.make_graph(
+        nodes,
+        "c2f",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, None, None])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model, full_check=True)
     return ir.serde.deserialize_model(model)

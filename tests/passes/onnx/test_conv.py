@@ -31,7 +31,9 @@ def _conv_bn(with_bias: bool, group: int = 1, constant_stats: bool = True) -> ir
         helper.make_node("Conv", conv_inputs, ["c"], pads=[1, 1, 1, 1], group=group),
         helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["y"], epsilon=1e-3),
     ]
-    graph = helper.make_graph(nodes, "g", graph_inputs, [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(
+        nodes, "g", graph_inputs, [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits
+    )
     return ir.serde.deserialize_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
 
 
@@ -61,7 +63,15 @@ _W = "float[4,3,3,3] w = {" + ",".join(f"{v:.3f}" for v in RNG.standard_normal(1
 _B = "float[4] b = {0.1, -0.2, 0.3, 0.05}"
 
 
-def _pad_conv(pads: str, *, mode: str = "constant", value: str = "0.0", conv_attrs: str = "", extra: str = "", outputs: str = "float[1,4,?,?] y") -> str:
+def _pad_conv(
+    pads: str,
+    *,
+    mode: str = "constant",
+    value: str = "0.0",
+    conv_attrs: str = "",
+    extra: str = "",
+    outputs: str = "float[1,4,?,?] y",
+) -> str:
     return f"""<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x) => ({outputs}) <{_W}, {_B}> {{
         {pads}
         v = Constant<value = float {{{value}}}>()
@@ -71,7 +81,9 @@ def _pad_conv(pads: str, *, mode: str = "constant", value: str = "0.0", conv_att
 
 
 def test_a_zero_pad_with_constant_pads_folds_into_the_conv():
-    model = parse(_pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 2, 0, 0, 2, 1}>()', conv_attrs="<pads=[1, 1, 1, 1]>"))
+    model = parse(
+        _pad_conv("pads = Constant<value = int64[8] {0, 0, 1, 2, 0, 0, 2, 1}>()", conv_attrs="<pads=[1, 1, 1, 1]>")
+    )
     out = assert_rewrites(model, conv.pad_value_conv_bias, PAD_X)
     assert "Pad" not in ops(out)
 
@@ -82,34 +94,54 @@ def test_pads_computed_from_constants_are_folded_first():
         tail = Constant<value = int64[4] {0, 0, 1, 1}>()
         long = Concat<axis=0>(zeros, tail)
         pads = Cast<to=7>(long)"""  # the shape of torch's legacy F.pad export
-    out = assert_rewrites(model := parse(_pad_conv(chain, conv_attrs='<auto_pad="VALID">')), conv.pad_value_conv_bias, PAD_X)
+    out = assert_rewrites(
+        model := parse(_pad_conv(chain, conv_attrs='<auto_pad="VALID">')), conv.pad_value_conv_bias, PAD_X
+    )
     assert "Pad" not in ops(out) and len(ops(out)) < len(ops(model))
 
 
-@pytest.mark.parametrize("pads, mode, value, why", [
-    ("pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", "reflect", "0.0", "reflect padding is not zeros"),
-    ("pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", "constant", "1.0", "a non-zero fill"),
-    ("pads = Constant<value = int64[8] {0, 1, 1, 1, 0, 0, 1, 1}>()", "constant", "0.0", "padding the channels"),
-    ("pads = Constant<value = int64[8] {0, 0, -1, 0, 0, 0, 1, 1}>()", "constant", "0.0", "a negative pad crops"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pads, mode, value, why",
+    [
+        (
+            "pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()",
+            "reflect",
+            "0.0",
+            "reflect padding is not zeros",
+        ),
+        ("pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", "constant", "1.0", "a non-zero fill"),
+        ("pads = Constant<value = int64[8] {0, 1, 1, 1, 0, 0, 1, 1}>()", "constant", "0.0", "padding the channels"),
+        ("pads = Constant<value = int64[8] {0, 0, -1, 0, 0, 0, 1, 1}>()", "constant", "0.0", "a negative pad crops"),
+    ],
+)
 def test_pads_that_are_not_the_convs_zero_padding_stay(pads, mode, value, why):
     assert_no_site(parse(_pad_conv(pads, mode=mode, value=value)), conv.pad_value_conv_bias)
 
 
 def test_pads_from_an_input_or_a_same_padded_conv_stay():
-    runtime = """<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x, int64[8] pads) => (float[1,4,?,?] y) <{_W}, {_B}> {{
+    runtime = (
+        """<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x, int64[8] pads) => (float[1,4,?,?] y) <{_W}, {_B}> {{
         v = Constant<value = float {{0.0}}>()
         p = Pad(x, pads, v)
         c = Conv(p, w, b)
-        y = Relu(c) }}""".replace("{_W}", _W).replace("{_B}", _B).replace("{{", "{").replace("}}", "}")
+        y = Relu(c) }}""".replace("{_W}", _W)
+        .replace("{_B}", _B)
+        .replace("{{", "{")
+        .replace("}}", "}")
+    )
     assert_no_site(parse(runtime), conv.pad_value_conv_bias)
-    same = _pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()', conv_attrs='<auto_pad="SAME_UPPER">')
+    same = _pad_conv(
+        "pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()", conv_attrs='<auto_pad="SAME_UPPER">'
+    )
     assert_no_site(parse(same), conv.pad_value_conv_bias)
 
 
 def test_a_pad_read_by_another_node_too_stays():
-    model = _pad_conv('pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()', extra="\n        z = Relu(p)",
-                      outputs="float[1,4,?,?] y, float[1,3,11,11] z")  # fmt: skip
+    model = _pad_conv(
+        "pads = Constant<value = int64[8] {0, 0, 1, 1, 0, 0, 1, 1}>()",
+        extra="\n        z = Relu(p)",
+        outputs="float[1,4,?,?] y, float[1,3,11,11] z",
+    )
     assert_no_site(parse(model), conv.pad_value_conv_bias)
 
 

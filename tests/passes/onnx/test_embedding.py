@@ -10,10 +10,10 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.passes.onnx import embedding
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import embedding
 from tests.passes.onnx.harness import assert_same_outputs
 
 pytestmark = pytest.mark.slow
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(("arch", "rule"), [("bert", "embed-layer-norm"), ("distilbert", "embed-layer-norm-no-types")])
 def test_bert_embeddings_become_embed_layer_norm(tiny_export, arch, rule):
     path, _ = tiny_export(arch)
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     assert [s.rule for s in rewrite_to_fixpoint(rewritten, embedding.RULES)] == [rule]
     before, made = Counter(n.op_type for n in original.graph), Counter(n.op_type for n in rewritten.graph)
     assert made["EmbedLayerNormalization"] == 1
@@ -41,7 +41,7 @@ def test_bert_embeddings_become_embed_layer_norm(tiny_export, arch, rule):
 
 def test_positions_that_are_not_a_count_are_left_alone(tiny_export):
     path, _ = tiny_export("bert")
-    model = onnx_format.load(path)
+    model = onnx_files.load(path)
     buffer = model.graph.initializers["model.embeddings.position_ids"]
     shuffled = buffer.const_value.numpy()[:, ::-1].copy()  # positions counting down
     buffer.const_value = ir.tensor(shuffled, name=buffer.name)

@@ -32,7 +32,10 @@ DYNAMO = """sqrt2 = Constant<value = float {1.4142135}>()
         # the same with operands swapped: 0.5 written second, x written second
         (gelu.gelu_erf_div, DYNAMO.replace("Mul(half, a)", "Mul(a, half)").replace("Mul(x, m)", "Mul(m, x)")),
         (gelu.gelu_erf_mul, DYNAMO.replace("{1.4142135}", "{0.70710677}").replace("Div(x, sqrt2)", "Mul(x, sqrt2)")),
-        (gelu.gelu_erf_legacy, DYNAMO.replace("m = Mul(half, a)\n    y = Mul(x, m)", "m = Mul(x, a)\n    y = Mul(m, half)")),
+        (
+            gelu.gelu_erf_legacy,
+            DYNAMO.replace("m = Mul(half, a)\n    y = Mul(x, m)", "m = Mul(x, a)\n    y = Mul(m, half)"),
+        ),
     ],
 )
 def test_erf_gelu_becomes_ort_gelu(rule, body):

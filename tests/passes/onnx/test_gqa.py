@@ -11,11 +11,11 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.formats.onnx import files as onnx_files
+from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
 from graphopt.formats.onnx.shape_inference import infer_shapes
 from graphopt.passes.onnx import attention, gqa, normalization, rotary
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
-from graphopt.formats.onnx.matching import find_sites
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, parse
 
 DECODER_RULES = normalization.RULES + rotary.RULES + attention.RULES + gqa.RULES
@@ -26,8 +26,8 @@ def _fused(model) -> Counter:
 
 
 def _rewrite(path):
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     infer_shapes(rewritten)
     applied = rewrite_to_fixpoint(rewritten, DECODER_RULES)
     return original, rewritten, Counter(s.rule for s in applied)
@@ -45,7 +45,9 @@ def test_prefill_attention_becomes_group_query_attention(tiny_export):
     assert all(n.attributes.get_int("do_rotary", 0) == 1 for n in rewritten.graph if n.op_type == "GroupQueryAttention")
     # Q, K and V come from one MatMul over the concatenated weights (packed QKV).
     assert counts["gqa-packed-qkv"] == 2
-    assert all(n.inputs[1] is None and n.inputs[2] is None for n in rewritten.graph if n.op_type == "GroupQueryAttention")
+    assert all(
+        n.inputs[1] is None and n.inputs[2] is None for n in rewritten.graph if n.op_type == "GroupQueryAttention"
+    )
     # No copy of K or V per query head is left (the mask's integer Expand is not one).
     assert not [n for n in rewritten.graph if n.op_type == "Expand" and n.inputs[0].dtype == ir.DataType.FLOAT]
     assert_same_outputs(original, rewritten, feeds)
@@ -102,8 +104,14 @@ def _feeds(query_length: int = 1) -> dict[str, np.ndarray]:
     normal = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
     mask = np.zeros((1, 1, query_length, t), np.float32)
     mask[..., 0] = np.finfo(np.float32).min  # the oldest cached position masked out
-    return {"q": normal(1, query_length, 32), "k": normal(1, query_length, 16), "v": normal(1, query_length, 16),
-            "past_k": normal(1, 2, 3, 8), "past_v": normal(1, 2, 3, 8), "mask": mask}  # fmt: skip
+    return {
+        "q": normal(1, query_length, 32),
+        "k": normal(1, query_length, 16),
+        "v": normal(1, query_length, 16),
+        "past_k": normal(1, 2, 3, 8),
+        "past_v": normal(1, 2, 3, 8),
+        "mask": mask,
+    }
 
 
 def _model(**kwargs):

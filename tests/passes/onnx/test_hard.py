@@ -49,7 +49,10 @@ def test_paddles_order_is_a_hard_swish():
 @pytest.mark.parametrize("three, six, divisor", [("2.0", "6.0", "6.0"), ("3.0", "5.0", "6.0"), ("3.0", "6.0", "5.0")])
 def test_other_constants_are_not_hard_activations(three, six, divisor):
     assert_no_site(parse(_model("y = Div(r, d)", three=three, six=six, divisor=divisor)), hard.hard_sigmoid)
-    assert_no_site(parse(_model("m = Mul(x, r)\n        y = Div(m, d)", three=three, six=six, divisor=divisor)), hard.hard_swish_div)
+    assert_no_site(
+        parse(_model("m = Mul(x, r)\n        y = Div(m, d)", three=three, six=six, divisor=divisor)),
+        hard.hard_swish_div,
+    )
 
 
 def test_below_opset_14_it_is_x_times_a_hard_sigmoid():
@@ -57,5 +60,7 @@ def test_below_opset_14_it_is_x_times_a_hard_sigmoid():
     assert sorted(ops(out)) == ["HardSigmoid", "Mul"]
     original = parse(_model("g = Div(r, d)\n        y = Mul(x, g)", opset=13))
     rewritten = parse(_model("g = Div(r, d)\n        y = Mul(x, g)", opset=13))
-    assert [s.rule for s in rewrite_to_fixpoint(rewritten, [hard.hard_sigmoid, hard.hard_swish])] == ["hard-sigmoid"]  # no HardSwish at 13
+    assert [s.rule for s in rewrite_to_fixpoint(rewritten, [hard.hard_sigmoid, hard.hard_swish])] == [
+        "hard-sigmoid"
+    ]  # no HardSwish at 13
     assert_same_outputs(original, rewritten, X)

@@ -8,7 +8,9 @@ from tests.passes.onnx.harness import assert_no_site, assert_rewrites, parse
 RNG = np.random.default_rng(0)
 
 
-def _tf_layer_norm(opset: int = 15, mean: str = "pool", x_shape: str = "N,16,8", gamma: str = "[1,1,8]", shift: str = "neg") -> str:
+def _tf_layer_norm(
+    opset: int = 15, mean: str = "pool", x_shape: str = "N,16,8", gamma: str = "[1,1,8]", shift: str = "neg"
+) -> str:
     """Keras's LayerNormalization as tf2onnx writes it (x * s + (beta - mean * s))."""
     if mean == "pool":
         first, second = "mean = GlobalAveragePool (x)", "var = GlobalAveragePool (sq)"
@@ -17,11 +19,19 @@ def _tf_layer_norm(opset: int = 15, mean: str = "pool", x_shape: str = "N,16,8",
         second = "var = ReduceMean <keepdims = 1> (sq, ax)"
     else:
         axis = -1 if mean == "reduce" else 1
-        first, second = f"mean = ReduceMean <axes = [{axis}], keepdims = 1> (x)", f"var = ReduceMean <axes = [{axis}], keepdims = 1> (sq)"
-    offset = ("neg = Neg (mean)\n        m1 = Mul (neg, scale)\n        offset = Add (m1, beta)" if shift == "neg"
-              else "m1 = Mul (mean, scale)\n        offset = Sub (beta, m1)")  # fmt: skip
+        first, second = (
+            f"mean = ReduceMean <axes = [{axis}], keepdims = 1> (x)",
+            f"var = ReduceMean <axes = [{axis}], keepdims = 1> (sq)",
+        )
+    offset = (
+        "neg = Neg (mean)\n        m1 = Mul (neg, scale)\n        offset = Add (m1, beta)"
+        if shift == "neg"
+        else "m1 = Mul (mean, scale)\n        offset = Sub (beta, m1)"
+    )
     size = int(gamma.strip("[]").split(",")[-1]) if "," in gamma else 8
-    values = ", ".join(str(round(0.5 + 0.1 * i, 2)) for i in range(int(np.prod([int(d) for d in gamma.strip("[]").split(",")]))))
+    values = ", ".join(
+        str(round(0.5 + 0.1 * i, 2)) for i in range(int(np.prod([int(d) for d in gamma.strip("[]").split(",")])))
+    )
     return f"""<ir_version: 8, opset_import: ["" : {opset}]> g (float[{x_shape}] x) => (float[{x_shape}] y) {{
         {first}
         d = Sub (x, mean)
@@ -44,7 +54,9 @@ def _feeds(shape=(2, 16, 8)):
     return {"x": (RNG.standard_normal(shape) * 2.0 + 3.0).astype(np.float32)}
 
 
-@pytest.mark.parametrize("opset,mean,shift", [(15, "pool", "neg"), (15, "reduce", "neg"), (18, "reduce", "sub"), (17, "pool", "sub")])
+@pytest.mark.parametrize(
+    "opset,mean,shift", [(15, "pool", "neg"), (15, "reduce", "neg"), (18, "reduce", "sub"), (17, "pool", "sub")]
+)
 def test_tensorflow_layer_norm_becomes_the_form_ort_fuses(opset, mean, shift):
     model = parse(_tf_layer_norm(opset, mean, shift=shift))
     rewritten = assert_rewrites(model, layer_norm.LAYER_NORM_TF, _feeds())
@@ -54,7 +66,9 @@ def test_tensorflow_layer_norm_becomes_the_form_ort_fuses(opset, mean, shift):
 
 
 def test_means_that_are_not_over_the_last_axis_are_refused():
-    assert_no_site(parse(_tf_layer_norm(x_shape="N,16,4,8")), layer_norm.LAYER_NORM_TF)  # pooling a rank-4 tensor averages two axes
+    assert_no_site(
+        parse(_tf_layer_norm(x_shape="N,16,4,8")), layer_norm.LAYER_NORM_TF
+    )  # pooling a rank-4 tensor averages two axes
     assert_no_site(parse(_tf_layer_norm(mean="axis1")), layer_norm.LAYER_NORM_TF)
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.passes.onnx import masks
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import masks
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, parse
 
 
@@ -58,8 +58,8 @@ def test_other_grids_are_left_alone(text):
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_padding_masks_of_real_exports(tiny_export, arch):
     path, feeds = tiny_export(arch)
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     assert [s.rule for s in rewrite_to_fixpoint(rewritten, masks.RULES)] == ["mask-grid-gather"]
     rng = np.random.default_rng(0)
     for batch, seq in [(1, 16), (3, 5)]:

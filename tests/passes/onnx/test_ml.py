@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from graphopt.formats.onnx import files as onnx_format  # noqa: E402
+from graphopt.formats.onnx import files as onnx_files  # noqa: E402
 from graphopt.formats.onnx.adapter import prepare  # noqa: E402
 from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint  # noqa: E402
 from graphopt.passes.onnx import ml  # noqa: E402
@@ -25,15 +25,22 @@ LABELS = (FEATURES[:, :3].sum(axis=1) > 15).astype(np.int64) + (FEATURES[:, 3] >
 
 def _converted(pipeline) -> ir.Model:
     fitted = pipeline.fit(FEATURES, LABELS if hasattr(pipeline, "predict_proba") else FEATURES[:, 0] * 2.0)
-    proto = to_onnx(fitted, FEATURES[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options={"zipmap": False} if hasattr(pipeline, "predict_proba") else None)
+    proto = to_onnx(
+        fitted,
+        FEATURES[:1],
+        target_opset={"": 17, "ai.onnx.ml": 3},
+        options={"zipmap": False} if hasattr(pipeline, "predict_proba") else None,
+    )
     return prepare(ir.serde.deserialize_model(proto))
 
 
 def _folded(model: ir.Model, rules=ml.RULES) -> ir.Model:
-    rewritten = onnx_format.copy(model)
+    rewritten = onnx_files.copy(model)
     applied = rewrite_to_fixpoint(rewritten, rules)
     assert applied, "no ml rule fired"
-    assert_same_outputs(model, rewritten, {model.graph.inputs[0].name: FEATURES[:64]})  # labels exactly, scores to fp32 tolerance
+    assert_same_outputs(
+        model, rewritten, {model.graph.inputs[0].name: FEATURES[:64]}
+    )  # labels exactly, scores to fp32 tolerance
     return rewritten
 
 
@@ -55,7 +62,9 @@ def test_scaler_pca_and_a_regressor_fold_into_the_regressor():
 def test_a_fold_of_a_fold_keeps_its_own_weights():
     # sub-matmul makes Gemm(x, W, b) named after the product; scaler-matmul then folds the Scaler
     # into that Gemm and names its weights the same way: both must stay in the graph
-    folded = _folded(_converted(make_pipeline(StandardScaler(), PCA(6), LinearRegression())), [ml.sub_matmul, ml.scaler_matmul])
+    folded = _folded(
+        _converted(make_pipeline(StandardScaler(), PCA(6), LinearRegression())), [ml.sub_matmul, ml.scaler_matmul]
+    )
     assert ops(folded).count("Gemm") == 1 and "Scaler" not in ops(folded)
 
 

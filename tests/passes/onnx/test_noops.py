@@ -1,6 +1,6 @@
 import numpy as np
 
-from graphopt.formats.onnx import files as onnx_format
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.adapter import prepare
 from graphopt.formats.onnx.rewrite import SMALL_FILL, fold_small_fills, rewrite_to_fixpoint
 from graphopt.passes.onnx import noops, shapes
@@ -13,7 +13,7 @@ HEADER = '<ir_version: 8, opset_import: ["" : 18]>'
 
 def _pad(pads: str) -> str:
     # torch's legacy exporter: the pads Concat-ed from a ConstantOfShape and computed amounts
-    return f"""{HEADER} g (float[1,4,6,3] x) => (float[1,{4 if pads == '0' else 5},6,3] y) {{
+    return f"""{HEADER} g (float[1,4,6,3] x) => (float[1,{4 if pads == "0" else 5},6,3] y) {{
         n = Constant <value = int64[1] {{4}}> ()
         zeros = ConstantOfShape <value = int64[1] {{0}}> (n)
         amounts = Constant <value = int64[4] {{0, {pads}, 0, 0}}> ()
@@ -94,7 +94,9 @@ def test_reshape_to_own_shape_with_a_dynamic_batch_is_dropped():
     # [-1, 4, 6, 3] on [N, 4, 6, 3]: the -1 can only be N
     model = parse(_reshape("-1, 4, 6, 3").replace("float[1,4,6,3] x", "float[N,4,6,3] x"))
     assert "Reshape" not in ops(assert_rewrites(model, noops.reshape_same, X))
-    assert_no_site(parse(_reshape("2, 4, 6, 3").replace("float[1,4,6,3] x", "float[N,4,6,3] x")), noops.reshape_same)  # N may not be 2
+    assert_no_site(
+        parse(_reshape("2, 4, 6, 3").replace("float[1,4,6,3] x", "float[N,4,6,3] x")), noops.reshape_same
+    )  # N may not be 2
     assert_no_site(parse(_reshape("-1, 4, 3, 6").replace("float[1,4,6,3] x", "float[N,4,6,3] x")), noops.reshape_same)
 
 
@@ -112,7 +114,7 @@ def test_reshape_of_a_squeeze_reads_the_unsqueezed_value():
     model = parse(_squeeze_then_reshape("-1, 4, 1, 1"))
     rewritten = assert_rewrites(model, noops.reshape_view, {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)})
     assert "Squeeze" not in ops(rewritten)
-    both = onnx_format.copy(model)
+    both = onnx_files.copy(model)
     rewrite_to_fixpoint(both, [noops.reshape_view, noops.reshape_same])
     assert ops(both) == ["GlobalAveragePool"]
 
@@ -131,7 +133,11 @@ def _around(op: str, outer: str) -> str:
 
 
 def test_reshapes_around_an_activation_cancel():
-    model = parse(_around("Erf", "0, 0, 3").replace("float[?,?,?] y", "float[?,?,?,?] y").replace("int64[3] {0, 0, 3}", "int64[4] {1, 4, 6, 3}"))
+    model = parse(
+        _around("Erf", "0, 0, 3")
+        .replace("float[?,?,?] y", "float[?,?,?,?] y")
+        .replace("int64[3] {0, 0, 3}", "int64[4] {1, 4, 6, 3}")
+    )
     rewritten = assert_rewrites(model, noops.reshape_unary_reshape, X)
     assert ops(rewritten) == ["Erf"]
 
@@ -154,7 +160,7 @@ def test_small_constant_of_shape_folds_so_shapes_behind_it_become_static():
         shifted = Add (padded, one)
         size = Shape (shifted)
         y = Reshape (shifted, size) }}""")
-    rewritten = prepare(onnx_format.copy(model))  # as graphopt loads models: symbolic shapes
+    rewritten = prepare(onnx_files.copy(model))  # as graphopt loads models: symbolic shapes
     applied = rewrite_to_fixpoint(rewritten, [shapes.shape_of_static, noops.reshape_same])
     assert "shape-static" in {s.rule for s in applied}
     kept = ops(rewritten)
@@ -186,7 +192,10 @@ def test_adding_zero_and_multiplying_by_one_are_dropped():
     feeds = {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)}
     assert ops(assert_rewrites(parse(_scaled("0.25", "0.0")), noops.add_zero, feeds)) == ["Constant", "Mul"]
     assert ops(assert_rewrites(parse(_scaled("1.0", "0.5")), noops.mul_one, feeds)) == ["Constant", "Add"]
-    assert ops(assert_rewrites(prepare(parse(_scaled("0.25", "0.0", "[1,1,1]"))), noops.add_zero, feeds)) == ["Constant", "Mul"]
+    assert ops(assert_rewrites(prepare(parse(_scaled("0.25", "0.0", "[1,1,1]"))), noops.add_zero, feeds)) == [
+        "Constant",
+        "Mul",
+    ]
 
 
 def test_constants_that_are_not_neutral_or_that_broadcast_x_up_are_kept():
@@ -198,12 +207,17 @@ def test_constants_that_are_not_neutral_or_that_broadcast_x_up_are_kept():
 
 
 def test_softmax_over_the_last_axis_by_index_is_written_as_minus_one():
-    model = parse(f"""<ir_version: 8, opset_import: ["" : 11]> g (float[N,4,6,3] x) => (float[N,4,6,3] y) {{
-        y = Softmax <axis = 3> (x) }}""")
-    rewritten = assert_rewrites(model, noops.softmax_last_axis, {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)})
+    model = parse("""<ir_version: 8, opset_import: ["" : 11]> g (float[N,4,6,3] x) => (float[N,4,6,3] y) {
+        y = Softmax <axis = 3> (x) }""")
+    rewritten = assert_rewrites(
+        model, noops.softmax_last_axis, {"x": RNG.standard_normal((2, 4, 6, 3), dtype=np.float32)}
+    )
     assert rewritten.graph.node(0).attributes.get_int("axis") == -1
-    assert_no_site(parse(f"""{HEADER} g (float[N,4,6,3] x) => (float[N,4,6,3] y) {{
-        y = Softmax <axis = 2> (x) }}"""), noops.softmax_last_axis)
+    assert_no_site(
+        parse(f"""{HEADER} g (float[N,4,6,3] x) => (float[N,4,6,3] y) {{
+        y = Softmax <axis = 2> (x) }}"""),
+        noops.softmax_last_axis,
+    )
 
 
 def test_identity_nodes_do_not_hide_patterns():
@@ -216,7 +230,7 @@ def test_identity_nodes_do_not_hide_patterns():
         i = Identity (m)
         a = Add (i, b)
         y = Relu (a) }}""")
-    rewritten = prepare(onnx_format.copy(model))
+    rewritten = prepare(onnx_files.copy(model))
     applied = rewrite_to_fixpoint(rewritten, [noops.add_zero, noops.mul_one])
     assert sorted(s.rule for s in applied) == ["add-zero", "mul-one"]
     assert ops(rewritten) == ["Relu"]

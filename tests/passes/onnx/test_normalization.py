@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.passes.onnx import normalization
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import normalization
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, ops, parse
 
 RNG = np.random.default_rng(0)
@@ -46,13 +46,16 @@ def test_rms_norm_over_another_axis_is_left_alone():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("arch", "fused", "count"), [("llama", "SkipSimplifiedLayerNormalization", 4), ("gpt2", "SkipLayerNormalization", 4)])
+@pytest.mark.parametrize(
+    ("arch", "fused", "count"),
+    [("llama", "SkipSimplifiedLayerNormalization", 4), ("gpt2", "SkipLayerNormalization", 4)],
+)
 def test_pre_ln_residuals_fuse_with_the_sum_kept(tiny_export, arch, fused, count):
     # Pre-LN blocks read the residual sum twice (the norm and the next residual): the fused op
     # must expose it as its extra output, and the graph must stay equal.
     path, feeds = tiny_export(arch)
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     applied = rewrite_to_fixpoint(rewritten, normalization.RULES)
     made = Counter(n.op_type for n in rewritten.graph.all_nodes())
     assert made[fused] == count, Counter(s.rule for s in applied)

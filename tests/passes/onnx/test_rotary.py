@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from graphopt.formats.onnx import files as onnx_format
-from graphopt.passes.onnx import rotary
-from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.formats.onnx import files as onnx_files
 from graphopt.formats.onnx.matching import find_sites
+from graphopt.formats.onnx.rewrite import rewrite_to_fixpoint
+from graphopt.passes.onnx import rotary
 from tests.passes.onnx.harness import assert_rewrites, assert_same_outputs, parse
 
 INV_FREQ = ", ".join(f"{1.0 / (10000 ** (2 * i / 8)):.8f}" for i in range(4))
@@ -52,7 +52,9 @@ def test_rope_becomes_rotary_embedding():
     assert [n.op_type for n in out.graph if n.domain == "com.microsoft"] == ["RotaryEmbedding"]
 
 
-@pytest.mark.parametrize("text", [_rope(lo_end=3, hi_start=3), _rope(delta=2)], ids=["slices-not-halves", "positions-skip"])
+@pytest.mark.parametrize(
+    "text", [_rope(lo_end=3, hi_start=3), _rope(delta=2)], ids=["slices-not-halves", "positions-skip"]
+)
 def test_not_rope_is_left_alone(text):
     assert find_sites(parse(text), [rotary.rope]) == []
 
@@ -61,8 +63,8 @@ def test_not_rope_is_left_alone(text):
 @pytest.mark.parametrize("arch", ["llama", "llama-decode"])
 def test_llama_exports_fuse_every_q_and_k(tiny_export, arch):
     path, feeds = tiny_export(arch)
-    original = onnx_format.load(path)
-    rewritten = onnx_format.copy(original)
+    original = onnx_files.load(path)
+    rewritten = onnx_files.copy(original)
     applied = rewrite_to_fixpoint(rewritten, rotary.RULES)
     # Two layers, Q and K each: four RotaryEmbedding kernels sharing one cos/sin table.
     made = Counter(n.op_type for n in rewritten.graph)

@@ -11,10 +11,10 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from graphopt.passes.stablehlo import all_rules  # noqa: E402
 
 from graphopt.formats.stablehlo.files import TEXT, StableHloModule  # noqa: E402
 from graphopt.formats.stablehlo.rules import StableHloRules  # noqa: E402
+from graphopt.passes.stablehlo import all_rules  # noqa: E402
 from graphopt.targets.xla import XlaTarget  # noqa: E402
 
 # fp32: the same sums over the same contraction; only XLA's dot kernel (and so its blocking of the
@@ -50,7 +50,9 @@ def test_both_attention_products_become_grouped_and_outputs_stay_equal():
     module, sites, candidate = _rewritten(fn, *args)
     assert [s.rule for s in sites] == ["grouped_dot", "grouped_dot"]  # Q·Kᵀ (K is the rhs) and P·V (V is the lhs)
     assert len(candidate.applied) == 2 and StableHloRules(all_rules()).sites(candidate.graph) == []
-    assert candidate.graph.text.count("broadcast_in_dim") == module.text.count("broadcast_in_dim") - 2  # the repeats are gone
+    assert (
+        candidate.graph.text.count("broadcast_in_dim") == module.text.count("broadcast_in_dim") - 2
+    )  # the repeats are gone
     compiled = XlaTarget().compile(candidate.graph)
     feeds = {f"arg{i}": a for i, a in enumerate(args)}
     np.testing.assert_allclose(compiled.run(feeds)[0], np.asarray(jax.jit(fn)(*args)), rtol=RTOL, atol=ATOL)

@@ -1,0 +1,1 @@
+"""The ``graphopt`` command: optimize, check, inspect, rules, policy."""

@@ -1,0 +1,129 @@
+"""The Budget: every time slice of a run, in one place.
+
+A run has one budget (``--budget``, default 60 s) for everything: verifying and timing candidates,
+timing the winner again, timing the compiler's levers, and saving. Its phases, in order:
+
+- the graph search, until ``search_deadline``: each candidate gets at most ``measure_s`` of
+  timing, and a candidate is not started unless the last one's cost fits;
+- the confirmation of a winner chosen among several, ``confirm_s`` (skipped below its minimum);
+- the compiler's levers on the chosen graph, the ``lever_share`` kept back from the search;
+- saving, ``save_s`` kept back at the end (about 1 s per 200 MB of weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+# Timing slices (seconds). A pair's interleaved timing stops early once its interval clears the
+# decision ratio, so these are ceilings; the floors are what a 95% interval needs on a small model.
+MEASURE_MAX_S = 10.0  # one candidate against the original
+MEASURE_MIN_S = 1.0
+CONFIRM_MAX_S = 6.0  # the winner timed again
+CONFIRM_MIN_S = 2.0  # below this the selection timing stands (it cleared the bar on its own)
+LEVER_MAX_EXTRA_S = 4.0  # one lever against the same graph: LEVER_MIN_S plus up to this
+LEVER_MIN_S = 2.0
+LEVERS_COMBINED_MAX_S = 8.0  # the combination of winning levers against the original
+LEVER_SHARE_MAX_S = 15.0  # kept back from the search for the levers, at most a quarter of the budget
+SAVE_BASE_S = 1.0
+SAVE_BYTES_PER_S = 200e6
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    total_s: float
+    start: float = dataclasses.field(default_factory=time.monotonic)
+    weight_bytes: int = 0  # what saving the result will have to write
+    saves: bool = True  # False in memory (the torch backend, the JAX API): nothing to keep back for saving
+    levers: bool = True  # False for a target without levers (protocols.Tunable): no share kept back for them
+
+    @property
+    def save_s(self) -> float:
+        return SAVE_BASE_S + self.weight_bytes / SAVE_BYTES_PER_S if self.saves else 0.0
+
+    @property
+    def deadline(self) -> float:
+        """When the work before saving must end (time.monotonic())."""
+        return self.start + self.total_s - self.save_s
+
+    @property
+    def lever_share_s(self) -> float:
+        return min(LEVER_SHARE_MAX_S, self.total_s / 4) if self.levers else 0.0
+
+    def without_levers(self) -> Budget:
+        """The same budget for a target that has no levers: the search gets their share."""
+        return dataclasses.replace(self, levers=False)
+
+    @property
+    def search_deadline(self) -> float:
+        return self.deadline - self.lever_share_s
+
+    @property
+    def end(self) -> float:
+        """When the whole run is due, saving included."""
+        return self.start + self.total_s
+
+    @staticmethod
+    def left(deadline: float) -> float:
+        return deadline - time.monotonic()
+
+    def measure_s(self) -> float:
+        """Timing for the candidate about to be judged: half of what the search has left, capped."""
+        return max(MEASURE_MIN_S, min(self.left(self.search_deadline) / 2, MEASURE_MAX_S))
+
+    def confirm_s(self, pair_setup_s: float) -> float | None:
+        """Timing for the confirmation, or None when there is no time for a meaningful one."""
+        seconds = min((self.left(self.deadline) - pair_setup_s) / 2, CONFIRM_MAX_S)
+        return seconds if seconds >= CONFIRM_MIN_S else None
+
+    def lever_s(self, pair_setup_s: float) -> float | None:
+        """Timing for one lever, leaving room for its pair and the final combined pair; None: stop."""
+        remaining = self.left(self.deadline) - 2 * (pair_setup_s + LEVER_MIN_S)
+        return None if remaining < 0 else LEVER_MIN_S + min(remaining / 3, LEVER_MAX_EXTRA_S)
+
+    def combined_s(self, pair_setup_s: float) -> float | None:
+        """Timing for the winning levers together against the original; None when it cannot fit."""
+        remaining = self.left(self.deadline) - pair_setup_s
+        return None if remaining < LEVER_MIN_S else min(remaining, LEVERS_COMBINED_MAX_S)
+
+
+# torch.compile(backend="graphopt"), target auto: one graph's budget covers what graphopt adds
+# to Inductor's own compile: the ORT route's export and search, the Inductor decision (FX rules
+# and frozen weights, judged against Inductor as is), and timing the ORT route against it.
+CONTENDER_MAX_S = 6.0
+CONTENDER_MIN_S = 1.5
+INDUCTOR_RESERVE_SHARE = 1 / 3  # at most this much of the budget kept back for the Inductor decision
+ROUTE_SESSION_RESERVE_S = 1.0  # kept back from the ORT route's deadline for its final session
+ROUTE_MIN_SEARCH_S = 8.0  # below this the ORT route's search cannot judge even one candidate: none is run
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchBudget:
+    """One Dynamo graph's seconds, started once Inductor as is has compiled (what torch.compile
+    costs anyway): the ORT route first, then the Inductor decision, then the route's timing."""
+
+    total_s: float
+    plain_compile_s: float  # what compiling the graph with Inductor as is took
+    start: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def contender_s(self) -> float:
+        """Seconds to time the ORT route against Inductor as is."""
+        return max(CONTENDER_MIN_S, min(CONTENDER_MAX_S, self.total_s / 8))
+
+    @property
+    def inductor_reserve_s(self) -> float:
+        """Kept back from the ORT route for the Inductor decision: about one more Inductor
+        compile (at most a third of the budget) and one timing."""
+        return min(self.plain_compile_s, self.total_s * INDUCTOR_RESERVE_SHARE) + self.contender_s
+
+    def route_search_s(self, now: float | None = None) -> float:
+        """Seconds the ORT route's search may take (0: no search, the exported graph as is)."""
+        now = time.monotonic() if now is None else now
+        left = self.start + self.total_s - self.contender_s - self.inductor_reserve_s - ROUTE_SESSION_RESERVE_S - now
+        return left if left >= ROUTE_MIN_SEARCH_S else 0.0
+
+    def inductor_budget(self) -> Budget:
+        """The Inductor decision's Budget: what is left before the route's timing, at least the reserve."""
+        left = self.start + self.total_s - self.contender_s - time.monotonic()
+        return Budget(max(left, self.inductor_reserve_s), saves=False, levers=False)

@@ -1,0 +1,189 @@
+"""Judge candidates with the target: compile, read the fusion report, verify, measure.
+
+The order is cheapest-first so that a candidate is dropped as early as possible: a graph the
+compiler refuses, or one that fires no fusion the original lacks and has no fewer kernels, is not
+worth timing; a graph that is not equivalent is never timed at all. The measured latency decides.
+Everything here works through the protocols (Target, Compiled) and the harness; the Budget
+gives every timing its slice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from graphopt.core import harness
+from graphopt.core.budget import Budget
+from graphopt.core.errors import GraphoptError, InputsDidNotRun
+from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
+from graphopt.core.measure import Comparison
+from graphopt.core.protocols import Candidate, Compiled, Feeds, Graph, Lever, Target, Tunable
+
+
+@dataclasses.dataclass
+class Baseline:
+    """The original graph compiled once, with its outputs on every verification input."""
+
+    graph: Graph
+    compiled: Compiled
+    feeds: list[Feeds]
+    target: Target  # what compiled it (the candidates' target, unless decide was given another)
+    outputs: list[list[np.ndarray]]
+    compile_s: float = 0.0  # one compilation of the original: what a timing pair's sessions cost
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.compiled.output_names
+
+    @property
+    def pair_setup_s(self) -> float:
+        """Seconds to create the four fresh compilations one A/B timing needs."""
+        return 4 * self.compile_s
+
+
+def make_baseline(graph: Graph, target: Target, feeds: list[Feeds]) -> Baseline:
+    start = time.monotonic()
+    compiled = target.compile(graph)
+    compile_s = time.monotonic() - start
+    kept, outputs = [], []
+    for i, f in enumerate(feeds):
+        try:
+            outputs.append(compiled.run(f))
+            kept.append(f)
+        except Exception as error:  # the runtime's errors on bad inputs
+            if i == 0:
+                raise InputsDidNotRun(
+                    f"{target.name} cannot run the model on the generated inputs: {str(error).splitlines()[0][:200]}"
+                ) from None
+            # a second binding the model cannot take (a recurrent state of fixed batch beside a
+            # dynamic batch): candidates are verified on the bindings it does take
+    return Baseline(graph, compiled, kept, target, outputs, compile_s)
+
+
+def evaluate(candidate: Candidate, baseline: Baseline, target: Target, measure_s: float) -> Evaluation:
+    result = Evaluation(candidate)
+    try:
+        compiled = target.compile(candidate.graph)
+    except GraphoptError as error:
+        result.rejected = f"{target.name} refuses it: {error}"
+        return result
+    result.report = compiled.report
+    base_report = baseline.compiled.report
+    if not result.report.gained_over(base_report) and result.report.kernels >= base_report.kernels:
+        result.rejected = "no fusion gained and no kernel saved"
+        return result
+    try:
+        result.equivalence = harness.equivalence(baseline.output_names, baseline.outputs, compiled, baseline.feeds)
+    except Exception as error:  # a candidate that fails at run time is a rejected candidate
+        result.rejected = f"fails at run time: {str(error).splitlines()[0][:200]}"
+        return result
+    if not result.equivalence.ok:
+        bad = result.equivalence.first_failure()
+        result.rejected = f"not equivalent: output {bad.name}: {bad.reason}"
+        return result
+    result.timing = harness.time_pair(
+        (baseline.target, baseline.graph), (target, candidate.graph), baseline.feeds[0], measure_s, 1 - MIN_GAIN
+    )
+    if not result.timing.candidate_faster(MIN_GAIN):
+        result.rejected = f"not {MIN_GAIN:.1%} faster with confidence ({_ratio(result.timing)})"
+    return result
+
+
+def _ratio(t: Comparison) -> str:
+    return f"ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}]"
+
+
+def search(
+    candidates, baseline: Baseline, target: Target, budget: Budget, log: EvaluationLog, progress=None
+) -> EvaluationLog:
+    """Judge proposed candidates until the budget's search deadline, appending each to ``log``
+    (the policy reads it while it proposes). The first candidate is always judged, however late;
+    a later one is not started (not even rewritten: the policy makes it lazily) unless the last
+    one's cost fits. ``progress`` is a graphopt.core.progress.Reporter."""
+    candidates = iter(candidates)
+    last_cost = 0.0
+    while True:
+        started = time.monotonic()
+        if len(log) and started + last_cost > budget.search_deadline:
+            break
+        candidate = next(candidates, None)
+        if candidate is None:
+            break
+        if progress:
+            progress.candidate(
+                len(log), candidate.planned, f"candidate '{candidate.label}' ({len(candidate.applied)} rewrites)"
+            )
+        log.append(evaluate(candidate, baseline, target, budget.measure_s()))
+        last_cost = time.monotonic() - started
+    return log
+
+
+# The best of several noisy timings is biased low (the winner's curse): a choice made among this
+# many timed candidates is timed again, independently, before it is kept and reported.
+CONFIRM_AFTER = 3
+
+
+def confirm(chosen: Evaluation, log: EvaluationLog, baseline: Baseline, target: Target, budget: Budget) -> str | None:
+    """Time ``chosen`` again when it was picked among several timed candidates; the second timing
+    goes to ``chosen.confirmation``. Returns None when it holds (or there was no need or no
+    time), else why not."""
+    if log.timed() < CONFIRM_AFTER:
+        return None
+    seconds = budget.confirm_s(baseline.pair_setup_s)
+    if seconds is None:
+        return None  # no time to confirm: the selection timing stands (it cleared the bar itself)
+    timing = harness.time_pair(
+        (baseline.target, baseline.graph), (target, chosen.candidate.graph), baseline.feeds[0], seconds, 1 - MIN_GAIN
+    )
+    if not timing.candidate_faster(MIN_GAIN):
+        return (
+            f"best candidate '{chosen.candidate.label}' ({chosen.timing.ratio:.3f} when chosen among {len(log)}) "
+            f"was not {MIN_GAIN:.1%} faster when timed again ({_ratio(timing)})"
+        )
+    chosen.confirmation = timing
+    return None
+
+
+@dataclasses.dataclass
+class LeverChoice:
+    """The compiler setting recommended for the output, and the measurements behind it."""
+
+    lever: Lever | None = None  # None: the compiler's defaults
+    timing: Comparison | None = None  # output with the lever vs the original at the defaults
+    tried: list[tuple[Lever, Comparison]] = dataclasses.field(
+        default_factory=list
+    )  # each lever vs the same graph at defaults
+    report: object = None  # the FusionReport of the output under the lever
+
+
+def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budget: Budget) -> LeverChoice:
+    """Time each of the target's levers for ``graph`` against the same graph at the defaults; the
+    winners, combined, are timed once more against the original and kept if faster with
+    confidence. Some of a compiler's own fusions cost time on some shapes, and no graph change
+    stops it firing them: only a setting does."""
+    choice = LeverChoice()
+    if not isinstance(target, Tunable):
+        return choice  # a compiler without levers: its defaults
+    feeds = baseline.feeds[0]
+    kept = []
+    for lever in target.levers(report):
+        seconds = budget.lever_s(baseline.pair_setup_s)
+        if seconds is None:
+            break
+        timing = harness.time_pair((target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN)
+        choice.tried.append((lever, timing))
+        if timing.candidate_faster(MIN_GAIN):
+            kept.append((lever, timing))
+    seconds = budget.combined_s(baseline.pair_setup_s)
+    if not kept or seconds is None:
+        return choice  # nothing won, or no time left to measure the winners against the original
+    combined = target.combine([lever for lever, _ in sorted(kept, key=lambda kt: kt[1].ratio)])
+    timing = harness.time_pair(
+        (baseline.target, baseline.graph), (target.with_lever(combined), graph), feeds, seconds, 1 - MIN_GAIN
+    )
+    if timing.candidate_faster(MIN_GAIN):
+        choice.lever, choice.timing = combined, timing
+        choice.report = target.with_lever(combined).compile(graph).report
+    return choice

@@ -1,0 +1,111 @@
+"""Which Format reads a file or an object, which Target a name means, which Policy: the one
+place that knows the implementations by name. They are imported lazily, by module path, so the
+engine and the ways in depend only on graphopt.core.protocols, and a format or compiler that is
+not installed costs nothing until asked for."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from graphopt.core.errors import GraphoptError, UsageError
+
+# format name -> (Format factory as "module:attribute", the module of its rule families, which
+# defines families(), all_rules() and rules_by_name(names), the target its graphs go to by default)
+FORMATS = {
+    "onnx": ("graphopt.formats.onnx:OnnxFormat", "graphopt.passes.onnx", "ort-cpu"),
+    "stablehlo": ("graphopt.formats.stablehlo:StableHloFormat", "graphopt.passes.stablehlo", "xla-cpu"),
+    "fx": ("graphopt.formats.fx.format:FxFormat", "graphopt.passes.fx", "inductor-cpu"),
+}
+SUFFIXES = {
+    ".onnx": "onnx",
+    ".mlir": "stablehlo",
+    ".stablehlo": "stablehlo",
+    ".mlirbc": "stablehlo",
+    ".jaxexport": "stablehlo",
+}
+# (from, to) -> "module:function" converting a graph of one format into the other
+CONVERSIONS = {("fx", "onnx"): "graphopt.formats.onnx.from_fx:export"}
+# target name prefix -> "module:function" parsing the full name
+TARGETS = {
+    "ort": "graphopt.targets.onnxruntime:target_from_name",
+    "xla": "graphopt.targets.xla:target_from_name",
+    "inductor": "graphopt.targets.inductor:target_from_name",
+}
+# policy name -> "module:function" building it from (format, target); the learned policy reads
+# the graph through the format and picks its weights by the target's name
+POLICIES = {
+    "learned": "graphopt.policies:learned_policy",
+    "search": "graphopt.policies.search:search_policy",
+    "greedy": "graphopt.policies.search:greedy_policy",
+}
+DEFAULT_POLICY = "learned"  # the measured search in the shipped ranker's order; the search itself without weights
+
+
+def _load(reference: str):
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def format_name(path) -> str:
+    """The format a file is read as, by suffix (an unknown suffix is tried as ONNX, whose loader
+    says if it is not one)."""
+    return SUFFIXES.get(Path(path).suffix.lower(), "onnx")
+
+
+def rule_families(name: str = "onnx"):
+    """The module of rule families of a format (by name: onnx, stablehlo, fx)."""
+    if name not in FORMATS:
+        raise UsageError(f"unknown format {name!r}; use {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[name][1])
+
+
+def default_target(path) -> str:
+    """The target a model file is compiled for unless one is named: ORT for ONNX, XLA for StableHLO."""
+    return FORMATS[format_name(path)][2]
+
+
+def format_named(name: str):
+    """(Format, all its rules) for a format name."""
+    return _load(FORMATS[name][0])(), rule_families(name).all_rules()
+
+
+def format_for(path) -> tuple[object, list]:
+    """(Format, all its rules) for a model file, by suffix."""
+    return format_named(format_name(path))
+
+
+def format_of(model: object) -> tuple[str, object, list]:
+    """(format name, Format, all its rules) for a model in memory: the first format that accepts
+    it (an onnx.ModelProto or onnx_ir.Model, StableHLO text or a jax.export.Exported, an FX
+    GraphModule). A format whose library is not installed is skipped."""
+    for name in FORMATS:
+        try:
+            fmt, rules = format_named(name)
+        except ImportError:
+            continue
+        if fmt.accepts(model):
+            return name, fmt, rules
+    raise GraphoptError(
+        f"graphopt cannot read a {type(model).__name__}; pass a path, an ONNX model, StableHLO text or a jax.export.Exported"
+    )
+
+
+def converter(source: str, to: str):
+    """The function converting a graph of format ``source`` into one of format ``to``."""
+    if (source, to) not in CONVERSIONS:
+        raise UsageError(f"no conversion from {source} to {to}")
+    return _load(CONVERSIONS[(source, to)])
+
+
+def target_for(name: str):
+    prefix = name.split("-", 1)[0]
+    if prefix not in TARGETS:
+        raise UsageError(f"unknown target {name!r}; known: {', '.join(f'{p}-...' for p in TARGETS)}")
+    return _load(TARGETS[prefix])(name)
+
+
+def policy_for(name: str, fmt=None, target=None):
+    if name not in POLICIES:
+        raise UsageError(f"unknown policy {name!r}; use {', '.join(POLICIES)}")
+    return _load(POLICIES[name])(fmt, target)

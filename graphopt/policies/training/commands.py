@@ -1,0 +1,105 @@
+"""What ``graphopt policy collect | train | eval`` do, as functions (the CLI is a thin layer)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphopt.policies import weights_path
+from graphopt.policies.ranker import Ranker, train
+from graphopt.policies.training import corpus, dataset, evaluate
+from graphopt.policies.training.collect import TARGET, collect
+
+TWENTIETH = 1 / 20  # the issue's bar: the learned order with 1/20 of the budget against the whole search
+
+
+TARGETS = (TARGET,)  # what ``--target`` accepts: the ONNX path on ORT's CPU provider
+
+
+def collect_corpus(
+    folder,
+    count: int,
+    seed: int,
+    archs=None,
+    held_out: bool = True,
+    measure_s: float = 6.0,
+    ray_address=None,
+    progress=print,
+    target: str = TARGET,
+):
+    """Sample ``count`` training specs (and, with ``held_out``, a third as many of the held-out
+    architectures) and judge every pool entry of each into ``folder`` for ``target``."""
+    specs = corpus.sample(count, seed, tuple(archs) if archs else corpus.TRAIN)
+    if held_out:
+        specs += corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT)
+    return collect(specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress)
+
+
+def dataset_target(table) -> str:
+    """The target a dataset was collected for (one per dataset)."""
+    targets = set(table.column("target").to_pylist())
+    if len(targets) != 1:
+        raise ValueError(
+            f"a dataset holds one target's evaluations; this one holds {', '.join(sorted(map(str, targets)))}"
+        )
+    return targets.pop()
+
+
+def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_address=None) -> tuple[Ranker, str]:
+    """Train on every graph of the dataset whose architecture is not held out; save the weights.
+    With ``ray_address`` the fit runs as a Ray task (the driver reads the dataset and sends the
+    arrays, so workers need no shared disk)."""
+    table, names, digest = dataset.read(folder)
+    target = dataset_target(table)
+    graphs = evaluate.training(evaluate.pools(table), held_out)
+    if not graphs:
+        raise ValueError(f"no training graphs in {folder} (every architecture is held out)")
+    features = np.concatenate([g.features for g in graphs])
+    ratios = np.concatenate([g.ratios for g in graphs])
+    groups = [g.graph_id for g in graphs for _ in range(len(g.ratios))]
+    if ray_address:
+        import ray
+
+        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
+        ranker = ray.get(ray.remote(num_cpus=1)(train).remote(features, ratios, groups, names, digest, held_out, seed))
+    else:
+        ranker = train(features, ratios, groups, names, digest, held_out, seed)
+    path = out or weights_path(target)
+    ranker.save(path)
+    return ranker, str(path)
+
+
+def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, retimed=None) -> dict:
+    """The comparison on the held-out graphs of ``folder``: speedups per policy and budget share,
+    ranking quality, and the learned order with 1/20 of the budget against the whole search;
+    with ``retimed`` (a folder from ``graphopt policy retime``) kept entries are credited with
+    their independent second timing."""
+    table, _, digest = dataset.read(folder)
+    ranker = ranker or Ranker.load(weights_path(dataset_target(table)))
+    if ranker.feature_schema != digest:
+        raise ValueError(
+            f"the weights were trained on feature schema {ranker.feature_schema}, the dataset has {digest}"
+        )
+    second = dataset.read(retimed)[0] if retimed is not None else None
+    graphs = evaluate.held_out(evaluate.pools(table, second), ranker.held_out or corpus.HELD_OUT)
+    if not graphs:
+        raise ValueError(f"no held-out graphs in {folder}")
+    speedups = evaluate.compare(graphs, ranker, tuple(sorted(set(shares) | {TWENTIETH, 1.0})))
+    learned, search = speedups["learned"][TWENTIETH], speedups["search"][1.0]
+    reached = {
+        "learned": learned,
+        "search": search,
+        "speedup_share": learned / search,
+        "gain_share": math.log(learned) / math.log(search) if search > 1 else 1.0,
+    }
+    credited = sum(g.values is not None for g in graphs)
+    return {
+        "graphs": len(graphs),
+        "target": dataset_target(table),
+        "retimed": credited,
+        "archs": sorted({g.arch for g in graphs}),
+        "speedups": speedups,
+        "quality": evaluate.ranking_quality(graphs, ranker),
+        "twentieth": reached,
+    }

@@ -1,1 +1,0 @@
-"""How rewrites are chosen: sites (rule + where), policies that pick among them, the loop."""

@@ -1,0 +1,332 @@
+"""One Dynamo graph's decision: which compiler runs it and with which FX rules, measured by the
+engine, not assumed.
+
+Inductor as torch.compile runs it is compiled first (what torch.compile costs anyway) and is
+the baseline every contender is judged against, with the engine's one acceptance rule
+(equivalent, and faster by MIN_GAIN with the whole 95% interval):
+
+- the Inductor decision: ``decide()`` over the graph's FX rule sites (formats/fx: a policy
+  takes or leaves them) with Inductor as the target, its weights frozen into the kernels for
+  inference (the "frozen weights, no rules" candidate is judged too);
+- the ORT route (torch/onnx_route.py): the graph converted to ONNX and decided by the engine
+  with ORT, then timed against Inductor as is and logged as one more evaluation.
+
+The fastest accepted one is kept; Inductor as is otherwise. Each kept contender is checked
+against the graph run eagerly, on the real inputs and at a second size of each dynamic
+dimension; one that fails to build or to match is left out with a warning naming it. A graph
+that needs gradients gets Inductor with only the FX rules that keep gradients exact, checked
+eagerly and not timed. A decision found in the cache is replayed: only its contender is built,
+nothing is timed. Every slice of time is the TorchBudget's (core/budget.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+import warnings
+
+import torch
+
+from graphopt.core import registry
+from graphopt.core.budget import Budget, TorchBudget
+from graphopt.core.decide import Decision, decide
+from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
+from graphopt.core.measure import interleaved
+from graphopt.core.protocols import Candidate
+from graphopt.core.verify import compare
+from graphopt.formats.fx import run_eager
+from graphopt.formats.fx.format import FxRules, feeds_of
+from graphopt.formats.fx.resize import second_size
+from graphopt.formats.fx.weights import weight_inputs
+from graphopt.torch import onnx_route
+
+log = logging.getLogger("graphopt.torch")
+ROUTE = "onnxruntime route"  # the ORT route's label in the evaluation log
+FROZEN_ONLY = "frozen weights, no rules"
+
+
+@dataclasses.dataclass
+class Contender:
+    name: str  # "onnxruntime", "inductor+freezing", "inductor+rules", "inductor"
+    run: object  # called with the GraphModule's inputs
+    fused: dict
+    fired: dict  # rules that rewrote the graph -> sites
+    record: dict  # what to store to replay it
+    detail: str = ""  # the ONNX path's own reason
+
+    @property
+    def target(self) -> str:
+        return "onnxruntime" if self.name == "onnxruntime" else "inductor"
+
+
+@dataclasses.dataclass
+class Choice:
+    kept: Contender
+    reason: str
+    ratio: float | None = None  # kept against Inductor as is (timed), None when not timed
+    ci95: tuple[float, float] | None = None
+    timings: dict = dataclasses.field(default_factory=dict)  # contender -> (ratio, ci95) against Inductor
+    left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why
+    log: EvaluationLog = dataclasses.field(default_factory=EvaluationLog)  # every evaluation of this graph
+    sites: list = dataclasses.field(default_factory=list)  # the FX rule sites found in the graph
+
+
+def needs_gradients(args) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+
+
+def fx_rules(args, *, frozen: bool = False, names=None) -> FxRules:
+    """The FX rules a graph may get: only gradient-exact ones when an input needs gradients, only
+    those that still help frozen weights when ``frozen``; the named ones for a replay."""
+    required = {"preserves_gradients": True} if needs_gradients(args) else {}
+    rules = registry.rule_families("fx").all_rules(**required, **({"with_freezing": True} if frozen else {}))
+    return FxRules([r for r in rules if names is None or r.name in names])
+
+
+def inductor_for(example_inputs):
+    """Inductor as torch.compile runs it, bound to what Dynamo gave the backend."""
+    return dataclasses.replace(registry.target_for("inductor-cpu"), example_inputs=tuple(example_inputs))
+
+
+def plain_inductor(gm, example_inputs, target=None) -> Contender:
+    compiled = (target or inductor_for(example_inputs)).compile(gm)
+    return Contender("inductor", compiled, dict(compiled.report.fused), {}, {"target": "inductor", "rules": None})
+
+
+def decide_graph(gm, args, settings: dict, remembered: dict | None = None, example_inputs=None) -> Choice:
+    """Build, check and (unless gradients or a replay) judge the contenders for one graph; keep one."""
+    example_inputs = list(example_inputs if example_inputs is not None else args)
+    if remembered is not None:
+        return _replayed(gm, args, settings, remembered, example_inputs)
+    if needs_gradients(args):
+        return _for_training(gm, args, example_inputs)
+    if settings["target"] == "onnxruntime":
+        return _ort_only(gm, args, settings, example_inputs)
+    start = time.monotonic()
+    plain_target = inductor_for(example_inputs)
+    plain = plain_inductor(gm, example_inputs, plain_target)
+    budget = TorchBudget(settings["budget"], time.monotonic() - start)
+    left_out: dict[str, str] = {}
+    ort = None
+    if settings["target"] == "auto":
+        ort = _checked(
+            gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, budget.route_search_s())
+        )
+        log.debug("graphopt: onnxruntime route %s", "built" if ort else "left out")
+    inductor_budget = (
+        budget.inductor_budget()
+        if ort is not None or settings["target"] == "auto"
+        else Budget(settings["budget"], saves=False)
+    )
+    ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, left_out)
+    return _judged(args, plain, ruled, decision, sites, ort, budget, left_out)
+
+
+def _judged(args, plain, ruled, decision, sites, ort, budget: TorchBudget, left_out) -> Choice:
+    """The ORT route timed against Inductor as is and logged; the fastest accepted contender kept."""
+    graph_log, accepted, timings = decision.log, [], {}
+    if ruled is not None:
+        accepted.append((ruled, decision.chosen.final_timing))
+    if ort is not None:
+        evaluation = _route_evaluation(plain, ort, args, budget.contender_s)
+        graph_log.append(evaluation)
+        timings[ort.name] = (evaluation.timing.ratio, (evaluation.timing.ci_low, evaluation.timing.ci_high))
+        if evaluation.accepted:
+            accepted.append((ort, evaluation.timing))
+    timings |= {c.name: (t.ratio, (t.ci_low, t.ci_high)) for c, t in accepted}
+    if not accepted:
+        why = (
+            "; ".join(f"{e.candidate.label}: {e.rejected}" for e in graph_log if e.rejected) or "no contender to judge"
+        )
+        return Choice(
+            plain,
+            f"no contender beat Inductor as is by {MIN_GAIN:.1%} with confidence ({why})",
+            None,
+            None,
+            timings,
+            left_out,
+            graph_log,
+            sites,
+        )
+    kept, timing = min(accepted, key=lambda pair: pair[1].ratio)
+    reason = f"{kept.name} {timing.ratio:.3f}x Inductor's time [{timing.ci_low:.3f}, {timing.ci_high:.3f}]"
+    return Choice(kept, reason, timing.ratio, (timing.ci_low, timing.ci_high), timings, left_out, graph_log, sites)
+
+
+def _route_evaluation(plain: Contender, ort: Contender, args, seconds: float) -> Evaluation:
+    """The ORT route against Inductor as is, interleaved, as an evaluation of the graph's log."""
+    with torch.no_grad():
+        timing = interleaved(lambda: plain.run(*args), lambda: ort.run(*args), budget_s=seconds)
+    evaluation = Evaluation(Candidate(ROUTE, None, []), timing=timing)
+    if not evaluation.accepted:
+        evaluation.rejected = f"not {MIN_GAIN:.1%} faster than Inductor as is with confidence (ratio {timing.ratio:.3f}, 95% CI [{timing.ci_low:.3f}, {timing.ci_high:.3f}])"
+    return evaluation
+
+
+def _inductor_decision(gm, args, settings, plain_target, budget: Budget, left_out: dict):
+    """``decide()`` over the graph's FX rule sites with Inductor (weights frozen for inference)
+    against Inductor as is: (the kept contender or None, the Decision, the sites found)."""
+    fmt, _ = registry.format_named("fx")
+    frozen = bool(weight_inputs(gm, args))
+    target = plain_target.freezing(args) if frozen else plain_target
+    rules = fx_rules(args, frozen=frozen)
+    extra = [Candidate(FROZEN_ONLY, gm, [])] if frozen else []
+    policy = registry.policy_for(settings["policy"], fmt, target)
+    decision = decide(
+        gm, rules, target, policy, [feeds_of(gm, args)], budget, extra=extra, baseline_target=plain_target
+    )
+    sites = rules.sites(gm)
+    _warn_wrong_rules(gm, decision)
+    if decision.chosen is None:
+        return None, decision, sites
+    candidate = decision.chosen.candidate
+    compiled = target.compile(candidate.graph)
+    name = "inductor+freezing" if frozen else "inductor+rules"
+    fired = dict(collections.Counter(site.rule for site in candidate.applied))
+    record = {
+        "target": "inductor",
+        "label": candidate.label,
+        "rules": list(candidate.rules),
+        "excluded": [list(c) for c in candidate.excluded],
+        "freezing": frozen,
+    }
+    contender = Contender(name, compiled, dict(compiled.report.fused), fired, record)
+    return _checked(gm, args, settings, left_out, name, lambda: contender), decision, sites
+
+
+def _warn_wrong_rules(gm, decision: Decision) -> None:
+    """A candidate whose outputs differ names the rules it applied (a wrong rule is a bug to report)."""
+    for evaluation in decision.log:
+        if evaluation.rejected.startswith(("not equivalent", "fails at run time")):
+            rules = ", ".join(sorted({s.rule for s in evaluation.candidate.applied}))
+            warnings.warn(
+                f"graphopt: FX rule(s) {rules} left out of a graph of {len(gm.graph.nodes)} nodes: "
+                f"'{evaluation.candidate.label}' {evaluation.rejected}",
+                stacklevel=4,
+            )
+
+
+def build_ort(gm, args, settings, budget_s, replay=None) -> Contender:
+    route = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay)
+    chosen = route.decision.chosen if route.decision else None
+    fused = dict(chosen.report.fused) if chosen and chosen.report else {}
+    fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
+    return Contender(
+        "onnxruntime", route, fused, fired, {"target": "onnxruntime", "onnx": route.record}, route.record["reason"]
+    )
+
+
+def _ort_only(gm, args, settings, example_inputs) -> Choice:
+    """``target="onnxruntime"``: the ORT route with the whole budget, Inductor as is when it fails."""
+    left_out: dict[str, str] = {}
+    ort = _checked(
+        gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"])
+    )
+    kept = ort or plain_inductor(gm, example_inputs)
+    return Choice(kept, ort.detail if ort else "the ONNX Runtime route was left out", left_out=left_out)
+
+
+def _for_training(gm, args, example_inputs) -> Choice:
+    """Inductor (through aot_autograd) with every gradient-exact FX rule, the rewrite checked
+    eagerly against the graph (not timed: a training step's speed is not one forward call's)."""
+    rules = fx_rules(args)
+    candidate = rules.rewrite("all rules", gm, [r.name for r in rules.rules])
+    problem = _eager_difference(gm, candidate.graph, args) if candidate.applied else None
+    if problem:
+        warnings.warn(
+            f"graphopt: FX rules left out of a training graph of {len(gm.graph.nodes)} nodes: {problem}", stacklevel=3
+        )
+    graph = gm if problem or not candidate.applied else candidate.graph
+    compiled = inductor_for(example_inputs).compile(graph)
+    fired = {} if graph is gm else dict(collections.Counter(site.rule for site in candidate.applied))
+    record = {"target": "inductor", "label": candidate.label, "rules": sorted(fired), "excluded": [], "freezing": False}
+    name = "inductor+rules" if fired else "inductor"
+    return Choice(
+        Contender(name, compiled, dict(compiled.report.fused), fired, record),
+        "it needs gradients (FX rules that keep gradients exact only)",
+    )
+
+
+def _eager_difference(gm, rewritten, args) -> str | None:
+    try:
+        expected, actual = ([t.detach().numpy() for t in run_eager(g, args)] for g in (gm, rewritten))
+    except Exception as error:  # a rewrite that does not even run is a wrong rewrite
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+    verdict = compare([f"output_{i}" for i in range(len(expected))], expected, actual)
+    return None if verdict.ok else f"output {verdict.first_failure().name}: {verdict.first_failure().reason}"
+
+
+def check(gm, contender: Contender, args) -> str | None:
+    """Why ``contender`` is not equivalent to eager (on ``args`` and at a second size), or None."""
+    for trial in (args, second_size(gm, args)):
+        if trial is None:
+            continue
+        expected = [t.detach().cpu().numpy() for t in run_eager(gm, trial)]
+        with torch.no_grad():
+            outputs = contender.run(*trial)
+        actual = [
+            t.detach().cpu().numpy()
+            for t in (outputs if isinstance(outputs, (list, tuple)) else [outputs])
+            if isinstance(t, torch.Tensor)
+        ]
+        if len(actual) != len(expected):
+            return f"{len(actual)} outputs where eager gives {len(expected)}"
+        verdict = compare([f"output_{i}" for i in range(len(expected))], expected, actual)
+        if not verdict.ok:
+            size = "" if trial is args else " (at a second size)"
+            return f"output {verdict.first_failure().name}{size}: {verdict.first_failure().reason}"
+    return None
+
+
+def _checked(gm, args, settings, left_out: dict, name: str, build) -> Contender | None:
+    """The contender ``build`` makes, or None (with the reason in ``left_out`` and a warning)."""
+    try:
+        contender = build()
+        problem = check(gm, contender, args) if settings["verify"] else None
+    except Exception as error:  # an export or compile failure leaves this contender out, never the user's call
+        problem = f"it failed: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+    if problem is None:
+        return contender
+    left_out[name] = problem
+    warnings.warn(
+        f"graphopt: falling back to Inductor for a graph of {len(gm.graph.nodes)} nodes: {name} left out: {problem}",
+        stacklevel=3,
+    )
+    return None
+
+
+def _replayed(gm, args, settings, remembered: dict, example_inputs) -> Choice:
+    """A decision from the cache, built again without timing (still checked against eager)."""
+    left_out: dict[str, str] = {}
+    if remembered["target"] == "onnxruntime":
+        ort = _checked(
+            gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, 0, remembered["onnx"])
+        )
+        if ort is not None:
+            return Choice(ort, "a cached decision (not timed again)")
+        return Choice(plain_inductor(gm, example_inputs), "a cached decision failed its check", left_out=left_out)
+    if remembered.get("rules") is None:
+        return Choice(plain_inductor(gm, example_inputs), "a cached decision (not timed again)")
+    kept = _checked(gm, args, settings, left_out, "inductor", lambda: _rebuilt(gm, args, remembered, example_inputs))
+    if kept is None:
+        return Choice(plain_inductor(gm, example_inputs), "a cached decision failed its check", left_out=left_out)
+    return Choice(kept, "a cached decision (not timed again)")
+
+
+def _rebuilt(gm, args, remembered: dict, example_inputs) -> Contender:
+    """The Inductor contender a cached record describes: the same rules, site classes left out
+    and frozen weights (the rewrite is deterministic, so the same graph)."""
+    freeze = remembered.get("freezing", False) and not needs_gradients(args)
+    rules = fx_rules(args, frozen=freeze, names=remembered["rules"])
+    excluded = frozenset(tuple(c) for c in remembered.get("excluded", []))
+    candidate = rules.rewrite(remembered.get("label") or "cached", gm, remembered["rules"], excluded)
+    target = inductor_for(example_inputs)
+    compiled = (target.freezing(args) if freeze else target).compile(candidate.graph)
+    fired = dict(collections.Counter(site.rule for site in candidate.applied))
+    name = "inductor+freezing" if freeze else "inductor+rules" if fired else "inductor"
+    return Contender(name, compiled, dict(compiled.report.fused), fired, remembered)
+
+
+__all__ = ["Choice", "Contender", "decide_graph"]

@@ -1,0 +1,108 @@
+"""The ONNX Runtime route of ``torch.compile(model, backend="graphopt")``: a Dynamo graph
+converted to ONNX (weights baked in as initializers, formats/onnx/from_fx.py), decided in memory
+by the engine like any ONNX file (``decide`` with the ONNX rules and ORT), and run by one ORT
+session through I/O binding (targets/onnxruntime/torch_binding.py).
+
+A guard notices when the user changes a baked weight (in place or swapped) and the caller
+compiles again. Weights are the module's parameters and the buffers the graph only reads
+(formats/fx/weights.py), so BatchNorm's running statistics fold into the convolution. A decision
+made before (the torch backend's cache) is replayed: the same rules, site classes left out and
+session settings, nothing timed. Everything is reached through the registry and the protocols.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from graphopt.core import registry
+from graphopt.core.budget import Budget
+from graphopt.core.decide import Decision, decide
+from graphopt.formats.fx.weights import WeightGuard, weight_inputs
+
+
+@dataclasses.dataclass
+class OrtRoute:
+    """A compiled graph: call it with the GraphModule's inputs (parameters included)."""
+
+    run: object  # the ORT session of the kept graph, bound to torch tensors
+    compiled: object  # that session (targets/onnxruntime CompiledGraph)
+    guard: WeightGuard  # notices a baked weight changed
+    decision: Decision | None
+    record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
+
+    def weights_changed(self, args) -> bool:
+        return self.guard.changed(args)
+
+    def __call__(self, *args):
+        return self.run(*args)
+
+
+def _device(args) -> str:
+    """ORT's provider for where the inputs are: CUDA for CUDA tensors (untested here: no GPU)."""
+    devices = {a.device.type for a in args if isinstance(a, torch.Tensor)}
+    return "ort-cuda" if "cuda" in devices else "ort-cpu"
+
+
+def compile_graph(
+    gm: torch.fx.GraphModule,
+    inputs: list,
+    budget_s: float,
+    policy: str = registry.DEFAULT_POLICY,
+    replay: dict | None = None,
+) -> OrtRoute:
+    """Export, decide with graphopt's ONNX path within ``budget_s`` (0: no search; or replay a
+    decision made before), and make the ORT session of the kept graph."""
+    baked = weight_inputs(gm, inputs)
+    model, runtime = registry.converter("fx", "onnx")(gm, inputs, baked)
+    fmt, all_rules = registry.format_named("onnx")
+    target = registry.target_for(_device(inputs))
+    prepared = fmt.copy(model)
+    fmt.prepare(prepared)
+    rules = fmt.rules(all_rules, model)
+    names = [v.name for v in model.graph.inputs]
+    decision = None
+    if replay is not None:
+        graph, lever = _replay(replay, prepared, rules, model, target)
+    else:
+        feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
+        if budget_s > 0:
+            decision = decide(
+                prepared,
+                rules,
+                target,
+                registry.policy_for(policy, fmt, target),
+                feeds,
+                Budget(budget_s),
+                baseline_graph=model,
+            )
+        graph = decision.chosen.candidate.graph if decision and decision.chosen else model
+        lever = decision.lever.lever if decision else None
+    compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
+    record = replay if replay is not None else _record(decision)
+    return OrtRoute(
+        target.bind_torch(compiled, names, runtime), compiled, WeightGuard.of(inputs, baked), decision, record
+    )
+
+
+def _replay(remembered: dict, prepared, rules, model, target):
+    """A decision applied again: the same rules, the same site classes left out (the rewrite is
+    deterministic, so the same graph), and the same session settings."""
+    graph = model
+    if remembered.get("rules") is not None:
+        excluded = frozenset(tuple(c) for c in remembered["excluded"])
+        graph = rules.rewrite(remembered["label"], prepared, remembered["rules"], excluded).graph
+    return graph, target.lever_from_record(remembered.get("lever"))
+
+
+def _record(decision: Decision | None) -> dict:
+    chosen = decision.chosen if decision else None
+    lever = decision.lever.lever if decision else None
+    return {
+        "label": chosen.candidate.label if chosen else None,
+        "rules": list(chosen.candidate.rules) if chosen else None,
+        "excluded": [list(c) for c in chosen.candidate.excluded] if chosen else [],
+        "lever": lever.record() if lever else None,
+        "reason": decision.reason if decision else "no search (budget 0): the exported graph as is",
+    }
