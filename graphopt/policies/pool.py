@@ -16,7 +16,7 @@ import dataclasses
 from collections import Counter
 
 from graphopt.core.protocols import Candidate, Graph, RuleSet, Site
-from graphopt.policies.search import family_subsets, fired_families
+from graphopt.policies.search import family_subsets, fired_families, without_label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +50,9 @@ def pool(greedy: Candidate, rules: RuleSet) -> list[Entry]:
         entries.append(Entry(subset.label, subset.kind, subset.rules, family=subset.family))
     classes = Counter(site.site_class for site in greedy.applied)
     for site_class, _ in classes.most_common():
-        where = site_class[1] or "constants"
         entries.append(
             Entry(
-                f"all rules, without {site_class[0]} on {where}",
+                without_label("all rules", site_class, classes),
                 "without-class",
                 everything,
                 frozenset({site_class}),

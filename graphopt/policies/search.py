@@ -84,14 +84,20 @@ class FamilySearch:
                 return
             site_class = untried[0]
             tried.add((best.label, site_class))
-            rule_classes = sum(1 for c in classes if c[0] == site_class[0])
-            where = f" on {site_class[1] or 'constants'}" if rule_classes > 1 else ""
-            label = f"{best.label}, without {site_class[0]}{where}"
+            label = without_label(best.label, site_class, classes)
             candidate = rules.rewrite(label, graph, best.rules, best.excluded | {site_class})
             if candidate.applied and _key(candidate.applied) not in seen:
                 seen.add(_key(candidate.applied))
                 candidate.planned = len(log) + len(untried)
                 yield candidate
+
+
+def without_label(base: str, site_class: tuple[str, str], classes) -> str:
+    """The one label of ``base`` with one site class left out, for the search and the learned
+    pool alike: the values' types and shapes are named only when the rule has several classes."""
+    rule_classes = sum(1 for c in classes if c[0] == site_class[0])
+    where = f" on {site_class[1] or 'constants'}" if rule_classes > 1 else ""
+    return f"{base}, without {site_class[0]}{where}"
 
 
 def _all(rules: RuleSet) -> list[str]:
