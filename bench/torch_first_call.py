@@ -29,8 +29,9 @@ result = {}
 with torch.no_grad():
     if mode == "export+session":
         from graphopt.torch import onnx_route
-        graphs = []
-        torch.compile(model, backend=lambda gm, ex: graphs.append((gm, list(ex))) or gm.forward)(**inputs)
+        from graphopt.formats.fx.capture import dynamo_graphs
+
+        graphs = dynamo_graphs(model, (), **inputs)
         start = time.monotonic()
         route = onnx_route.compile_graph(graphs[0][0], graphs[0][1], 0.0)
         result["seconds"] = time.monotonic() - start

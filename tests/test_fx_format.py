@@ -16,18 +16,9 @@ from graphopt.formats.fx.resize import second_size  # noqa: E402
 
 def _graphs(fn, *calls, dynamic=None):
     """Every (GraphModule, example inputs) Dynamo makes of ``fn`` over ``calls``."""
-    graphs = []
+    from graphopt.formats.fx.capture import dynamo_graphs
 
-    def capture(gm, example_inputs):
-        graphs.append((gm, list(example_inputs)))
-        return gm.forward
-
-    torch._dynamo.reset()
-    compiled = torch.compile(fn, backend=capture, dynamic=dynamic)
-    with torch.no_grad():
-        for args in calls:
-            compiled(*args)
-    return graphs
+    return dynamo_graphs(fn, *calls, dynamic=dynamic)
 
 
 def test_one_name_however_it_is_spelled():

@@ -13,17 +13,9 @@ from graphopt.formats.fx.weights import WeightGuard, remaining, weight_inputs, w
 
 def _graph(module, *args):
     """The single graph Dynamo makes of ``module`` and the inputs it takes, in its order."""
-    graphs = []
+    from graphopt.formats.fx.capture import dynamo_graph
 
-    def capture(gm, example_inputs):
-        graphs.append((gm, list(example_inputs)))
-        return gm.forward
-
-    torch._dynamo.reset()
-    with torch.no_grad():
-        torch.compile(module, backend=capture, fullgraph=True)(*args)
-    assert len(graphs) == 1
-    return graphs[0]
+    return dynamo_graph(module, *args)
 
 
 class _ConvBn(torch.nn.Module):

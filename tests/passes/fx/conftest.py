@@ -10,17 +10,9 @@ torch = pytest.importorskip("torch")
 def dynamo_graph(fn, *args):
     """The (single) GraphModule Dynamo makes of ``fn`` on ``args``, and its inputs in the order
     it takes them (Dynamo orders placeholders by first use, not by ``fn``'s signature)."""
-    graphs = []
+    from graphopt.formats.fx.capture import dynamo_graph as captured
 
-    def capture(gm, example_inputs):
-        graphs.append((gm, list(example_inputs)))
-        return gm.forward
-
-    torch._dynamo.reset()
-    with torch.no_grad():
-        torch.compile(fn, backend=capture, fullgraph=True)(*args)
-    assert len(graphs) == 1
-    return graphs[0]
+    return captured(fn, *args)
 
 
 def rewrite(fn, rules, *args):
