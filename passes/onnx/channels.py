@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
-from onnxscript.rewriter import pattern as orp
 
-from graphopt.formats.onnx.rules import Rule
+from graphopt.formats.onnx.rules import rule
 from graphopt.passes.onnx._util import constant
 from graphopt.passes.onnx.noops import slice_parameters
 
@@ -110,15 +109,15 @@ def _group_inputs(op, x, lo, hi, weights, group):
     )
 
 
-SLICE_CONV = Rule(
-    name="slice-conv",
-    family=FAMILY,
-    doc="Slice(f(Conv(x, W, b))) of output channels, f identity/SiLU/Relu  ->  f(Conv(x, W[lo:hi], b[lo:hi]))",
-    variants=tuple(
-        orp.RewriteRule(_pattern(a, bias), _replacement(a), _check, name="slice-conv", remove_nodes=False)
-        for a in ("silu", "relu", "none")
-        for bias in (True, False)
-    ),
+_SPELLINGS = [(a, bias) for a in ("silu", "relu", "none") for bias in (True, False)]
+SLICE_CONV = rule(
+    "slice-conv",
+    FAMILY,
+    "Slice(f(Conv(x, W, b))) of output channels, f identity/SiLU/Relu  ->  f(Conv(x, W[lo:hi], b[lo:hi]))",
+    [_pattern(a, bias) for a, bias in _SPELLINGS],
+    [_replacement(a) for a, _ in _SPELLINGS],
+    _check,
+    remove_nodes=False,
 )
 
 RULES = [SLICE_CONV]

@@ -26,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
-from onnxscript.rewriter import pattern as orp
 
-from graphopt.formats.onnx.rules import Rule
+from graphopt.formats.onnx.rules import rule
 from graphopt.passes.onnx._util import constant, opset, rank
 
 
@@ -105,15 +104,13 @@ def _canonical_mean(op, value, opset: int):
 
 
 # x * scale + (beta - mean * scale), scale = gamma / sqrt(var + eps)   ->   (x - mean) / sqrt(var + eps) * gamma + beta
-LAYER_NORM_TF = Rule(
-    name="layer-norm-tf",
-    family="layer-norm",
-    doc="x * s + (beta - mean * s), s = gamma / sqrt(var + eps) (TensorFlow/Keras)  ->  the form ORT's LayerNormFusion takes",
-    variants=tuple(
-        orp.RewriteRule(_pattern(kind, shift), _replacement, _check, name="layer-norm-tf")
-        for kind in ("pool", "reduce")
-        for shift in ("neg", "sub")
-    ),
+LAYER_NORM_TF = rule(
+    "layer-norm-tf",
+    "layer-norm",
+    "x * s + (beta - mean * s), s = gamma / sqrt(var + eps) (TensorFlow/Keras)  ->  the form ORT's LayerNormFusion takes",
+    [_pattern(kind, shift) for kind in ("pool", "reduce") for shift in ("neg", "sub")],
+    _replacement,
+    _check,
 )
 
 RULES = [LAYER_NORM_TF]

@@ -27,9 +27,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
-from onnxscript.rewriter import pattern as orp
 
-from graphopt.formats.onnx.rules import Rule, rule
+from graphopt.formats.onnx.rules import rule
 from graphopt.passes.onnx._util import constant, rank
 
 FAMILY = "ml"
@@ -161,14 +160,13 @@ def _scaler_fold(op, x, w, scaled, product, b=None):
 
 
 # MatMul/Gemm(Scaler(x), W[, b]) -> Gemm(x, diag(scale) W, b - (offset * scale) W)
-scaler_matmul = Rule(
-    name="scaler-matmul",
-    family=FAMILY,
-    doc="MatMul or Gemm(Scaler(x), W, b) (StandardScaler before a linear step)  ->  one Gemm",
-    variants=(
-        orp.RewriteRule(_scaler_matmul_pattern, _scaler_fold, _scaler_check, name="scaler-matmul"),
-        orp.RewriteRule(_scaler_gemm_pattern, _scaler_fold, _scaler_check, name="scaler-matmul"),
-    ),
+scaler_matmul = rule(
+    "scaler-matmul",
+    FAMILY,
+    "MatMul or Gemm(Scaler(x), W, b) (StandardScaler before a linear step)  ->  one Gemm",
+    [_scaler_matmul_pattern, _scaler_gemm_pattern],
+    _scaler_fold,
+    _scaler_check,
 )
 
 
@@ -242,15 +240,13 @@ def _linear_fold(op, x, model, w=None, b=None, **_):
 
 
 # LinearClassifier/LinearRegressor(Gemm(x) or Scaler(x)) -> the model on x with folded coefficients
-linear_model_fold = Rule(
-    name="linear-model-fold",
-    family=FAMILY,
-    doc="LinearClassifier/LinearRegressor(Gemm(x, W, b) or Scaler(x))  ->  one linear model on x",
-    variants=tuple(
-        orp.RewriteRule(_linear_pattern(m, s), _linear_fold, _linear_check, name="linear-model-fold")
-        for m in ("LinearClassifier", "LinearRegressor")
-        for s in ("gemm", "scaler")
-    ),
+linear_model_fold = rule(
+    "linear-model-fold",
+    FAMILY,
+    "LinearClassifier/LinearRegressor(Gemm(x, W, b) or Scaler(x))  ->  one linear model on x",
+    [_linear_pattern(m, s) for m in ("LinearClassifier", "LinearRegressor") for s in ("gemm", "scaler")],
+    _linear_fold,
+    _linear_check,
 )
 
 RULES = [sub_matmul, scaler_matmul, linear_model_fold]

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import numpy as np
 from onnxscript.rewriter import MatchResult
-from onnxscript.rewriter import pattern as orp
 
 from graphopt.formats.onnx.rules import Rule, rule
 from graphopt.passes.onnx._util import folded, rank, static_shape
@@ -229,16 +228,17 @@ def _view_check(context, x, shape, reshaped, **_):
 
 
 # Reshape(Squeeze|Unsqueeze|Flatten(x), s) -> Reshape(x, s)
-reshape_view = Rule(
-    name="reshape-view",
-    family="noops",
-    doc="Reshape(Squeeze/Unsqueeze/Flatten(x), s), s constant without 0  ->  Reshape(x, s)",
-    variants=tuple(
-        orp.RewriteRule(
-            _view_pattern(v), lambda op, x, shape, reshaped, **_: op.Reshape(x, shape), _view_check, name="reshape-view"
-        )
-        for v in _VIEWS
-    ),
+def _reshape_only(op, x, shape, reshaped, **_):
+    return op.Reshape(x, shape)
+
+
+reshape_view = rule(
+    "reshape-view",
+    "noops",
+    "Reshape(Squeeze/Unsqueeze/Flatten(x), s), s constant without 0  ->  Reshape(x, s)",
+    [_view_pattern(v) for v in _VIEWS],
+    _reshape_only,
+    _view_check,
 )
 
 
@@ -301,14 +301,13 @@ def _unary_replacement(domain: str, op_type: str):
 
 
 # Reshape(u(Reshape(x, s1)), s2) -> u(x)   u elementwise, s2 restores x's shape
-reshape_unary_reshape = Rule(
-    name="reshape-unary-reshape",
-    family="noops",
-    doc="Reshape(u(Reshape(x))) restoring x's shape, u elementwise on one tensor  ->  u(x)",
-    variants=tuple(
-        orp.RewriteRule(_unary_pattern(d, o), _unary_replacement(d, o), _unary_check, name="reshape-unary-reshape")
-        for d, o in _UNARY
-    ),
+reshape_unary_reshape = rule(
+    "reshape-unary-reshape",
+    "noops",
+    "Reshape(u(Reshape(x))) restoring x's shape, u elementwise on one tensor  ->  u(x)",
+    [_unary_pattern(d, o) for d, o in _UNARY],
+    [_unary_replacement(d, o) for d, o in _UNARY],
+    _unary_check,
 )
 
 

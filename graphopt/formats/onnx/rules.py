@@ -68,8 +68,8 @@ def rule(
     name: str,
     family: str,
     doc: str,
-    pattern: Callable,
-    replacement: Callable,
+    pattern,
+    replacement,
     check: Callable | None = None,
     *,
     commute: bool = False,
@@ -77,14 +77,23 @@ def rule(
 ) -> Rule:
     """Build a Rule from its pattern, replacement and (optional) check functions.
 
-    With ``commute``, the pattern also matches with the operands of its Add/Mul nodes swapped
-    (exporters write ``x * c`` and ``c * x`` interchangeably). With ``remove_nodes=False`` the
-    matched nodes stay (they may feed other matches, like the cos/sin tables every RoPE site
-    shares) and the rewrite loop removes them once nothing reads them.
+    ``pattern`` may be a sequence: the spellings of one pattern (a Squeeze, an Unsqueeze or a
+    Flatten; a Gemm or a MatMul), tried in order, with one ``replacement`` for all of them or a
+    sequence of one each; the check is the same. With ``commute``, each also matches with the
+    operands of its Add/Mul nodes swapped (exporters write ``x * c`` and ``c * x``
+    interchangeably). With ``remove_nodes=False`` the matched nodes stay (they may feed other
+    matches, like the cos/sin tables every RoPE site shares) and the rewrite loop removes them
+    once nothing reads them.
     """
-    rewrite = orp.RewriteRule(pattern, replacement, check, name=name, remove_nodes=remove_nodes)
-    variants = tuple(rewrite.commute()) if commute else (rewrite,)
-    return Rule(name=name, family=family, doc=doc.strip(), variants=variants)
+    patterns = tuple(pattern) if isinstance(pattern, (list, tuple)) else (pattern,)
+    replacements = tuple(replacement) if isinstance(replacement, (list, tuple)) else (replacement,) * len(patterns)
+    if len(replacements) != len(patterns):
+        raise ValueError(f"{name}: {len(patterns)} patterns, {len(replacements)} replacements")
+    variants = []
+    for spelled, replaced in zip(patterns, replacements):
+        rewrite = orp.RewriteRule(spelled, replaced, check, name=name, remove_nodes=remove_nodes)
+        variants += rewrite.commute() if commute else [rewrite]
+    return Rule(name=name, family=family, doc=doc.strip(), variants=tuple(variants))
 
 
 def adopt(name: str, family: str, doc: str, rewrites) -> Rule:
