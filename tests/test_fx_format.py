@@ -10,15 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from graphopt.formats.fx import fingerprint, kind, symbol_sources  # noqa: E402
+from graphopt.formats.fx.capture import dynamo_graphs as _graphs  # noqa: E402
 from graphopt.formats.fx.graphs import symbolic_dims  # noqa: E402
 from graphopt.formats.fx.resize import second_size  # noqa: E402
-
-
-def _graphs(fn, *calls, dynamic=None):
-    """Every (GraphModule, example inputs) Dynamo makes of ``fn`` over ``calls``."""
-    from graphopt.formats.fx.capture import dynamo_graphs
-
-    return dynamo_graphs(fn, *calls, dynamic=dynamic)
 
 
 def test_one_name_however_it_is_spelled():

@@ -8,14 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from graphopt.formats.fx.capture import dynamo_graph as _graph  # noqa: E402
 from graphopt.formats.fx.weights import WeightGuard, remaining, weight_inputs, with_weights_held  # noqa: E402
-
-
-def _graph(module, *args):
-    """The single graph Dynamo makes of ``module`` and the inputs it takes, in its order."""
-    from graphopt.formats.fx.capture import dynamo_graph
-
-    return dynamo_graph(module, *args)
 
 
 class _ConvBn(torch.nn.Module):

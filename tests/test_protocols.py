@@ -19,8 +19,10 @@ from graphopt.core import protocols, registry
 from graphopt.core.budget import Budget
 from graphopt.core.decide import decide
 from graphopt.core.errors import GraphoptError
+from graphopt.formats.fx.capture import dynamo_graph
 from graphopt.policies.search import FamilySearch, Greedy
 from tests.test_optimize import _mlp_with_erf_gelu
+from tests.test_torch_backend import _Swish  # x * sigmoid(x) between two Linear layers: silu's site
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -163,18 +165,6 @@ def test_stablehlo_and_xla_through_decide():
     assert decision.target == "xla-cpu" and decision.chosen is None
 
 
-class _Swish(torch.nn.Module):
-    """x * sigmoid(x) between two Linear layers: the FX silu rule's site, the ONNX path's too."""
-
-    def __init__(self):
-        super().__init__()
-        self.up, self.down = torch.nn.Linear(16, 64), torch.nn.Linear(64, 8)
-
-    def forward(self, x):
-        h = self.up(x)
-        return self.down(h * torch.sigmoid(h))
-
-
 class _Attention(torch.nn.Module):
     """Attention written out with an additive mask: the FX sdpa rule's site."""
 
@@ -194,15 +184,8 @@ class _ErfGelu(torch.nn.Module):
         return self.down(h * (0.5 * (1.0 + torch.erf(h / 1.4142135623730951))))  # as torch's dynamo export writes it
 
 
-def _dynamo_graph(model, x):
-    from tests.passes.fx.conftest import dynamo_graph
-
-    return dynamo_graph(model, x)
-
-
 def test_fx_and_inductor_through_decide():
     from graphopt.formats.fx.format import feeds_of
-    from tests.passes.fx.conftest import dynamo_graph
 
     q, k, v = (torch.randn(1, 2, 16, 8) for _ in range(3))
     gm, args = dynamo_graph(_Attention(), q, k, v, torch.zeros(1, 1, 16, 16))
@@ -223,7 +206,7 @@ def test_fx_and_inductor_through_decide():
 
 def test_fx_sites_can_be_left_out_one_class_at_a_time():
     model, x = _Swish().eval(), torch.randn(4, 16)
-    gm, _ = _dynamo_graph(model, x)
+    gm, _ = dynamo_graph(model, x)
     fmt, rules = registry.format_named("fx")
     rule_set = fmt.rules(rules, gm)
     (site,) = rule_set.sites(gm)
@@ -235,7 +218,7 @@ def test_fx_via_the_ort_route_through_decide():
     from graphopt.torch import onnx_route
 
     model, x = _ErfGelu().eval(), torch.randn(2, 4, 16)
-    gm, args = _dynamo_graph(model, x)
+    gm, args = dynamo_graph(model, x)
     route = onnx_route.compile_graph(gm, args, budget_s=8.0, policy="greedy")
     assert route.decision is not None and route.decision.target == "ort-cpu"
     (evaluation,) = route.decision.log

@@ -50,11 +50,7 @@ def optimize(
     name, fmt, registered = registry.format_of(model)
     if output is not None:
         raise UsageError("output= writes files optimized from files; save result.model yourself")
-    target = (
-        registry.target_for(target or registry.FORMATS[name][2])
-        if target is None or isinstance(target, str)
-        else target
-    )
+    target = registry.target_of(target, name)
     chosen = registry.rule_families(name).rules_by_name(rules) if rules else None
     request = Request(target=target, rules=chosen, **asked)
     result, _ = optimize_graph(

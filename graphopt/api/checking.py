@@ -111,12 +111,13 @@ def _settings_label(target, model_path) -> str:
 
 
 def _loaded(baseline, candidate):
-    """(Format, its default target's name, both graphs) for two paths or two models in memory."""
+    """(format name, Format, both graphs) for two paths or two models in memory."""
     if isinstance(baseline, (str, os.PathLike)):
-        fmt, _ = registry.format_for(baseline)
-        return fmt, registry.default_target(baseline), fmt.load(baseline), fmt.load(candidate)
+        name = registry.format_name(baseline)
+        fmt, _ = registry.format_named(name)
+        return name, fmt, fmt.load(baseline), fmt.load(candidate)
     name, fmt, _ = registry.format_of(baseline)
-    return fmt, registry.FORMATS[name][2], fmt.from_object(baseline), fmt.from_object(candidate)
+    return name, fmt, fmt.from_object(baseline), fmt.from_object(candidate)
 
 
 def check(baseline_path, candidate_path, settings: CheckSettings | None = None, on_progress=None) -> CheckResult:
@@ -127,8 +128,8 @@ def check(baseline_path, candidate_path, settings: CheckSettings | None = None, 
     progress = on_progress or (lambda message: None)
     tolerances = settings.tolerances()
     # Both models exactly as given (the target lowers what it must, at compile time).
-    fmt, default_target, baseline, candidate = _loaded(baseline_path, candidate_path)
-    target = registry.target_for(settings.target or default_target)
+    name, fmt, baseline, candidate = _loaded(baseline_path, candidate_path)
+    target = registry.target_of(settings.target, name)
     _check_same_interface(fmt, baseline, candidate)
     # Each model runs with the settings recommended beside it, if any (graphopt optimize writes
     # them there): that is how a user deploys it.

@@ -126,11 +126,7 @@ def optimize(
     progress = Reporter(on_progress, start + asked.budget_s)
     progress.stage("loading")
     original = fmt.load(model_path)  # the baseline is the model as the user gave it
-    target = (
-        registry.target_for(asked.target or registry.default_target(model_path))
-        if not _is_target(asked.target)
-        else asked.target
-    )
+    target = registry.target_of(asked.target, registry.format_name(model_path))
     result, prepared = optimize_graph(fmt, registered, original, target, asked, progress, start, str(model_path))
     result.output_path = None if output_path is None else str(output_path)
     if output_path is not None:
@@ -139,10 +135,6 @@ def optimize(
             _write(result, fmt, original, prepared, target)
     result.seconds = time.monotonic() - start
     return result
-
-
-def _is_target(target) -> bool:
-    return target is not None and not isinstance(target, str)
 
 
 def optimize_graph(

@@ -72,58 +72,67 @@ def _default_target(path) -> str:
     return registry.default_target(path)
 
 
+# `graphopt optimize`'s arguments and options, each named once, so the command reads as its steps
+_Model = Annotated[
+    Path | None,
+    typer.Argument(help="The ONNX model or StableHLO module (.mlir, .mlirbc, .jaxexport) to optimize."),
+]
+_Output = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Where to write the model (default MODEL.opt.onnx); its weights go beside it."),
+]
+_Example = Annotated[str | None, typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")]
+_Target = Annotated[
+    str | None,
+    typer.Option(help="ort-cpu (for ONNX), ort-cpu-<disable|basic|extended|all>, xla-cpu (for StableHLO)."),
+]
+_Inputs = Annotated[Path | None, typer.Option(help=".npz with one array per model input.")]
+_Shape = Annotated[
+    list[str], typer.Option(help="Bind an input's shape for verification and timing: NAME=D0,D1,... (repeatable).")
+]
+_FixDim = Annotated[
+    list[str],
+    typer.Option(
+        help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size."
+    ),
+]
+_FixShape = Annotated[list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")]
+_Budget = Annotated[float, typer.Option(help="Seconds the whole command may take (positive).")]
+_Policy = Annotated[
+    str, typer.Option(help="learned (the search in the order the shipped ranker predicts), search, or greedy.")
+]
+_Rules = Annotated[str | None, typer.Option(help="Comma-separated rule names (default: all).")]
+_Report = Annotated[Path | None, typer.Option(help="Write the report here: .json, .md or .html.")]
+_Plot = Annotated[
+    Path | None,
+    typer.Option(help="Draw time by operator type, input vs output, to this .png (ORT's profiler; needs matplotlib)."),
+]
+_InPlace = Annotated[bool, typer.Option("--in-place", help="Replace MODEL (and its weights file) with the result.")]
+_Mkdir = Annotated[bool, typer.Option("--mkdir", help="Create the output folders if they do not exist.")]
+_Log = Annotated[
+    Path | None,
+    typer.Option(help="Save every evaluation (sites, fusion report, equivalence, timing) as JSON lines here."),
+]
+
+
 @app.command()
 def optimize(
-    model: Annotated[
-        Path | None,
-        typer.Argument(help="The ONNX model or StableHLO module (.mlir, .mlirbc, .jaxexport) to optimize."),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "-o", "--output", help="Where to write the model (default MODEL.opt.onnx); its weights go beside it."
-        ),
-    ] = None,
-    example: Annotated[
-        str | None, typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")
-    ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(help="ort-cpu (for ONNX), ort-cpu-<disable|basic|extended|all>, xla-cpu (for StableHLO)."),
-    ] = None,
-    inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
-    shape: Annotated[
-        list[str], typer.Option(help="Bind an input's shape for verification and timing: NAME=D0,D1,... (repeatable).")
-    ] = [],  # noqa: B006
-    fix_dim: Annotated[
-        list[str],
-        typer.Option(
-            help="Fix a dynamic dimension in the graph: SYMBOL=N (repeatable); the output accepts only that size."
-        ),
-    ] = [],  # noqa: B006
-    fix_shape: Annotated[
-        list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")
-    ] = [],  # noqa: B006
-    budget: Annotated[float, typer.Option(help="Seconds the whole command may take (positive).")] = 60.0,
-    policy: Annotated[
-        str, typer.Option(help="learned (the search in the order the shipped ranker predicts), search, or greedy.")
-    ] = "learned",
-    rules: Annotated[str | None, typer.Option(help="Comma-separated rule names (default: all).")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write the report here: .json, .md or .html.")] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(
-            help="Draw time by operator type, input vs output, to this .png (ORT's profiler; needs matplotlib)."
-        ),
-    ] = None,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="Replace MODEL (and its weights file) with the result.")
-    ] = False,
-    mkdir: Annotated[bool, typer.Option("--mkdir", help="Create the output folders if they do not exist.")] = False,
-    log: Annotated[
-        Path | None,
-        typer.Option(help="Save every evaluation (sites, fusion report, equivalence, timing) as JSON lines here."),
-    ] = None,
+    model: _Model = None,
+    output: _Output = None,
+    example: _Example = None,
+    target: _Target = None,
+    inputs: _Inputs = None,
+    shape: _Shape = [],  # noqa: B006
+    fix_dim: _FixDim = [],  # noqa: B006
+    fix_shape: _FixShape = [],  # noqa: B006
+    budget: _Budget = 60.0,
+    policy: _Policy = "learned",
+    rules: _Rules = None,
+    report: _Report = None,
+    plot: _Plot = None,
+    in_place: _InPlace = False,
+    mkdir: _Mkdir = False,
+    log: _Log = None,
 ) -> None:
     """Rewrite MODEL, keep the result only if it is equivalent and faster, and report."""
     started = time.time()

@@ -98,6 +98,13 @@ def converter(source: str, to: str):
     return _load(CONVERSIONS[(source, to)])
 
 
+def target_of(target, format_name: str):
+    """``target`` as a Target: itself when it is one, the one it names, or (None) the format's own compiler."""
+    if target is not None and not isinstance(target, str):
+        return target
+    return target_for(target or FORMATS[format_name][2])
+
+
 def target_for(name: str):
     prefix = name.split("-", 1)[0]
     if prefix not in TARGETS:

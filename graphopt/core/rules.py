@@ -43,11 +43,6 @@ class NodeRule:
         return f"NodeRule({self.name})"
 
 
-def bindings(found) -> dict | None:
-    """``found`` when a match returned bindings; None for a reason or no match."""
-    return found if isinstance(found, dict) else None
-
-
 def by_family(rules: list) -> dict[str, list[str]]:
     """Family -> the names of ``rules`` in it, in the order given: what a RuleSet's ``families()`` returns."""
     found: dict[str, list[str]] = {}

@@ -150,16 +150,8 @@ def _weights_changed(run, args) -> bool:
 
 def _sites(choice) -> tuple[list[str], list[str]]:
     """The FX rule sites found in the graph, split into those the kept contender rewrote and the rest."""
-    found = [f"{s.rule}@{s.anchor}" for s in choice.sites]
-    kept = next(
-        (e.candidate for e in choice.log if e.accepted and e.candidate.label == choice.kept.record.get("label")), None
-    )
-    taken = (
-        {f"{s.rule}@{s.anchor}" for s in kept.applied}
-        if kept is not None and choice.kept.target == "inductor"
-        else set()
-    )
-    return sorted(taken), [s for s in found if s not in taken]
+    taken = sorted(f"{s.rule}@{s.anchor}" for s in choice.kept.applied)
+    return taken, [found for s in choice.sites if (found := f"{s.rule}@{s.anchor}") not in taken]
 
 
 def _reason(choice) -> str:

@@ -55,6 +55,7 @@ class Contender:
     fired: dict  # rules that rewrote the graph -> sites
     record: dict  # what to store to replay it
     detail: str = ""  # the ONNX path's own reason
+    applied: list = dataclasses.field(default_factory=list)  # the FX rule sites it rewrote
 
     @property
     def target(self) -> str:
@@ -81,7 +82,9 @@ def fx_rules(args, *, frozen: bool = False, names=None) -> FxRules:
     """The FX rules a graph may get: only gradient-exact ones when an input needs gradients, only
     those that still help frozen weights when ``frozen``; the named ones for a replay."""
     required = {"preserves_gradients": True} if needs_gradients(args) else {}
-    rules = registry.rule_families("fx").all_rules(**required, **({"with_freezing": True} if frozen else {}))
+    if frozen:
+        required["with_freezing"] = True
+    rules = registry.rule_families("fx").all_rules(**required)
     return FxRules([r for r in rules if names is None or r.name in names])
 
 
@@ -115,10 +118,9 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
             gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, budget.route_search_s())
         )
         log.debug("graphopt: onnxruntime route %s", "built" if ort else "left out")
+    # under auto the ORT route took its share first; asked for Inductor alone, it has the whole budget
     inductor_budget = (
-        budget.inductor_budget()
-        if ort is not None or settings["target"] == "auto"
-        else Budget(settings["budget"], saves=False)
+        budget.inductor_budget() if settings["target"] == "auto" else Budget(settings["budget"], saves=False)
     )
     ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, left_out)
     return _judged(args, plain, ruled, decision, sites, ort, budget, left_out)
@@ -192,7 +194,7 @@ def _inductor_decision(gm, args, settings, plain_target, budget: Budget, left_ou
         "excluded": [list(c) for c in candidate.excluded],
         "freezing": frozen,
     }
-    contender = Contender(name, compiled, dict(compiled.report.fused), fired, record)
+    contender = Contender(name, compiled, dict(compiled.report.fused), fired, record, applied=list(candidate.applied))
     return _checked(gm, args, settings, left_out, name, lambda: contender), decision, sites
 
 
@@ -245,7 +247,9 @@ def _for_training(gm, args, example_inputs) -> Choice:
     record = {"target": "inductor", "label": candidate.label, "rules": sorted(fired), "excluded": [], "freezing": False}
     name = "inductor+rules" if fired else "inductor"
     return Choice(
-        Contender(name, compiled, dict(compiled.report.fused), fired, record),
+        Contender(
+            name, compiled, dict(compiled.report.fused), fired, record, applied=candidate.applied if fired else []
+        ),
         "it needs gradients (FX rules that keep gradients exact only)",
     )
 
@@ -330,7 +334,7 @@ def _rebuilt(gm, args, remembered: dict, example_inputs) -> Contender:
     compiled = (target.freezing(args) if freeze else target).compile(candidate.graph)
     fired = dict(collections.Counter(site.rule for site in candidate.applied))
     name = "inductor+freezing" if freeze else "inductor+rules" if fired else "inductor"
-    return Contender(name, compiled, dict(compiled.report.fused), fired, remembered)
+    return Contender(name, compiled, dict(compiled.report.fused), fired, remembered, applied=list(candidate.applied))
 
 
 __all__ = ["Choice", "Contender", "decide_graph"]

@@ -138,59 +138,76 @@ def _check(
     k_rotary=None,
     **_,
 ):
-    fail = MatchResult().fail
+    heads = attention.producer().attributes.get_int("num_heads", None)
+    repeats = ((k_split, k_grouped, k_repeated), (v_split, v_grouped, v_repeated))
+    why = (
+        _attention_problem(attention, q, k3, v3, mask)
+        or _repeat_problem(heads, q, k3, v3, k_axes, v_axes, repeats)
+        or _cache_problem(q, k_concat, v_concat, k_heads, v_heads, k_rotary, head_size=_dims(v_split, 4)[3])
+    )
+    if why:
+        return MatchResult().fail(why)
+    mask_dims = _dims(mask, 4)
+    if mask_dims is None or mask_dims[1] not in (1, heads):
+        return MatchResult().fail("the mask is not [B or 1, 1 or H, S, T]")
+    return True
+
+
+def _attention_problem(attention, q, k3, v3, mask) -> str | None:
+    """Why the MultiHeadAttention node and its inputs are not what GroupQueryAttention takes, or None."""
     node = attention.producer()
     attrs = node.attributes
-    heads = attrs.get_int("num_heads", None)
-    if attrs.get_int("unidirectional", 0) != 0 or heads is None:
-        return fail("MultiHeadAttention is unidirectional or has no num_heads")
+    if attrs.get_int("unidirectional", 0) != 0 or attrs.get_int("num_heads", None) is None:
+        return "MultiHeadAttention is unidirectional or has no num_heads"
     if len(node.inputs) > 6 and any(v is not None for v in node.inputs[6:]):
-        return fail("MultiHeadAttention has past inputs of its own")
+        return "MultiHeadAttention has past inputs of its own"
     if mask is None:
-        return fail("MultiHeadAttention has no attention bias (the mask this rewrite passes on)")
+        return "MultiHeadAttention has no attention bias (the mask this rewrite passes on)"
     if q.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) or {k3.dtype, v3.dtype, mask.dtype} != {q.dtype}:
-        return fail(
-            f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}"
-        )
+        return f"Q/K/V/mask must be one float32 or float16 type, got {q.dtype}, {k3.dtype}, {v3.dtype}, {mask.dtype}"
+    return None
+
+
+def _repeat_problem(heads: int, q, k3, v3, k_axes, v_axes, repeats) -> str | None:
+    """Why K and V are not [B, S, Hkv * Dh] repeated to ``heads`` heads of Q's head size, or None."""
     for axes in (k_axes, v_axes):
         if constant(axes) is None or constant(axes).tolist() != [2]:
-            return fail("K/V heads are not repeated by Unsqueeze at axis 2")
+            return "K/V heads are not repeated by Unsqueeze at axis 2"
     q_dims, k_dims, v_dims = _dims(q, 3), _dims(k3, 3), _dims(v3, 3)
     if q_dims is None or k_dims is None or v_dims is None or None in (q_dims[2], k_dims[2], v_dims[2]):
-        return fail("Q/K/V are not 3-D with a static hidden size")
-    for split, grouped, repeated, kv_dims in (
-        (k_split, k_grouped, k_repeated, k_dims),
-        (v_split, v_grouped, v_repeated, v_dims),
-    ):
+        return "Q/K/V are not 3-D with a static hidden size"
+    for (split, grouped, repeated), kv_dims in zip(repeats, (k_dims, v_dims)):
         split_dims, grouped_dims, repeated_dims = _dims(split, 4), _dims(grouped, 5), _dims(repeated, 4)
         if split_dims is None or grouped_dims is None or repeated_dims is None:
-            return fail("the K/V head split or repeat has no inferred shape")
+            return "the K/V head split or repeat has no inferred shape"
         kv_heads, head_size = split_dims[2], split_dims[3]
         if kv_heads is None or head_size is None or kv_heads * head_size != kv_dims[2]:
-            return fail("the K/V head split is not [B, S, Hkv, Dh] with static Hkv and Dh")
+            return "the K/V head split is not [B, S, Hkv, Dh] with static Hkv and Dh"
         if grouped_dims[1] != kv_heads or grouped_dims[2] is None or grouped_dims[4] != head_size:
-            return fail("the K/V repeat is not [B, Hkv, G, T, Dh]")
+            return "the K/V repeat is not [B, Hkv, G, T, Dh]"
         if repeated_dims[1] != heads or repeated_dims[3] != head_size or kv_heads * grouped_dims[2] != heads:
-            return fail(f"the K/V repeat does not give the {heads} heads MultiHeadAttention was given")
+            return f"the K/V repeat does not give the {heads} heads MultiHeadAttention was given"
     if q_dims[2] != heads * head_size:
-        return fail(f"Q is not {heads} heads of size {head_size}")
+        return f"Q is not {heads} heads of size {head_size}"
+    return None
+
+
+def _cache_problem(q, k_concat, v_concat, k_heads, v_heads, k_rotary, head_size: int) -> str | None:
+    """Why the KV cache (when there is one) and K's rotary are not what GroupQueryAttention does, or None."""
     if (k_concat is None) != (v_concat is None):
-        return fail("only one of K and V has a cache")
+        return "only one of K and V has a cache"
     for concat, heads_value in ((k_concat, k_rotary or k_heads), (v_concat, v_heads)):
         if concat is not None:
             node_concat = concat.producer()
             if node_concat.attributes.get_int("axis", None) not in (2, -2) or node_concat.inputs[1] is not heads_value:
-                return fail("the cache is not concatenated on the sequence axis, past first")
-    if k_concat is not None and q_dims[1] != 1:
-        return fail("with a cache ORT's GroupQueryAttention takes one query token (batch > 1)")
+                return "the cache is not concatenated on the sequence axis, past first"
+    if k_concat is not None and _dims(q, 3)[1] != 1:
+        return "with a cache ORT's GroupQueryAttention takes one query token (batch > 1)"
     if k_rotary is not None:
         rotary_attrs = k_rotary.producer().attributes
         if rotary_attrs.get_int("rotary_embedding_dim", 0) not in (0, head_size):
-            return fail("K's rotary covers part of the head only")
-    mask_dims = _dims(mask, 4)
-    if mask_dims is None or mask_dims[1] not in (1, heads):
-        return fail("the mask is not [B or 1, 1 or H, S, T]")
-    return True
+            return "K's rotary covers part of the head only"
+    return None
 
 
 def _fusable_query_rotary(q: ir.Value, positions, cos, sin, k_rotary: ir.Value | None, head_size: int):
@@ -227,6 +244,23 @@ def _position_ids(op, positions, batch, length):
     return op.Expand(per_token, op.Concat(batch, length, axis=0))
 
 
+def _rotary_inputs(op, q, mask, positions, cos, sin) -> list:
+    """GroupQueryAttention's cos/sin caches and [B, S] position ids, shapes read off the mask where it has them."""
+    batch = op.Shape(mask if mask.shape[0] == q.shape[0] else q, start=0, end=1)
+    length = op.Shape(mask, start=2, end=3) if mask.shape[2] == q.shape[1] else op.Shape(q, start=1, end=2)
+    return [cos, sin, _position_ids(op, positions, batch, length)]
+
+
+def _lengths(op, mask, q, same_batch: bool):
+    """(seqlens_k: the last valid key index per batch row, total_sequence_length), int32, from the mask's T."""
+    total = op.Cast(
+        op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))),
+        to=ir.DataType.INT32,
+    )
+    last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
+    return op.Expand(last, op.Shape(mask if same_batch else q, start=0, end=1)), total
+
+
 def _gqa(
     op,
     q,
@@ -250,27 +284,17 @@ def _gqa(
     # Shapes are read off the mask where it has them, since every layer shares it (CSE then
     # leaves one copy of the length arithmetic): [B, 1, S, T] unless broadcast over B or S.
     same_batch = mask.shape[0] == q.shape[0]
-    same_length = mask.shape[2] == q.shape[1]
     rotary_inputs, rotary_attrs = [None, None, None], {}
     q_rotary = _fusable_query_rotary(q, positions, cos, sin, k_rotary, head_size)
     if q_rotary is not None:  # GroupQueryAttention rotates Q and K itself
-        q = q_rotary.inputs[0]
-        batch = op.Shape(mask if same_batch else q, start=0, end=1)
-        length = op.Shape(mask, start=2, end=3) if same_length else op.Shape(q, start=1, end=2)
-        rotary_inputs = [cos, sin, _position_ids(op, positions, batch, length)]
+        q, rotary_inputs = q_rotary.inputs[0], _rotary_inputs(op, q_rotary.inputs[0], mask, positions, cos, sin)
         rotary_attrs = {"do_rotary": 1, "rotary_interleaved": q_rotary.attributes.get_int("interleaved", 0)}
     elif k_rotary is not None:
         rotary = {name: a.value for name, a in k_rotary.producer().attributes.items() if name != "num_heads"}
         k3 = op.RotaryEmbedding(k3, positions, cos, sin, **rotary, _domain="com.microsoft")
     if k_concat is None:
         past_key = past_value = None
-    total = op.Cast(
-        op.Reshape(op.Shape(mask, start=3, end=4), op.Constant(value=ir.tensor(np.zeros((0,), np.int64)))),
-        to=ir.DataType.INT32,
-    )
-    last = op.Sub(total, op.Constant(value=ir.tensor(np.array(1, np.int32))))
-    batch = op.Shape(mask if same_batch else q, start=0, end=1)
-    seqlens_k = op.Expand(last, batch)
+    seqlens_k, total = _lengths(op, mask, q, same_batch)
     scale = {"scale": mha.get_float("scale")} if "scale" in mha else {}
     return op.GroupQueryAttention(
         q,

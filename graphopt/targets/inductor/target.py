@@ -19,6 +19,7 @@ import torch
 
 from graphopt.core.protocols import FusionReport
 from graphopt.formats.fx.format import placeholders
+from graphopt.formats.fx.ops import meta
 from graphopt.formats.fx.weights import WeightGuard, remaining, weight_inputs, with_weights_held
 from graphopt.targets.inductor.report import loaded_modules, read_report
 
@@ -75,7 +76,7 @@ class InductorTarget:
     def _compile(self, graph: torch.fx.GraphModule) -> InductorCompiled:
         from torch._inductor.compile_fx import compile_fx
 
-        example = list(self.example_inputs) or [meta_value(node) for node in placeholders(graph)]
+        example = list(self.example_inputs) or [meta(node) for node in placeholders(graph)]
         names = [node.name for node in placeholders(graph)]
         since = loaded_modules()
         weights = weight_inputs(graph, self.frozen_with) if self.frozen_with is not None else []
@@ -86,10 +87,6 @@ class InductorTarget:
         return InductorCompiled(
             call, names, read_report(since), WeightGuard.of(self.frozen_with, weights), _output_names(graph)
         )
-
-
-def meta_value(node):
-    return node.meta.get("example_value", node.meta.get("val"))
 
 
 def _output_names(graph: torch.fx.GraphModule) -> list[str]:

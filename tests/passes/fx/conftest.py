@@ -6,13 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-
-def dynamo_graph(fn, *args):
-    """The (single) GraphModule Dynamo makes of ``fn`` on ``args``, and its inputs in the order
-    it takes them (Dynamo orders placeholders by first use, not by ``fn``'s signature)."""
-    from graphopt.formats.fx.capture import dynamo_graph as captured
-
-    return captured(fn, *args)
+from graphopt.formats.fx.capture import dynamo_graph  # noqa: E402  (the graph Dynamo makes, its inputs in its order)
 
 
 def rewrite(fn, rules, *args):
