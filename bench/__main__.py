@@ -65,7 +65,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--torch",
         action="store_true",
-        help="torch.compile(backend='graphopt') against Inductor on the zoo (bench/torch_zoo.py; its own options follow)",
+        help="torch.compile(backend='graphopt') against Inductor on the zoo "
+        "(bench/torch_zoo.py; its own options follow)",
     )
     parser.add_argument(
         "--xla",
@@ -97,7 +98,8 @@ def main(argv=None) -> None:
         "mode": mode,
         "host": socket.gethostname(),
         "date": date,
-        "versions": f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, python {platform.python_version()}",
+        "versions": f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, "
+        f"python {platform.python_version()}",
         "rates": {"gemm_gflops": rates.gemm_flops_per_s / 1e9, "gbytes_per_s": rates.bytes_per_s / 1e9},
         "workloads": [],
     }

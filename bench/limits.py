@@ -3,12 +3,12 @@ how fast this machine can do either.
 
 Work is counted from the graph at concrete input shapes, read by running the model once in ORT
 with every MatMul/Gemm/Conv operand exposed as an output (static shape inference loses track of
-sizes behind dynamic Reshapes, which exports are full of): 2*M*N*K per MatMul/Gemm (times the broadcast batch), 2*K per output element
-of a Conv (K = C_in/group * kernel area), and for ORT's fused Attention ops the two batched
-matmuls they hide. Elementwise work is ignored: next to the GEMMs it is noise, and on this
-machine it is bound by memory anyway, which the byte count covers. Bytes are the least any
-implementation must move: every weight read once (of an embedding table only the rows a Gather
-reads), inputs read once, outputs written once.
+sizes behind dynamic Reshapes, which exports are full of): 2*M*N*K per MatMul/Gemm (times the
+broadcast batch), 2*K per output element of a Conv (K = C_in/group * kernel area), and for ORT's
+fused Attention ops the two batched matmuls they hide. Elementwise work is ignored: next to the
+GEMMs it is noise, and on this machine it is bound by memory anyway, which the byte count covers.
+Bytes are the least any implementation must move: every weight read once (of an embedding table
+only the rows a Gather reads), inputs read once, outputs written once.
 
 The floor time of a workload is max(flops / GEMM rate, bytes / bandwidth), with both rates
 measured on this machine once per run (an ORT MatMul at 1024^3, and a numpy copy of 256 MB).

@@ -77,7 +77,8 @@ def _table(rows: list[dict]) -> str:
         ci = f" [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r["ci95"] else ""
         lines.append(
             f"| {r['model']} | {r['policy']} | {r['budget_s']:g} | {r['kept']} | {r['ratio']:.3f}{ci} | "
-            f"{len(r['measured'])}: {'; '.join(r['measured'][:4])}{' ...' if len(r['measured']) > 4 else ''} | {r['wall_s']:.0f} |"
+            f"{len(r['measured'])}: {'; '.join(r['measured'][:4])}{' ...' if len(r['measured']) > 4 else ''} | "
+            f"{r['wall_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

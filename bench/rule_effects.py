@@ -102,7 +102,8 @@ def render(rows) -> str:
                 continue
             verdict = "" if m["equivalent"] else " WRONG"
             lines.append(
-                f"| | {key} | {m['rewrites']} | {m['kernels']} | {m['ratio']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}] | {m['max_abs_error']:.1e}{verdict} |"
+                f"| | {key} | {m['rewrites']} | {m['kernels']} | {m['ratio']:.3f} "
+                f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}] | {m['max_abs_error']:.1e}{verdict} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -30,7 +30,8 @@ def markdown(run: dict) -> str:
         "",
         "Speedup over the original under ORT ENABLE_ALL (median of interleaved runs; * = the 95% "
         "interval excludes 1; WRONG = outputs differ beyond tolerance; fail = the tool or its result failed; "
-        "= (..) = the tool returned the input file unchanged, so the ratio in brackets is two sessions of one model: noise).",
+        "= (..) = the tool returned the input file unchanged, so the ratio in brackets is two sessions of one model: "
+        "noise).",
         "",
         "| workload | " + " | ".join(names) + " | floor ms | ORT-all ms | of floor |",
         "|---|" + "---|" * (len(names) + 3),
@@ -48,7 +49,8 @@ def markdown(run: dict) -> str:
             "",
             f"## {record['workload']}",
             "",
-            f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; original: {record['baseline']['nodes']} nodes, "
+            f"{record['flops'] / 1e9:.3f} GFLOP, {record['bytes'] / 1e6:.1f} MB; "
+            f"original: {record['baseline']['nodes']} nodes, "
             f"{record['baseline']['kernels']} ORT kernels, fused {_fused(record['baseline']['fused'])}",
             "",
             *_time_by_op(record),
@@ -68,7 +70,8 @@ def markdown(run: dict) -> str:
                 )
             ok = "" if r["equivalent"] else " WRONG"
             lines.append(
-                f"| {r['contender']} | {tool} | {r['nodes']} | {r['kernels']} | {_fused(r['fused'])} | {r['max_abs_error']:.1e}{ok} | "
+                f"| {r['contender']} | {tool} | {r['nodes']} | {r['kernels']} | {_fused(r['fused'])} | "
+                f"{r['max_abs_error']:.1e}{ok} | "
                 f"{r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] |"
             )
     return "\n".join(lines) + "\n"

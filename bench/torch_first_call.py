@@ -36,13 +36,19 @@ with torch.no_grad():
         route = onnx_route.compile_graph(graphs[0][0], graphs[0][1], 0.0)
         result["seconds"] = time.monotonic() - start
     else:
-        compiled = torch.compile(model) if mode == "inductor" else torch.compile(model, backend="graphopt", options={"budget": budget, "cache_dir": cache_dir})
+        if mode == "inductor":
+            compiled = torch.compile(model)
+        else:
+            compiled = torch.compile(model, backend="graphopt", options={"budget": budget, "cache_dir": cache_dir})
         start = time.monotonic()
         compiled(**inputs)
         result["seconds"] = time.monotonic() - start
         if mode != "inductor":
             from graphopt.torch.backend import DECISIONS
-            result["graphs"] = [{"contender": d.contender, "cached": d.cached, "seconds": d.seconds, "timings": d.timings} for d in DECISIONS]
+            result["graphs"] = [
+                {"contender": d.contender, "cached": d.cached, "seconds": d.seconds, "timings": d.timings}
+                for d in DECISIONS
+            ]
 print(json.dumps(result))
 """
 

@@ -22,11 +22,15 @@ def write_markdown(records: list[dict], path: Path) -> None:
     lines = [
         '# torch.compile(backend="graphopt") on the zoo',
         "",
-        "Time relative to Inductor (default torch.compile), interleaved in one process: median ratio [95% bootstrap interval];",
-        "below 1 is faster than Inductor. A/A is Inductor against itself (the noise). First call in seconds (cold Inductor cache;",
-        "graphopt's first call follows Inductor's in the same process). `ok` = every output within fp32 tolerance of eager.",
+        "Time relative to Inductor (default torch.compile), interleaved in one process: "
+        "median ratio [95% bootstrap interval];",
+        "below 1 is faster than Inductor. A/A is Inductor against itself (the noise). "
+        "First call in seconds (cold Inductor cache;",
+        "graphopt's first call follows Inductor's in the same process). "
+        "`ok` = every output within fp32 tolerance of eager.",
         "",
-        "| model | batch | seq | Inductor ms | graphopt | kept | A/A | eager | Inductor freezing+max-autotune | first call: inductor / graphopt / max-autotune s | ok |",
+        "| model | batch | seq | Inductor ms | graphopt | kept | A/A | eager | Inductor freezing+max-autotune "
+        "| first call: inductor / graphopt / max-autotune s | ok |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
@@ -39,8 +43,10 @@ def write_markdown(records: list[dict], path: Path) -> None:
             f"{first[k]:.0f}" if k in first else "-" for k in ("inductor", "graphopt", "inductor freezing+max-autotune")
         )
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r.get('seq') or '-'} | {pairs['graphopt']['reference_ms']:.2f} | {_cell(pairs['graphopt'])} | {_kept(r)} "
-            f"| {_cell(pairs.get('inductor (A/A)'))} | {_cell(pairs.get('eager'))} | {_cell(pairs.get('inductor freezing+max-autotune'))} | {firsts} | {'ok' if ok else 'NO'} |"
+            f"| {r['model']} | {r['batch']} | {r.get('seq') or '-'} | {pairs['graphopt']['reference_ms']:.2f} "
+            f"| {_cell(pairs['graphopt'])} | {_kept(r)} "
+            f"| {_cell(pairs.get('inductor (A/A)'))} | {_cell(pairs.get('eager'))} "
+            f"| {_cell(pairs.get('inductor freezing+max-autotune'))} | {firsts} | {'ok' if ok else 'NO'} |"
         )
     lines += ["", *_geomeans(records)]
     path.write_text("\n".join(lines) + "\n")

@@ -206,7 +206,8 @@ def _run_in_subprocess(name, batch, seq, args, out: Path) -> None:
     with out.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     print(
-        f"{name} b{batch} s{seq}: {record.get('vs_inductor', {}).get('graphopt', record.get('failed', ''))} in {record['wall_s']:.0f} s",
+        f"{name} b{batch} s{seq}: {record.get('vs_inductor', {}).get('graphopt', record.get('failed', ''))} "
+        f"in {record['wall_s']:.0f} s",
         flush=True,
     )
 

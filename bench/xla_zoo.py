@@ -81,13 +81,15 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         fusions = lambda f: ", ".join(f"{k.removeprefix('fusion.')} {v}" for k, v in sorted(f.items()))  # noqa: E731
         lines.append(
-            f"| {r['model']} | {r['jit_ms']:.3f} | {r['ratio']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['aa']:.3f} | "
-            f"{r['kept']} | {fusions(r['fusions_before'])} -> {fusions(r['fusions_after'])} | {'yes' if r['ok'] else 'NO'} |"
+            f"| {r['model']} | {r['jit_ms']:.3f} | {r['ratio']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+            f"{r['aa']:.3f} | {r['kept']} | {fusions(r['fusions_before'])} -> {fusions(r['fusions_after'])} | "
+            f"{'yes' if r['ok'] else 'NO'} |"
         )
     speedups = [1 / r["ratio"] for r in rows]
     if speedups:
         lines.append(
-            f"\ngeometric-mean speedup over jax.jit: {math.exp(sum(map(math.log, speedups)) / len(speedups)):.3f}x over {len(rows)} models"
+            f"\ngeometric-mean speedup over jax.jit: {math.exp(sum(map(math.log, speedups)) / len(speedups)):.3f}x "
+            f"over {len(rows)} models"
         )
     return "\n".join(lines) + "\n"
 
@@ -123,7 +125,8 @@ def main(argv=None) -> None:
         finished = subprocess.run(command, capture_output=True, text=True)
         if finished.returncode != 0:
             _say(
-                f"{name}: failed: {finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else finished.returncode}"
+                f"{name}: failed: "
+                f"{finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else finished.returncode}"
             )
             continue
         with out.open("a") as file:

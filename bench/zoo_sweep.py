@@ -56,7 +56,10 @@ def main() -> None:
         print(rows[-1], flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    header = "| variant | kept | ratio after/before [95% CI] | fused before -> after | max err | optimize s |\n|---|---|---|---|---|---|\n"
+    header = (
+        "| variant | kept | ratio after/before [95% CI] | fused before -> after | max err | optimize s |\n"
+        "|---|---|---|---|---|---|\n"
+    )
     out.write_text(header + "\n".join(rows) + "\n")
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float))
 
@@ -70,7 +73,10 @@ def _row(d: dict) -> str:
     errs = [c["max_abs_error"] for c in d["candidates"] if c["accepted"]]
     err = f"{max(errs[0].values()):.1e}" if errs else "-"
     kept = "original" if d["kept_original"] else "candidate"
-    return f"| {d['variant']} | {kept} | {ratio} | {fused(d['before']['fused'])} -> {fused(d['after']['fused'])} | {err} | {d['wall_s']:.1f} |"
+    return (
+        f"| {d['variant']} | {kept} | {ratio} | {fused(d['before']['fused'])} -> {fused(d['after']['fused'])} | "
+        f"{err} | {d['wall_s']:.1f} |"
+    )
 
 
 def _best_rejected(d: dict) -> str:

@@ -8,14 +8,17 @@ from tests.passes.onnx.harness import parse
 
 
 def _embedding_model() -> ir.Model:
-    model = parse("""<ir_version: 8, opset_import: ["" : 18]>
-    g (int64[batch, sequence] input_ids, int64[batch, sequence] attention_mask, float[50, 4] table) => (float[batch, sequence, 4] y) {
+    model = parse(
+        """<ir_version: 8, opset_import: ["" : 18]>
+    g (int64[batch, sequence] input_ids, int64[batch, sequence] attention_mask, """
+        """float[50, 4] table) => (float[batch, sequence, 4] y) {
         ax = Constant<value = int64[1] {-1}>()
         e = Gather(table, input_ids)
         m = Cast<to=1>(attention_mask)
         u = Unsqueeze(m, ax)
         y = Mul(e, u)
-    }""")
+    }"""
+    )
     table = model.graph.inputs.pop()  # make the 50-row table an initializer, as in a real model
     table.const_value = ir.tensor(np.zeros((50, 4), np.float32))
     model.graph.register_initializer(table)
@@ -88,13 +91,16 @@ def test_scalar_inputs_are_zero_dimensional_arrays_ort_accepts():
 def _strided_audio_model() -> ir.Model:
     """[batch, samples] through a 64-tap Conv of stride 32 (an audio front end), with a recurrent
     state of fixed batch 1 beside it: 16 samples are too few, and batch 2 does not fit the state."""
-    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[batch, samples] x, float[1, 4] state, float[4, 1, 64] w) => (float[1, 4, frames] y) {
+    model = parse(
+        '<ir_version: 8, opset_import: ["" : 18]> '
+        """g (float[batch, samples] x, float[1, 4] state, float[4, 1, 64] w) => (float[1, 4, frames] y) {
         ax = Constant<value = int64[1] {1}>()
         last = Constant<value = int64[1] {2}>()
         u = Unsqueeze(x, ax)
         c = Conv<strides = [32]>(u, w)
         s = Unsqueeze(state, last)
-        y = Add(c, s) }""")
+        y = Add(c, s) }"""
+    )
     model.graph.inputs.pop()  # w becomes the Conv's weights (an initializer), as in a real model
     weights = next(v for n in model.graph for v in n.inputs if v is not None and v.name == "w")
     weights.const_value = ir.tensor(np.ones((4, 1, 64), np.float32) / 64)

@@ -16,7 +16,7 @@ pa = pytest.importorskip("pyarrow")
 from graphopt.formats.onnx import OnnxFormat  # noqa: E402
 from graphopt.passes.onnx import all_rules  # noqa: E402
 from graphopt.policies.features import Schema, elements, features, graph_facts, vector  # noqa: E402
-from graphopt.policies.pool import pool  # noqa: E402
+from graphopt.policies.pool import Entry, pool  # noqa: E402
 from graphopt.policies.search import FamilySearch, Greedy  # noqa: E402
 from graphopt.policies.training import dataset, evaluate  # noqa: E402
 
@@ -50,9 +50,7 @@ def test_features_follow_the_schema_and_say_what_an_entry_leaves_out():
     fmt, model, prepared, rules = _tiny_bert()
     greedy = next(Greedy().propose(prepared, rules))
     feeds = fmt.feeds(prepared)[0]
-    facts = graph_facts(
-        fmt.op_types(prepared), fmt.input_specs(prepared), feeds, fmt.weight_bytes(prepared), None, "ort-cpu"
-    )
+    facts = graph_facts(fmt, prepared, feeds, None, "ort-cpu")
     schema = Schema.of(rules.families())
     assert schema.digest == Schema.of(rules.families()).digest and len(set(schema.names)) == len(schema.names)
     entries = pool(greedy, rules)
@@ -63,6 +61,53 @@ def test_features_follow_the_schema_and_say_what_an_entry_leaves_out():
     assert named[f"entry.rule.{without.site_class[0]}"] < 1.0  # its rule keeps fewer sites than greedy
     assert named["target.ort-cpu"] == 1.0
     assert len(vector(named, schema)) == len(schema.names)
+
+
+def _mlp_in_three_formats():
+    """erf(tanh(x @ A + a) @ B + b) as ONNX (torch's exporter), a Dynamo FX graph and StableHLO
+    (jax.export): two matrix products, one tanh and one erf in every spelling. (Not a sigmoid:
+    JAX writes that as 1 / (1 + exp(-x)), no one op to count.)"""
+    import jax
+    import torch
+
+    from graphopt.formats.fx.capture import dynamo_graph
+    from graphopt.formats.fx.format import FxFormat
+    from graphopt.formats.stablehlo.format import StableHloFormat
+
+    class Mlp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 16), torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            return torch.erf(self.b(torch.tanh(self.a(x))))
+
+    model, x = Mlp().eval(), torch.randn(2, 4, 8)
+    onnx_model = OnnxFormat().from_object(torch.onnx.export(model, (x,), dynamo=True).model_proto)
+    fx_graph, _ = dynamo_graph(model, x)
+    weights = [p.detach().numpy() for p in model.parameters()]
+
+    def mlp(x, a, a_bias, b, b_bias):
+        return jax.scipy.special.erf(jax.numpy.tanh(x @ a.T + a_bias) @ b.T + b_bias)
+
+    exported = jax.export.export(jax.jit(mlp))(x.numpy(), *weights)
+    return [
+        (OnnxFormat(), onnx_model),
+        (FxFormat(), fx_graph),
+        (StableHloFormat(), StableHloFormat().from_object(exported)),
+    ]
+
+
+def test_graph_features_count_the_same_ops_in_every_format():
+    for fmt, graph in _mlp_in_three_formats():
+        facts = graph_facts(fmt, graph, {}, None, "ort-cpu")
+        assert {op: facts.op_counts.get(op, 0) for op in ("MatMul", "Tanh", "Erf")} == {
+            "MatMul": 2,
+            "Tanh": 1,
+            "Erf": 1,
+        }, fmt.name
+        named = features(Entry("all rules", "greedy", ()), [], facts)
+        assert named["graph.op.MatMul"] > 0 and named["graph.op.Tanh"] > 0, fmt.name
 
 
 def test_site_elements_resolve_symbols_from_the_inputs():

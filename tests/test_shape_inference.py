@@ -6,8 +6,10 @@ from __future__ import annotations
 from graphopt.formats.onnx.shape_inference import infer_shapes
 from tests.passes.onnx.harness import parse
 
-LEGACY_RESHAPE = """<ir_version: 8, opset_import: ["" : 18]>
-g (float[batch, sequence, 64] x, float[batch, sequence, 64] y) => (float[batch, 4, sequence, 16] q, float[batch, 4, sequence, 16] k) {
+LEGACY_RESHAPE = (
+    """<ir_version: 8, opset_import: ["" : 18]>
+g (float[batch, sequence, 64] x, float[batch, sequence, 64] y) """
+    """=> (float[batch, 4, sequence, 16] q, float[batch, 4, sequence, 16] k) {
     shape_x = Shape(x)
     i0 = Constant<value = int64[1] {0}>()
     i1 = Constant<value = int64[1] {1}>()
@@ -25,6 +27,7 @@ g (float[batch, sequence, 64] x, float[batch, sequence, 64] y) => (float[batch, 
     kr = Reshape(y, target_y)
     k = Transpose<perm = [0, 2, 1, 3]>(kr)
 }"""
+)
 
 
 def test_computed_reshapes_keep_the_input_symbols():

@@ -1,8 +1,9 @@
 """`graphopt check`: is a candidate model equivalent to a baseline and not slower beyond a tolerance?
 
-The timing is a sequential test on interleaved runs. After a warm-up, baseline and candidate
-alternate (order flipped every round); at each look the 95% bootstrap interval of the median
-ratio candidate/baseline is compared with the allowed ratio ``1 + max_slowdown``:
+The timing is the engine's sequential test on interleaved runs (core/measure.interleaved, the one
+every decision uses). After a warm-up, baseline and candidate alternate (order flipped every
+round); at each look the bootstrap interval of the median ratio candidate/baseline is compared
+with the allowed ratio ``1 + max_slowdown``:
 
 - the whole interval above it: a regression (the candidate is slower beyond the tolerance);
 - the whole interval below it: a pass;
@@ -19,11 +20,9 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from graphopt.core import harness, registry
 from graphopt.core.errors import GraphoptError
-from graphopt.core.measure import INTERIM_CONFIDENCE, Comparison, alternate, bootstrap_ci, compare_samples
+from graphopt.core.measure import Comparison, interleaved
 from graphopt.core.protocols import FusionReport, SettingsFile
 from graphopt.core.verify import TOLERANCES, Equivalence
 
@@ -178,13 +177,15 @@ def _result(
     allowed = 1 + settings.max_slowdown
     if verdict == "regression":
         reasons.append(
-            f"slower: {timing.ratio:.3f}x the baseline's latency (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}), above the allowed {allowed:.3f}x"
+            f"slower: {timing.ratio:.3f}x the baseline's latency (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}), "
+            f"above the allowed {allowed:.3f}x"
         )
     if reasons:
         verdict = "regression"
     elif verdict == "inconclusive":
         reasons.append(
-            f"inconclusive: ratio {timing.ratio:.3f} (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}) straddles the allowed {allowed:.3f}x after {timing.rounds} rounds"
+            f"inconclusive: ratio {timing.ratio:.3f} (95% CI {timing.ci_low:.3f}-{timing.ci_high:.3f}) "
+            f"straddles the allowed {allowed:.3f}x after {timing.rounds} rounds"
         )
     return CheckResult(
         _name(baseline_path),
@@ -222,25 +223,22 @@ def _check_same_interface(fmt, baseline, candidate) -> None:
         raise GraphoptError(f"the models take different inputs: baseline {a}, candidate {b}")
 
 
-def sequential_test(
-    runs_a: list, runs_b: list, settings: CheckSettings, deadline: float, warmup: int = 5
-) -> tuple[Comparison, str]:
-    """Interleave until the interval clears ``1 + max_slowdown`` on one side, or time runs out.
+def sequential_test(runs_a: list, runs_b: list, settings: CheckSettings, deadline: float) -> tuple[Comparison, str]:
+    """Interleave (measure.interleaved) until the interval clears ``1 + max_slowdown`` on one
+    side, or time runs out; the verdict reads the final interval at ``settings.confidence``.
 
     ``runs_a`` / ``runs_b`` are one runner per session, used in turn (see measure.py).
     """
     allowed = 1 + settings.max_slowdown
-    a_times, b_times = [], []
-    for a, b in alternate(runs_a, runs_b, warmup):
-        a_times.append(a)
-        b_times.append(b)
-        rounds = len(a_times)
-        out_of_time = time.monotonic() > deadline
-        if rounds < settings.min_rounds or (rounds % settings.check_every and not out_of_time):
-            continue
-        confidence = settings.confidence if out_of_time else max(settings.confidence, INTERIM_CONFIDENCE)
-        low, high = bootstrap_ci(np.asarray(b_times) / np.asarray(a_times), confidence=confidence, resamples=1000)
-        if low > allowed or high < allowed or out_of_time:
-            result = compare_samples(a_times, b_times, confidence=settings.confidence)
-            verdict = "regression" if low > allowed else "pass" if high < allowed else "inconclusive"
-            return result, verdict
+    timing = interleaved(
+        runs_a,
+        runs_b,
+        min_rounds=settings.min_rounds,
+        max_rounds=None,
+        budget_s=max(0.0, deadline - time.monotonic()),
+        check_every=settings.check_every,
+        decide_at=allowed,
+        confidence=settings.confidence,
+    )
+    verdict = "regression" if timing.ci_low > allowed else "pass" if timing.ci_high < allowed else "inconclusive"
+    return timing, verdict

@@ -23,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Rewrite ONNX and StableHLO graphs so that the compiler's fusions fire (ONNX Runtime, XLA); verified and measured.",
+    help="Rewrite ONNX and StableHLO graphs so that the compiler's fusions fire (ONNX Runtime, XLA); "
+    "verified and measured.",
 )
 zoo_app = typer.Typer(no_args_is_help=True, help="Build the reference model zoo (needs the \\[zoo] extra).")
 app.add_typer(zoo_app, name="zoo")
@@ -385,7 +386,8 @@ def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model or Stable
         _fail(error)
     rule_set = fmt.rules(rules, graph)
     out.print(
-        f"[bold]{model}[/]: {sum(1 for _ in fmt.op_types(graph))} nodes, {report.kernels} {target.compiler} {target.kernel_noun} ({target.name})"
+        f"[bold]{model}[/]: {sum(1 for _ in fmt.op_types(graph))} nodes, "
+        f"{report.kernels} {target.compiler} {target.kernel_noun} ({target.name})"
     )
     listing = lambda counts: ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"  # noqa: E731
     out.print(f"fused kernels in what {target.compiler} runs: " + listing(report.fused))

@@ -53,7 +53,8 @@ def collect(
     unknown = set(arch or ()) - set(corpus.TRAIN)
     if unknown:
         _fail(
-            f"unknown or held-out architecture(s) {', '.join(sorted(unknown))}; training ones: {', '.join(corpus.TRAIN)}"
+            f"unknown or held-out architecture(s) {', '.join(sorted(unknown))}; "
+            f"training ones: {', '.join(corpus.TRAIN)}"
         )
     written = collect_corpus(
         out,
@@ -147,7 +148,8 @@ def _print_evaluation(result: dict) -> None:
     budgets = sorted({b for per in result["speedups"].values() for b in per})
     baseline = "Inductor as torch.compile runs it" if result.get("target") == "inductor" else "ORT ENABLE_ALL"
     table = Table(
-        title=f"held-out graphs: {result['graphs']} ({', '.join(result['archs'])}); geometric-mean speedup over {baseline}, "
+        title=f"held-out graphs: {result['graphs']} ({', '.join(result['archs'])}); "
+        f"geometric-mean speedup over {baseline}, "
         "by budget (share of what judging the whole pool cost)"
     )
     table.add_column("policy")
@@ -159,7 +161,8 @@ def _print_evaluation(result: dict) -> None:
     out.print(table)
     if result.get("retimed"):
         out.print(
-            f"kept entries credited with their retimed ratio on {result['retimed']} of {result['graphs']} graphs (chosen by the first timing)"
+            f"kept entries credited with their retimed ratio on {result['retimed']} of {result['graphs']} graphs "
+            "(chosen by the first timing)"
         )
     quality = result["quality"]
     out.print(
@@ -168,6 +171,7 @@ def _print_evaluation(result: dict) -> None:
     )
     reached = result["twentieth"]
     out.print(
-        f"learned with 1/20 of the budget: {reached['learned']:.3f}x, {reached['speedup_share']:.1%} of the whole search's "
+        f"learned with 1/20 of the budget: {reached['learned']:.3f}x, "
+        f"{reached['speedup_share']:.1%} of the whole search's "
         f"{reached['search']:.3f}x ({reached['gain_share']:.1%} of its gain)"
     )

@@ -120,7 +120,10 @@ def _reason(decision: Decision) -> str:
     chosen = decision.chosen
     if chosen is not None:
         t = chosen.final_timing
-        return f"kept candidate '{chosen.candidate.label}': {t.speedup:.3f}x faster at the compiler's defaults (ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])"
+        return (
+            f"kept candidate '{chosen.candidate.label}': {t.speedup:.3f}x faster at the compiler's defaults "
+            f"(ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])"
+        )
     if decision.unconfirmed:
         return decision.unconfirmed
     if not len(decision.log):

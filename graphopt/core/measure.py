@@ -95,21 +95,24 @@ def interleaved(
     candidate: Callable[[], object] | list[Callable[[], object]],
     *,
     min_rounds: int = 30,
-    max_rounds: int = 20000,
+    max_rounds: int | None = 20000,
     budget_s: float = 10.0,
     warmup: int = 5,
     check_every: int = 100,
     decide_at: float = 1.0,
+    confidence: float = 0.95,
 ) -> Comparison:
-    """Alternate baseline and candidate until the verdict is clear, ``max_rounds`` or ``budget_s``.
+    """Alternate baseline and candidate until the verdict is clear, ``max_rounds`` (None: no
+    limit) or ``budget_s``.
 
     ``min_rounds`` is lowered (to no fewer than FLOOR_ROUNDS) when the first round shows that
     many would not fit in ``budget_s``: a 150 ms graph does not get 9 s of timing on a 3 s budget.
 
     Every ``check_every`` rounds (past ``min_rounds``) the interval is recomputed, and timing
-    stops early once it lies wholly on one side of ``decide_at`` (1, or the ratio a decision needs). Looking repeatedly and stopping at the
-    first clear look inflates the false-positive rate, so interim looks use a 99.9% interval
-    (an alpha-spending rule in the spirit of Haybittle-Peto); the final verdict uses 95%.
+    stops early once it lies wholly on one side of ``decide_at`` (1, or the ratio a decision
+    needs). Looking repeatedly and stopping at the first clear look inflates the false-positive
+    rate, so interim looks use a 99.9% interval (an alpha-spending rule in the spirit of
+    Haybittle-Peto); the returned interval uses ``confidence`` (95%).
     """
     baselines = baseline if isinstance(baseline, list) else [baseline]
     candidates = candidate if isinstance(candidate, list) else [candidate]
@@ -122,7 +125,7 @@ def interleaved(
         a_times.append(a)
         b_times.append(b)
         count = len(a_times)
-        if count >= max_rounds:
+        if max_rounds is not None and count >= max_rounds:
             break
         if count < min_rounds:
             continue
@@ -134,7 +137,7 @@ def interleaved(
             )
             if high < decide_at or low > decide_at:
                 break
-    return compare_samples(a_times, b_times)
+    return compare_samples(a_times, b_times, confidence=confidence)
 
 
 def compare_samples(a_times, b_times, confidence: float = 0.95) -> Comparison:

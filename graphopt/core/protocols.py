@@ -160,6 +160,11 @@ class Format(Protocol):
     def op_types(self, graph: Graph) -> Iterator[str]:
         """Every node's op type, subgraphs included."""
 
+    def portable_op_types(self, graph: Graph) -> Iterator[str]:
+        """``op_types`` in the one vocabulary every format shares (ONNX operator names: ``aten.mm``
+        and ``stablehlo.dot_general`` are both "MatMul"); an op with no counterpart keeps its name.
+        What the learned policy's graph features count (policies/features.GRAPH_OPS)."""
+
     def fingerprint(self, graph: Graph) -> str:
         """Equal for graphs that compute the same way (what caches are keyed on)."""
 

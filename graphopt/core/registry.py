@@ -87,7 +87,8 @@ def format_of(model: object) -> tuple[str, object, list]:
         if fmt.accepts(model):
             return name, fmt, rules
     raise GraphoptError(
-        f"graphopt cannot read a {type(model).__name__}; pass a path, an ONNX model, StableHLO text or a jax.export.Exported"
+        f"graphopt cannot read a {type(model).__name__}; "
+        "pass a path, an ONNX model, StableHLO text or a jax.export.Exported"
     )
 
 

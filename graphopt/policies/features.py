@@ -21,11 +21,13 @@ import math
 import re
 from collections import Counter
 
-from graphopt.core.protocols import FusionReport, InputSpec, Site
+from graphopt.core.protocols import Format, FusionReport, InputSpec, Site
 from graphopt.policies.pool import Entry
 
 KINDS = ("greedy", "all-but", "only", "without-class")
 TARGETS = ("ort-cpu", "ort-CUDAExecutionProvider", "inductor", "xla-cpu")  # Target.name
+# The op mix is counted in ONNX operator names, the vocabulary every Format maps its ops to
+# (Format.portable_op_types): the same share of MatMul reads the same in ONNX, FX and StableHLO.
 GRAPH_OPS = (
     "MatMul",
     "Gemm",
@@ -73,7 +75,10 @@ class GraphFacts:
     target: str
 
 
-def graph_facts(op_types, specs: list[InputSpec], feeds: dict, weight_bytes: int, report, target: str) -> GraphFacts:
+def graph_facts(fmt: Format, graph, feeds: dict, report: FusionReport | None, target: str) -> GraphFacts:
+    """The facts of ``graph`` (of Format ``fmt``) and one set of its inputs; ops are counted in the
+    vocabulary all formats share (Format.portable_op_types), so a MatMul is a MatMul in FX too."""
+    specs: list[InputSpec] = fmt.input_specs(graph)
     dims: dict[str, int] = {}
     for spec in specs:
         value = feeds.get(spec.name)
@@ -82,7 +87,8 @@ def graph_facts(op_types, specs: list[InputSpec], feeds: dict, weight_bytes: int
                 dims[dim] = int(size)
     elements = sum(int(getattr(v, "size", 0)) for v in feeds.values())
     dynamic = any(not isinstance(d, int) for spec in specs for d in spec.dims)
-    return GraphFacts(dict(Counter(op_types)), elements, weight_bytes, dynamic, dims, report, target)
+    ops = Counter(fmt.portable_op_types(graph))
+    return GraphFacts(dict(ops), elements, fmt.weight_bytes(graph), dynamic, dims, report, target)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,18 +62,12 @@ class Learned:
         unknown = set(self.ranker.feature_names) - set(schema.names)
         if unknown:
             log.warning(
-                "graphopt: the learned policy's weights need features these rules no longer define (%s); using the measured search",
+                "graphopt: the learned policy's weights need features these rules no longer define (%s); "
+                "using the measured search",
                 ", ".join(sorted(unknown)[:3]),
             )
             return None, entries
-        facts = graph_facts(
-            self.fmt.op_types(graph),
-            self.fmt.input_specs(graph),
-            context.feeds[0],
-            self.fmt.weight_bytes(graph),
-            context.report,
-            context.target,
-        )
+        facts = graph_facts(self.fmt, graph, context.feeds[0], context.report, context.target)
         rows = [vector(features(entry, greedy.applied, facts), self.ranker.feature_names) for entry in entries]
         scores = self.ranker.scores(rows)
         if np.ptp(scores) < UNDECIDED_SPREAD:

@@ -70,8 +70,9 @@ def text(results: list[CheckResult]) -> str:
         lines.append(headline(r))
         t = r.timing
         lines.append(
-            f"  latency: baseline {t.baseline_s * 1e3:.3f} ms, candidate {t.candidate_s * 1e3:.3f} ms, ratio {t.ratio:.3f} "
-            f"[{t.ci_low:.3f}, {t.ci_high:.3f}] over {t.rounds} interleaved rounds (allowed {1 + r.settings.max_slowdown:.3f})"
+            f"  latency: baseline {t.baseline_s * 1e3:.3f} ms, candidate {t.candidate_s * 1e3:.3f} ms, "
+            f"ratio {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] over {t.rounds} interleaved rounds "
+            f"(allowed {1 + r.settings.max_slowdown:.3f})"
         )
         for o in r.equivalence.outputs:
             lines.append(
@@ -79,7 +80,8 @@ def text(results: list[CheckResult]) -> str:
                 + ("" if o.ok else f"  NOT EQUIVALENT: {o.reason}")
             )
         lines.append(
-            f"  {r.compiler} {r.kernel_noun}: baseline {r.baseline_report.kernels}, candidate {r.candidate_report.kernels}"
+            f"  {r.compiler} {r.kernel_noun}: baseline {r.baseline_report.kernels}, "
+            f"candidate {r.candidate_report.kernels}"
         )
         if r.session_settings != ("defaults", "defaults"):
             lines.append(
@@ -106,7 +108,8 @@ def markdown(results: list[CheckResult]) -> str:
         err = max(o.max_abs_error for o in r.equivalence.outputs)
         lines.append(
             f"| `{r.candidate}` | {icon} | {t.ratio:.3f} [{t.ci_low:.3f}, {t.ci_high:.3f}] | {err:.1e} | "
-            f"{r.baseline_report.kernels} -> {r.candidate_report.kernels} | {_fusions(r.lost_fusions)} | {_fusions(r.gained_fusions)} |"
+            f"{r.baseline_report.kernels} -> {r.candidate_report.kernels} | "
+            f"{_fusions(r.lost_fusions)} | {_fusions(r.gained_fusions)} |"
         )
     failures = [f"- {headline(r)}" for r in results if r.verdict != "pass"]
     return "\n".join(lines + ([""] + failures if failures else [])) + "\n"
@@ -123,7 +126,8 @@ def junit(results: list[CheckResult]) -> str:
         elif r.verdict == "inconclusive":
             body = f"<system-out>{escape(text([r]))}</system-out>"
         cases.append(
-            f'  <testcase classname="graphopt.api.checking" name={quoteattr(r.candidate)} time="{r.seconds:.3f}">{body}</testcase>'
+            f'  <testcase classname="graphopt.api.checking" name={quoteattr(r.candidate)} '
+            f'time="{r.seconds:.3f}">{body}</testcase>'
         )
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="graphopt check" tests="{len(results)}" '

@@ -57,7 +57,8 @@ def html(result: OptimizeResult, plot_path: str | None = None) -> str:
     style = "body{font-family:sans-serif;max-width:70em}td,th{padding:2px 8px;text-align:right}"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>graphopt {esc(Path(result.model_path).name)}</title>"
-        f"<style>{style}</style></head><body><h1>graphopt optimize {esc(Path(result.model_path).name)}</h1>{head}{table}"
+        f"<style>{style}</style></head><body>"
+        f"<h1>graphopt optimize {esc(Path(result.model_path).name)}</h1>{head}{table}"
         f"<h2>Candidates</h2><ul>{items}</ul>{image}{notes}</body></html>\n"
     )
 

@@ -190,7 +190,8 @@ def render(result: OptimizeResult, console: Console) -> None:
     if selected is not None and selected.confirmation is not None:
         s, c = selected.timing, selected.confirmation
         console.print(
-            f"'{selected.candidate.label}' was chosen at ratio {s.ratio:.3f} and timed again: {c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]",
+            f"'{selected.candidate.label}' was chosen at ratio {s.ratio:.3f} and timed again: "
+            f"{c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]",
             highlight=False,
         )
     if result.lever_changed_choice and selected is not None:
@@ -217,7 +218,8 @@ def prediction_lines(result: OptimizeResult) -> list[str]:
     for rank, prediction in enumerate(result.decision.prediction, 1):
         why = ", ".join(f"{name} {value:+.2f}" for name, value in prediction.drivers)
         lines.append(
-            f"learned policy #{rank}: '{prediction.label}' (score {prediction.score:.2f}; driven by {why or 'nothing in particular'})"
+            f"learned policy #{rank}: '{prediction.label}' (score {prediction.score:.2f}; "
+            f"driven by {why or 'nothing in particular'})"
         )
     return lines
 

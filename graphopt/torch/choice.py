@@ -163,7 +163,10 @@ def _route_evaluation(plain: Contender, ort: Contender, args, seconds: float) ->
         timing = interleaved(lambda: plain.run(*args), lambda: ort.run(*args), budget_s=seconds)
     evaluation = Evaluation(Candidate(ROUTE, None, []), timing=timing)
     if not evaluation.accepted:
-        evaluation.rejected = f"not {MIN_GAIN:.1%} faster than Inductor as is with confidence (ratio {timing.ratio:.3f}, 95% CI [{timing.ci_low:.3f}, {timing.ci_high:.3f}])"
+        evaluation.rejected = (
+            f"not {MIN_GAIN:.1%} faster than Inductor as is with confidence "
+            f"(ratio {timing.ratio:.3f}, 95% CI [{timing.ci_low:.3f}, {timing.ci_high:.3f}])"
+        )
     return evaluation
 
 

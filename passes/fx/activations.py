@@ -1,7 +1,8 @@
 """Activations written out, given back their names so Inductor's matchers see them.
 
 - ``gelu_erf``: ``0.5 * x * (1 + erf(x / sqrt(2)))`` -> ``gelu(x)``;
-- ``gelu_tanh``: ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` -> ``gelu(x, approximate="tanh")`` (GPT-2's NewGELU);
+- ``gelu_tanh``: ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` ->
+  ``gelu(x, approximate="tanh")`` (GPT-2's NewGELU);
 - ``silu``: ``x * sigmoid(x)`` -> ``silu(x)``;
 - ``clamp_relu``: ``x.clamp(min=0)`` / ``clamp_min(x, 0)`` -> ``relu(x)`` (the form Inductor's
   conv+unary fusions look for). Same values; at exactly 0 relu's subgradient is 0 where clamp's

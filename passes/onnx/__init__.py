@@ -25,7 +25,8 @@ from graphopt.passes.onnx import (
 FAMILIES = {
     "cleanup": cleanup,
     "shapes": shapes,
-    "layer-norm": layer_norm,  # before noops: a LayerNorm's gamma of ones (an untrained Keras model) is its pattern, not a no-op
+    # before noops: a LayerNorm's gamma of ones (an untrained Keras model) is its pattern, not a no-op
+    "layer-norm": layer_norm,
     "noops": noops,
     "masks": masks,
     "embedding": embedding,

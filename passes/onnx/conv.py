@@ -16,8 +16,9 @@ constants (ConstantOfShape, Concat, Slice, Transpose, Cast: torch's legacy expor
 EfficientNet and MobileNet); ORT then keeps the Pad, and with it a layout change out of and
 back into its blocked NCHWc layout around every such Conv. Legality: mode ``constant`` with
 value 0 (or absent) and no ``axes``; the pads fold to constants, are non-negative, and are zero
-on the batch and channel dims; the Conv's ``auto_pad`` is NOTSET or VALID (no padding of its own). Zero padding then a Conv is
-the Conv with larger zero padding exactly: the padded positions contribute zero products.
+on the batch and channel dims; the Conv's ``auto_pad`` is NOTSET or VALID (no padding of its
+own). Zero padding then a Conv is the Conv with larger zero padding exactly: the padded
+positions contribute zero products.
 """
 
 from __future__ import annotations

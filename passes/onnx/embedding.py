@@ -7,8 +7,9 @@ torch's dynamo exporter writes the embedding block of a BERT-family encoder as
     out = LayerNormalization(Gather(word_table, input_ids) + Gather(type_table, token_type_ids) + pos)
 
 which ORT runs as seven kernels (DistilBERT: the same without token types, five): ORT's
-EmbedLayerNormFusion expects the legacy exporter's graph and does not fire. EmbedLayerNormalization does the three lookups, the sums and the LayerNorm in one
-pass over each row (two Casts to int32 in front: the kernel takes int32 ids).
+EmbedLayerNormFusion expects the legacy exporter's graph and does not fire.
+EmbedLayerNormalization does the three lookups, the sums and the LayerNorm in one pass over
+each row (two Casts to int32 in front: the kernel takes int32 ids).
 
 Legality, checked: the three tables are constant 2-D float32 of one width H; gamma and beta are
 1-D of H; the LayerNorm normalizes the last axis (its epsilon is carried over); every Gather is on

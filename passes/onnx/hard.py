@@ -13,9 +13,10 @@ none of which ORT fuses into the Conv before it. ORT's ConvActivationFusion fuse
 
 Legality: x is a float tensor; the constants are one-element constants (3, 0, 6 and 6 or 1/6
 to 1e-6 relative); Clip's bounds are inputs (opset 11+); HardSwish needs opset 14+, which the
-rules read off the model (below it, hard-swish-div writes x * HardSigmoid(x) instead). ``max(0, min(1, x/6 + 1/2))`` and ``clip(x + 3, 0, 6) / 6`` are the
-same function; their fp32 results differ by the rounding of one multiply-add (an ulp or two),
-far inside verify's fp32 tolerance. NaN propagates through both.
+rules read off the model (below it, hard-swish-div writes x * HardSigmoid(x) instead).
+``max(0, min(1, x/6 + 1/2))`` and ``clip(x + 3, 0, 6) / 6`` are the same function; their fp32
+results differ by the rounding of one multiply-add (an ulp or two), far inside verify's fp32
+tolerance. NaN propagates through both.
 """
 
 from __future__ import annotations

@@ -107,7 +107,8 @@ def _canonical_mean(op, value, opset: int):
 LAYER_NORM_TF = rule(
     "layer-norm-tf",
     "layer-norm",
-    "x * s + (beta - mean * s), s = gamma / sqrt(var + eps) (TensorFlow/Keras)  ->  the form ORT's LayerNormFusion takes",
+    "x * s + (beta - mean * s), s = gamma / sqrt(var + eps) (TensorFlow/Keras)  ->  "
+    "the form ORT's LayerNormFusion takes",
     [_pattern(kind, shift) for kind in ("pool", "reduce") for shift in ("neg", "sub")],
     _replacement,
     _check,

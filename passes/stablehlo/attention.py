@@ -24,7 +24,8 @@ from graphopt.passes.stablehlo.erase import erase_if_dead
 
 
 def repeated(value):
-    """(source, dim, times) when ``value`` is ``source`` with dim ``dim`` repeated ``times`` (jnp.repeat's lowering), else None."""
+    """(source, dim, times) when ``value`` is ``source`` with dim ``dim`` repeated ``times``
+    (jnp.repeat's lowering), else None."""
     from jaxlib.mlir import ir
 
     reshape = value.owner

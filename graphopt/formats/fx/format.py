@@ -21,7 +21,7 @@ from graphopt.core.protocols import Candidate, Feeds, InputSpec, NearMiss, Site
 from graphopt.core.rules import by_family
 from graphopt.formats.fx import rewrite
 from graphopt.formats.fx.graphs import copy_module, fingerprint
-from graphopt.formats.fx.ops import kind, meta
+from graphopt.formats.fx.ops import PORTABLE_OPS, kind, meta
 
 NOT_A_FILE = "FX graphs come from torch.compile(model, backend='graphopt'), not from files"
 
@@ -88,6 +88,9 @@ class FxFormat:
             for node in graph.graph.nodes
             if node.op in ("call_function", "call_method", "call_module")
         )
+
+    def portable_op_types(self, graph: torch.fx.GraphModule) -> Iterator[str]:
+        return (PORTABLE_OPS.get(op, op) for op in self.op_types(graph))
 
     def fingerprint(self, graph: torch.fx.GraphModule) -> str:
         return fingerprint(graph)

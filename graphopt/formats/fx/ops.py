@@ -26,6 +26,40 @@ _OPERATORS = {
 }
 
 
+# kind() -> the ONNX operator name the learned policy's features count (Format.portable_op_types)
+PORTABLE_OPS = {
+    **dict.fromkeys(("linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum"), "MatMul"),
+    **dict.fromkeys(("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d"), "Conv"),
+    **dict.fromkeys(("softmax", "_softmax"), "Softmax"),
+    "layer_norm": "LayerNormalization",
+    "erf": "Erf",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    **dict.fromkeys(("embedding", "index_select", "gather"), "Gather"),
+    **dict.fromkeys(("transpose", "permute", "t"), "Transpose"),
+    **dict.fromkeys(("view", "reshape", "flatten"), "Reshape"),
+    **dict.fromkeys(("add", "iadd"), "Add"),
+    "mul": "Mul",
+    "div": "Div",
+    **dict.fromkeys(("sub", "rsub"), "Sub"),
+    **dict.fromkeys(("where", "masked_fill"), "Where"),
+    **dict.fromkeys(("expand", "expand_as"), "Expand"),
+    **dict.fromkeys(("cat", "concat"), "Concat"),
+    **dict.fromkeys(("narrow", "slice"), "Slice"),
+    "mean": "ReduceMean",
+    "pow": "Pow",
+    **dict.fromkeys(("sqrt", "rsqrt"), "Sqrt"),
+    **dict.fromkeys(("to", "float", "half", "bfloat16", "type"), "Cast"),
+    "batch_norm": "BatchNormalization",
+    **dict.fromkeys(("max", "maximum", "amax"), "Max"),
+    **dict.fromkeys(("min", "minimum", "amin"), "Min"),
+    **dict.fromkeys(("clamp", "clamp_min", "clamp_max", "hardtanh"), "Clip"),
+    "relu": "Relu",
+    **dict.fromkeys(("split", "chunk"), "Split"),
+    "unsqueeze": "Unsqueeze",
+}
+
+
 def kind(node) -> str | None:
     """What ``node`` computes, however it was spelled: "mul", "matmul", "softmax", "gelu"...
     (None for anything that is not a call: placeholders, constants)."""

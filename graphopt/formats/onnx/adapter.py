@@ -72,6 +72,9 @@ class OnnxFormat:
     def op_types(self, graph: ir.Model) -> Iterator[str]:
         return (files.qualified_op(n.domain, n.op_type) for n in files.iter_nodes(graph))
 
+    def portable_op_types(self, graph: ir.Model) -> Iterator[str]:
+        return self.op_types(graph)  # the shared vocabulary is ONNX's
+
     def prepare(self, graph: ir.Model) -> list[str]:
         notes: list[str] = []
         prepare(graph, notes)

@@ -45,7 +45,8 @@ def fix_shapes(model: ir.Model, dims: dict[str, int], shapes: dict[str, tuple[in
         value = inputs[name]
         if value.shape is None or len(value.shape) != len(sizes):
             raise GraphoptError(
-                f"--fix-shape {name}: rank {len(sizes)} given, the model's input has rank {value.shape.rank() if value.shape else 'unknown'}"
+                f"--fix-shape {name}: rank {len(sizes)} given, "
+                f"the model's input has rank {value.shape.rank() if value.shape else 'unknown'}"
             )
         for dim, size in zip(value.shape, sizes):
             if isinstance(dim, int) and dim != size:

@@ -53,6 +53,7 @@ def _loaded(specs: list[InputSpec], path) -> dict[str, np.ndarray]:
         value = arrays[spec.name]
         if tuple(value.shape) != tuple(spec.dims) or value.dtype != spec.dtype:
             raise BadModelError(
-                f"{path}: {spec.name} is {value.dtype}{list(value.shape)}, the module takes {spec.dtype}{list(spec.dims)}"
+                f"{path}: {spec.name} is {value.dtype}{list(value.shape)}, "
+                f"the module takes {spec.dtype}{list(spec.dims)}"
             )
     return arrays

@@ -58,6 +58,9 @@ class StableHloFormat:
     def op_types(self, graph: StableHloModule) -> Iterator[str]:
         return iter(module.op_types(graph.text))
 
+    def portable_op_types(self, graph: StableHloModule) -> Iterator[str]:
+        return iter(module.portable_op_types(graph.text))
+
     def fingerprint(self, graph: StableHloModule) -> str:
         return module.fingerprint(graph.text)
 

@@ -78,6 +78,65 @@ def op_types(text: str) -> list[str]:
         return [op.operation.name for op in walk(module.operation)]
 
 
+# op name -> the ONNX operator name the learned policy's features count (Format.portable_op_types);
+# softmax, layer norm and relu have no one op here (they are reductions and elementwise ops)
+PORTABLE_OPS = {
+    **dict.fromkeys(("stablehlo.dot_general", "stablehlo.dot"), "MatMul"),
+    "stablehlo.convolution": "Conv",
+    "chlo.erf": "Erf",  # also the name of the stablehlo.composite JAX writes for erf
+    "stablehlo.tanh": "Tanh",
+    "stablehlo.logistic": "Sigmoid",
+    "stablehlo.gather": "Gather",
+    "stablehlo.transpose": "Transpose",
+    **dict.fromkeys(("stablehlo.reshape", "stablehlo.dynamic_reshape"), "Reshape"),
+    "stablehlo.add": "Add",
+    "stablehlo.multiply": "Mul",
+    "stablehlo.divide": "Div",
+    "stablehlo.subtract": "Sub",
+    "stablehlo.select": "Where",
+    **dict.fromkeys(("stablehlo.broadcast_in_dim", "stablehlo.dynamic_broadcast_in_dim"), "Expand"),
+    "stablehlo.concatenate": "Concat",
+    **dict.fromkeys(("stablehlo.slice", "stablehlo.dynamic_slice", "stablehlo.real_dynamic_slice"), "Slice"),
+    "stablehlo.power": "Pow",
+    **dict.fromkeys(("stablehlo.sqrt", "stablehlo.rsqrt"), "Sqrt"),
+    "stablehlo.convert": "Cast",
+    "stablehlo.batch_norm_inference": "BatchNormalization",
+    "stablehlo.maximum": "Max",
+    "stablehlo.minimum": "Min",
+    "stablehlo.clamp": "Clip",
+}
+
+
+def portable_op_types(text: str) -> list[str]:
+    """The ops in the shared vocabulary (PORTABLE_OPS): a ``stablehlo.composite`` counts as the op
+    it names ("chlo.erf" is one Erf), and the private functions that spell composites out do not
+    count, so the count reads the graph as its author wrote it."""
+    with parsed(text) as module:
+        functions = {op.attributes["sym_name"].value: op for op in module.body.operations if _is_function(op)}
+        decompositions = {
+            op.attributes["decomposition"].value
+            for function in functions.values()
+            for op in walk(function.operation)
+            if op.operation.name == "stablehlo.composite"
+        }
+        names = []
+        for name, function in functions.items():
+            if name not in decompositions:
+                names += [_portable(op) for op in walk(function.operation)]
+        return names
+
+
+def _is_function(op) -> bool:
+    return op.operation.name == "func.func"
+
+
+def _portable(op) -> str:
+    name = op.operation.name
+    if name == "stablehlo.composite":
+        name = op.attributes["name"].value
+    return PORTABLE_OPS.get(name, name)
+
+
 def input_specs(text: str, symbols: list[tuple] | None = None) -> list[InputSpec]:
     """The entry function's arguments: dtype and dims, a dynamic dim named by ``symbols`` (an
     Exported's in_avals shapes) where given, else None."""

@@ -1,5 +1,6 @@
 """StableHLO rules as the engine sees them (graphopt.core.protocols.RuleSet): sites found by a dry
-run over the entry function, rewrites applied to a fixpoint on a freshly parsed module (core/rules.py: the rule shape, MAX_SWEEPS).
+run over the entry function, rewrites applied to a fixpoint on a freshly parsed module
+(core/rules.py: the rule shape, MAX_SWEEPS).
 
 A site is anchored at the matched op's place among the function's ops (``dot_general#12``) and
 its signature is the op's operand types, so the same rule on the same shapes in every layer is

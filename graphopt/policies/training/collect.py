@@ -59,14 +59,7 @@ def prepared(spec: Spec, folder, measure_s: float) -> _Context:
     greedy = next(Greedy().propose(prepared, rules), None)
     facts = None
     if greedy is not None:
-        facts = graph_facts(
-            fmt.op_types(prepared),
-            fmt.input_specs(prepared),
-            feeds,
-            fmt.weight_bytes(prepared),
-            baseline.compiled.report,
-            TARGET,
-        )
+        facts = graph_facts(fmt, prepared, feeds, baseline.compiled.report, TARGET)
     return _Context(spec, fmt.fingerprint(model), schema, greedy, facts, prepared, rules, baseline, target, measure_s)
 
 
@@ -165,7 +158,8 @@ def write_results(results, folder, progress=print) -> list[str]:
     for spec, outcome in results:
         if isinstance(outcome, BaseException):
             progress(
-                f"{spec.graph_id}: failed: {type(outcome).__name__}: {str(outcome).splitlines()[0][:200] if str(outcome) else ''}"
+                f"{spec.graph_id}: failed: {type(outcome).__name__}: "
+                f"{str(outcome).splitlines()[0][:200] if str(outcome) else ''}"
             )
             continue
         graph_id, rows, names, digest = outcome
@@ -173,7 +167,8 @@ def write_results(results, folder, progress=print) -> list[str]:
             dataset.write_graph(folder, graph_id, rows, names, digest)
             written.append(graph_id)
         progress(
-            f"{graph_id}: {len(rows)} entries, best ratio {min((dataset.label_ratio(r) for r in rows), default=1.0):.3f}"
+            f"{graph_id}: {len(rows)} entries, "
+            f"best ratio {min((dataset.label_ratio(r) for r in rows), default=1.0):.3f}"
         )
     return written
 

@@ -7,7 +7,7 @@ and ``read`` loads the folder as one table. One row per evaluated pool entry:
 | column | type | what |
 | --- | --- | --- |
 | graph_id | string | the corpus entry: architecture, configuration, exporter, axes, seed (they determine the graph) |
-| fingerprint | string | the exported graph's fingerprint (Format.fingerprint: equal for graphs that compute the same way) |
+| fingerprint | string | the exported graph's fingerprint (Format.fingerprint: equal when computing the same way) |
 | arch | string | architecture family (bert, llama, ...); held-out families never train |
 | spec | string | the corpus entry as JSON (depth, width, heads, batch, sequence, exporter...) |
 | target | string | the target the graph was judged on (its name: ort-cpu, ...) |

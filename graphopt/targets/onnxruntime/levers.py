@@ -76,7 +76,8 @@ class SessionSettings:
         data = {
             "graph_optimization_level": level[self.level],
             "disabled_optimizers": list(self.disabled_optimizers),
-            "usage": "options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.<graph_optimization_level>; "
+            "usage": "options.graph_optimization_level = "
+            "onnxruntime.GraphOptimizationLevel.<graph_optimization_level>; "
             "onnxruntime.InferenceSession(model, options, disabled_optimizers=<disabled_optimizers>)",
         }
         if measured is not None:

@@ -120,7 +120,8 @@ def test_pads_that_are_not_the_convs_zero_padding_stay(pads, mode, value, why):
 
 def test_pads_from_an_input_or_a_same_padded_conv_stay():
     runtime = (
-        """<ir_version: 8, opset_import: ["" : 18]> g (float[1,3,9,9] x, int64[8] pads) => (float[1,4,?,?] y) <{_W}, {_B}> {{
+        '<ir_version: 8, opset_import: ["" : 18]> '
+        """g (float[1,3,9,9] x, int64[8] pads) => (float[1,4,?,?] y) <{_W}, {_B}> {{
         v = Constant<value = float {{0.0}}>()
         p = Pad(x, pads, v)
         c = Conv(p, w, b)

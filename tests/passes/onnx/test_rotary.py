@@ -19,11 +19,13 @@ INV_FREQ = ", ".join(f"{1.0 / (10000 ** (2 * i / 8)):.8f}" for i in range(4))
 
 
 def _rope(lo_end: int = 4, hi_start: int = 4, delta: int = 1) -> str:
-    return f"""<ir_version: 8, opset_import: ["" : 18]>
+    return (
+        f"""<ir_version: 8, opset_import: ["" : 18]>
     g (float[1,2,3,8] x, int64 start) => (float[1,2,3,8] y)
       <float[4] inv_freq = {{{INV_FREQ}}}, int64 three = {{3}}, int64 step = {{{delta}}},
        int64[2] uaxes = {{0, 2}}, int64[1] head = {{1}}, int64[1] zero = {{0}}, int64[1] lo_end = {{{lo_end}}},
-       int64[1] hi_start = {{{hi_start}}}, int64[1] big = {{9223372036854775807}}, int64[1] last = {{3}}, int64[1] one = {{1}}> {{
+       int64[1] hi_start = {{{hi_start}}}, int64[1] big = {{9223372036854775807}}, """
+        f"""int64[1] last = {{3}}, int64[1] one = {{1}}> {{
         limit = Add(start, three)
         positions = Range(start, limit, step)
         pos = Unsqueeze(positions, uaxes)
@@ -42,6 +44,7 @@ def _rope(lo_end: int = 4, hi_start: int = 4, delta: int = 1) -> str:
         b = Mul(rotated, sin)
         y = Add(a, b)
     }}"""
+    )
 
 
 FEEDS = {"x": np.random.default_rng(0).standard_normal((1, 2, 3, 8)).astype(np.float32), "start": np.array(5, np.int64)}
