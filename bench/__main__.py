@@ -32,6 +32,11 @@ def main(argv=None) -> None:
 
         xla_zoo.main([a for a in argv if a != "--xla"])
         return
+    if "--llm" in argv:
+        from bench import llm
+
+        llm.main([a for a in argv if a != "--llm"])
+        return
     if "--torch" in argv:
         from bench import torch_zoo
 
@@ -67,6 +72,12 @@ def main(argv=None) -> None:
         action="store_true",
         help="torch.compile(backend='graphopt') against Inductor on the zoo "
         "(bench/torch_zoo.py; its own options follow)",
+    )
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="graphopt optimize on 28 M / 123 M / 1 B LLaMA-style decoders: wall, peak RSS, ratio "
+        "(bench/llm.py; its own options follow)",
     )
     parser.add_argument(
         "--xla",

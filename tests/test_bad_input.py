@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,14 @@ def test_external_data_outside_the_model_folder(tmp_path):
     path = _with_external_weight(tmp_path, "../secret.bin")
     out = tmp_path / "out.onnx"
     _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "lies outside the model's folder")
+
+
+def test_external_data_with_several_hard_links(tmp_path):
+    path = _with_external_weight(tmp_path, "weights.bin")
+    (path.parent / "weights.bin").write_bytes(np.ones(4, np.float32).tobytes())
+    os.link(path.parent / "weights.bin", tmp_path / "backup.bin")  # what `cp -l` leaves behind
+    out = tmp_path / "out.onnx"
+    _assert_refused(graphopt("optimize", str(path), "-o", str(out)), out, "has 2 hard links")
 
 
 def _unknown_domain(model):

@@ -67,7 +67,7 @@ def decide(
     progress.stage(f"compiling the original with {(baseline_target or target).name}")
     reference = graph if baseline_graph is None else baseline_graph
     decision = Decision(judge.make_baseline(reference, baseline_target or target, feeds), EvaluationLog())
-    context = SearchContext(feeds, decision.baseline.compiled.report, target.name)
+    context = SearchContext(feeds, decision.baseline.report, target.name)
     proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
     judge.search(proposals, decision.baseline, target, budget, decision.log, progress)
     decision.policy, decision.prediction = policy.name, list(policy.explanation)
@@ -106,7 +106,7 @@ def _choose_lever(chosen: Evaluation | None, decision: Decision, target: Target,
     best = (chosen, judge.LeverChoice())
     for subject in subjects:
         graph = subject.candidate.graph if subject else decision.baseline.graph
-        report = subject.report if subject else decision.baseline.compiled.report
+        report = subject.report if subject else decision.baseline.report
         choice = judge.choose_lever(graph, report, decision.baseline, target, budget)
         if choice.timing is not None and (best[1].timing is None or choice.timing.ratio < best[1].timing.ratio):
             best = (subject, choice)

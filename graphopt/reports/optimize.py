@@ -35,7 +35,7 @@ def _fusions(report) -> dict:
 
 
 def to_dict(result: OptimizeResult) -> dict:
-    base = result.baseline.compiled.report
+    base = result.baseline.report
     chosen, selected = result.chosen, result.selected
     after = chosen.report if chosen else base
     return {
@@ -111,7 +111,7 @@ def _evaluation(e, kept: bool) -> dict:
 def summary_rows(result: OptimizeResult) -> list[tuple[str, ...]]:
     """The summary table as rows of text, header first: input, output, and the output under the
     recommended settings when there are some. The terminal, Markdown and HTML reports draw it."""
-    base = result.baseline.compiled.report
+    base = result.baseline.report
     chosen = result.chosen
     columns = [
         ("input", base, None),
@@ -165,7 +165,7 @@ def _summary_table(result: OptimizeResult) -> Table:
 
 def candidate_lines(result: OptimizeResult) -> list[str]:
     """One line per candidate: its rewrites, what ORT fused, its ratio, and what became of it."""
-    base = result.baseline.compiled.report.fused
+    base = result.baseline.report.fused
     lines = []
     for e in to_dict(result)["candidates"]:
         fused = ", ".join(

@@ -23,7 +23,7 @@ def sides(result: OptimizeResult, target) -> list[tuple[str, object, object, flo
     base = result.baseline
     chosen = result.chosen
     latency = (chosen.final_timing.baseline_s * 1e3) if chosen else None
-    rows = [("input", target, base.graph, latency, base.compiled.report.fused)]
+    rows = [("input", target, base.graph, latency, base.report.fused)]
     graph = chosen.candidate.graph if chosen else base.graph
     if chosen:
         rows.append(("output", target, graph, chosen.final_timing.candidate_s * 1e3, chosen.report.fused))

@@ -65,6 +65,12 @@ def _check_external_data(proto: onnx.ModelProto, base_dir: Path) -> None:
             )
         if not target.is_file():
             raise BadModelError(f"initializer {tensor.name!r}: external data file {location!r} is missing")
+        if (links := target.stat().st_nlink) > 1:
+            # onnx_ir (rightly) reads a file with several hard links as a possible hard-link attack
+            raise BadModelError(
+                f"external data file {location!r} has {links} hard links (a `cp -l` copy, a dedup tool); "
+                "onnx_ir refuses to read it: make a real copy of the model folder (`cp -r`) and run on that"
+            )
 
 
 def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

@@ -59,7 +59,7 @@ def prepared(spec: Spec, folder, measure_s: float) -> _Context:
     greedy = next(Greedy().propose(prepared, rules), None)
     facts = None
     if greedy is not None:
-        facts = graph_facts(fmt, prepared, feeds, baseline.compiled.report, TARGET)
+        facts = graph_facts(fmt, prepared, feeds, baseline.report, TARGET)
     return _Context(spec, fmt.fingerprint(model), schema, greedy, facts, prepared, rules, baseline, target, measure_s)
 
 
@@ -95,7 +95,7 @@ def _judged(context: _Context, position: int, entry: Entry) -> dict:
 
 
 def _row(context: _Context, position: int, entry: Entry, evaluation, values: list[float], seconds: float) -> dict:
-    report, timing, base_report = evaluation.report, evaluation.timing, context.baseline.compiled.report
+    report, timing, base_report = evaluation.report, evaluation.timing, context.baseline.report
     sites = [
         {"rule": s.rule, "signature": s.signature, "anchor": s.anchor, "fused_now": s.fused_now(base_report)}
         for s in evaluation.candidate.applied

@@ -1,0 +1,125 @@
+"""`python -m bench --llm`: `graphopt optimize` on LLaMA-style decoders of 28 M, 123 M and 1 B
+parameters (models/llm.py), as a user runs it, with what it costs.
+
+Each size is exported once (torch's default exporter, dynamic batch and sequence, weights in
+``model.onnx.data``; cached under ``--work``) in a process of its own. Then, each in a fresh child
+process whose peak resident memory is read from the kernel when it exits (``os.wait4``):
+
+- ``ort``: ONNX Runtime alone opens the model and runs it once (batch 1, sequence 16): the floor
+  a user already pays;
+- ``graphopt``: ``graphopt optimize model.onnx -o out/model.onnx`` with the default settings (or
+  ``--budget``), its report read back: exit code, wall time, peak RSS and its multiple of the
+  weights, candidates judged, the kept candidate's ratio to ORT with its interval.
+
+Rows are appended to ``--out`` (JSON lines) and printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from graphopt.models.llm import LLM_SHAPES
+
+ORT_CHILD = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+ids = np.random.default_rng(0).integers(0, 32000, (1, 16), dtype=np.int64)
+session.run(None, {"input_ids": ids, "attention_mask": np.ones((1, 16), np.int64)})
+"""
+EXPORT_CHILD = "import sys; from pathlib import Path; from graphopt.models.llm import export_prefill; " + (
+    "export_prefill(sys.argv[1], Path(sys.argv[2]))"
+)
+
+
+def measured(command: list[str], log: Path, timeout_s: float) -> dict:
+    """Run ``command`` in a child process: its exit code, wall seconds and peak RSS (GB)."""
+    start = time.monotonic()
+    with log.open("w") as output:
+        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        deadline = start + timeout_s
+        while (status := os.wait4(child.pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                child.kill()
+            time.sleep(0.2)
+    _, code, usage = status
+    child.returncode = os.waitstatus_to_exitcode(code)
+    return {
+        "exit": child.returncode,
+        "wall_s": round(time.monotonic() - start, 1),
+        "peak_gb": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KiB on Linux
+    }
+
+
+def exported(size: str, work: Path) -> Path:
+    path = work / size / "model.onnx"
+    if not (path.exists() and path.with_suffix(".onnx.data").exists()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"{size}: exporting (once; cached in {path.parent})", flush=True)
+        run = measured([sys.executable, "-c", EXPORT_CHILD, size, str(path)], work / size / "export.log", 3600)
+        if run["exit"] != 0:
+            raise SystemExit(f"{size}: export failed, see {work / size / 'export.log'}")
+    return path
+
+
+def weights_gb(path: Path) -> float:
+    return path.with_suffix(".onnx.data").stat().st_size / 2**30
+
+
+def graphopt_row(path: Path, budget: float | None, timeout_s: float) -> dict:
+    out = path.parent / "out"
+    report = path.parent / "report.json"
+    report.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "graphopt", "optimize", str(path), "-o", str(out / "model.onnx")]
+    command += ["--mkdir", "--report", str(report)] + (["--budget", str(budget)] if budget else [])
+    row = measured(command, path.parent / "graphopt.log", timeout_s)
+    if report.exists():
+        data = json.loads(report.read_text())
+        latency = data.get("latency") or {}
+        row |= {
+            "judged": len(data.get("candidates", [])),
+            "kept_original": data.get("kept_original"),
+            "reason": data.get("reason"),
+            "ratio": latency.get("ratio"),
+            "ci95": latency.get("ci95"),
+        }
+    return row
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench --llm", description=__doc__)
+    parser.add_argument("--sizes", default=",".join(LLM_SHAPES))
+    parser.add_argument("--budget", type=float, default=None, help="graphopt's --budget (default: its default)")
+    parser.add_argument("--work", default="/tmp/graphopt-llm", help="where the exports are cached")
+    parser.add_argument("--out", default="bench/results/llm.jsonl")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    for size in args.sizes.split(","):
+        path = exported(size, work)
+        weights = weights_gb(path)
+        ort_row = measured([sys.executable, "-c", ORT_CHILD, str(path)], path.parent / "ort.log", args.timeout)
+        row = graphopt_row(path, args.budget, args.timeout)
+        record = {"size": size, "weights_gb": round(weights, 2), "ort": ort_row, "graphopt": row}
+        record["graphopt"]["peak_multiple"] = round(row["peak_gb"] / weights, 2)
+        with Path(args.out).open("a") as out:
+            out.write(json.dumps(record) + "\n")
+        print(_line(record), flush=True)
+
+
+def _line(r: dict) -> str:
+    g, o = r["graphopt"], r["ort"]
+    ratio = f"{g['ratio']:.3f} {g['ci95']}" if g.get("ratio") else f"kept original ({g.get('reason')})"
+    return (
+        f"{r['size']}: weights {r['weights_gb']} GB | ORT alone {o['wall_s']} s, {o['peak_gb']} GB | graphopt exit "
+        f"{g['exit']}, {g['wall_s']} s, {g['peak_gb']} GB ({g['peak_multiple']}x), judged {g.get('judged')}, {ratio}"
+    )
+
+
+if __name__ == "__main__":
+    main()
