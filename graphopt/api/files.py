@@ -167,6 +167,8 @@ def optimize_graph(
         baseline_graph=original,
     )
     decision = _decide_on_inputs_that_run(run, fmt, fixed.graph if fixed else prepared, asked)
+    memory_note = decision.baseline.memory.note() if decision.baseline.memory else None
+    notes += [memory_note] if memory_note else []
     misses = rule_set.near_misses(prepared, sites)
     counts = _count(s.rule for s in sites), _count(m.rule for m in misses)
     return OptimizeResult(name, None, decision, *counts, notes, original=original), prepared

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from graphopt.core import judge
+from graphopt.core import judge, memory
 from graphopt.core.budget import Budget
 from graphopt.core.evaluation_log import Evaluation, EvaluationLog
 from graphopt.core.progress import Reporter
@@ -66,7 +66,8 @@ def decide(
     budget = budget if isinstance(target, Tunable) else budget.without_levers()
     progress.stage(f"compiling the original with {(baseline_target or target).name}")
     reference = graph if baseline_graph is None else baseline_graph
-    decision = Decision(judge.make_baseline(reference, baseline_target or target, feeds), EvaluationLog())
+    plan = memory.plan(max(target.compiled_bytes(graph), (baseline_target or target).compiled_bytes(reference)))
+    decision = Decision(judge.make_baseline(reference, baseline_target or target, feeds, plan), EvaluationLog())
     context = SearchContext(feeds, decision.baseline.report, target.name)
     proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
     judge.search(proposals, decision.baseline, target, budget, decision.log, progress)

@@ -35,10 +35,13 @@ def runner(compiled: Compiled, feeds: Feeds):
     return lambda: compiled.run(feeds)
 
 
-def time_pair(a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None, **options) -> Comparison:
-    """B's latency over A's, interleaved, on fresh compilations of both; ``options`` go to
-    ``measure.interleaved`` (``min_rounds``, ``check_every``: a fixed-length timing)."""
-    a_runs, b_runs = paired(a, b)
+def time_pair(
+    a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None, pairs: int = 2, **options
+) -> Comparison:
+    """B's latency over A's, interleaved, on ``pairs`` fresh compilations of each (the memory plan
+    says how many fit, core/memory.py); ``options`` go to ``measure.interleaved`` (``min_rounds``,
+    ``check_every``: a fixed-length timing)."""
+    a_runs, b_runs = paired(a, b, pairs)
     if decide_at is not None:
         options["decide_at"] = decide_at  # else interleaved's own default (1.0)
     return interleaved(

@@ -19,6 +19,7 @@ from graphopt.core.budget import Budget
 from graphopt.core.errors import GraphoptError, InputsDidNotRun
 from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
 from graphopt.core.measure import Comparison
+from graphopt.core.memory import MemoryPlan
 from graphopt.core.protocols import Candidate, Feeds, FusionReport, Graph, Lever, Target, Tunable
 
 
@@ -37,14 +38,25 @@ class Baseline:
     target: Target  # what compiled it (the candidates' target, unless decide was given another)
     outputs: list[list[np.ndarray]]
     compile_s: float = 0.0  # one compilation of the original: what a timing pair's sessions cost
+    memory: MemoryPlan | None = None  # how many compilations a timing may hold (None: the widest)
+
+    @property
+    def timing_pairs(self) -> int:
+        return self.memory.timing_pairs if self.memory else 2
 
     @property
     def pair_setup_s(self) -> float:
-        """Seconds to create the four fresh compilations one A/B timing needs."""
-        return 4 * self.compile_s
+        """Seconds to create the fresh compilations one A/B timing needs."""
+        return 2 * self.timing_pairs * self.compile_s
+
+    def time_against(self, side: harness.Side, seconds: float) -> Comparison:
+        """``side``'s latency over the original's on the first feed, within the memory plan."""
+        return harness.time_pair(
+            (self.target, self.graph), side, self.feeds[0], seconds, 1 - MIN_GAIN, pairs=self.timing_pairs
+        )
 
 
-def make_baseline(graph: Graph, target: Target, feeds: list[Feeds]) -> Baseline:
+def make_baseline(graph: Graph, target: Target, feeds: list[Feeds], memory: MemoryPlan | None = None) -> Baseline:
     start = time.monotonic()
     compiled = target.compile(graph)
     compile_s = time.monotonic() - start
@@ -60,7 +72,7 @@ def make_baseline(graph: Graph, target: Target, feeds: list[Feeds]) -> Baseline:
                 ) from None
             # a second binding the model cannot take (a recurrent state of fixed batch beside a
             # dynamic batch): candidates are verified on the bindings it does take
-    return Baseline(graph, compiled.report, compiled.output_names, kept, target, outputs, compile_s)
+    return Baseline(graph, compiled.report, compiled.output_names, kept, target, outputs, compile_s, memory)
 
 
 def evaluate(candidate: Candidate, baseline: Baseline, target: Target, measure_s: float) -> Evaluation:
@@ -85,9 +97,7 @@ def evaluate(candidate: Candidate, baseline: Baseline, target: Target, measure_s
         result.rejected = f"not equivalent: output {bad.name}: {bad.reason}"
         return result
     del compiled  # the timing compiles both sides afresh: no third copy of the weights alive meanwhile
-    result.timing = harness.time_pair(
-        (baseline.target, baseline.graph), (target, candidate.graph), baseline.feeds[0], measure_s, 1 - MIN_GAIN
-    )
+    result.timing = baseline.time_against((target, candidate.graph), measure_s)
     if not result.timing.candidate_faster(MIN_GAIN):
         result.rejected = f"not {MIN_GAIN:.1%} faster with confidence ({_ratio(result.timing)})"
     return result
@@ -136,9 +146,7 @@ def confirm(chosen: Evaluation, log: EvaluationLog, baseline: Baseline, target: 
     seconds = budget.confirm_s(baseline.pair_setup_s)
     if seconds is None:
         return None  # no time to confirm: the selection timing stands (it cleared the bar itself)
-    timing = harness.time_pair(
-        (baseline.target, baseline.graph), (target, chosen.candidate.graph), baseline.feeds[0], seconds, 1 - MIN_GAIN
-    )
+    timing = baseline.time_against((target, chosen.candidate.graph), seconds)
     if not timing.candidate_faster(MIN_GAIN):
         return (
             f"best candidate '{chosen.candidate.label}' ({chosen.timing.ratio:.3f} when chosen among {len(log)}) "
@@ -174,7 +182,9 @@ def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budge
         seconds = budget.lever_s(baseline.pair_setup_s)
         if seconds is None:
             break
-        timing = harness.time_pair((target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN)
+        timing = harness.time_pair(
+            (target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN, baseline.timing_pairs
+        )
         choice.tried.append((lever, timing))
         if timing.candidate_faster(MIN_GAIN):
             kept.append((lever, timing))
@@ -182,9 +192,7 @@ def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budge
     if not kept or seconds is None:
         return choice  # nothing won, or no time left to measure the winners against the original
     combined = target.combine([lever for lever, _ in sorted(kept, key=lambda kt: kt[1].ratio)])
-    timing = harness.time_pair(
-        (baseline.target, baseline.graph), (target.with_lever(combined), graph), feeds, seconds, 1 - MIN_GAIN
-    )
+    timing = baseline.time_against((target.with_lever(combined), graph), seconds)
     if timing.candidate_faster(MIN_GAIN):
         choice.lever, choice.timing = combined, timing
         choice.report = target.with_lever(combined).compile(graph).report

@@ -222,6 +222,10 @@ class Target(Protocol):
     def compile(self, graph: Graph, *, report: bool = True) -> Compiled:
         """A fresh runnable of ``graph`` (with its FusionReport unless ``report`` is False)."""
 
+    def compiled_bytes(self, graph: Graph) -> int:
+        """Memory one compilation of ``graph`` will hold, estimated before compiling (what the
+        engine's memory plan counts, core/memory.py)."""
+
     def admit(self, graph: Graph) -> list[str]:
         """Make ``graph`` loadable by this compiler (an IR version it reads), in place; notes."""
 

@@ -11,27 +11,15 @@ the attention score matrix that grows with the square of the sequence, not every
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import onnx_ir as ir
 
 from graphopt.core.errors import InputGenerationError
+from graphopt.core.memory import available_bytes
 from graphopt.core.protocols import InputSpec
 
 _EXPRESSION = re.compile(r"[\w\s+\-*/()]+")
-
-
-def available_bytes() -> int:
-    """Memory a new allocation can get now (MemAvailable), or the physical total as a fallback."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def refuse_unfit(

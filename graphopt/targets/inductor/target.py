@@ -67,6 +67,13 @@ class InductorTarget:
     def admit(self, graph: torch.fx.GraphModule) -> list[str]:
         return []  # Inductor compiles any graph Dynamo makes
 
+    def compiled_bytes(self, graph: torch.fx.GraphModule) -> int:
+        """The frozen weights, when they are frozen into the kernels (else the call's own tensors
+        are read, which exist once whatever is compiled)."""
+        if self.frozen_with is None:
+            return 0
+        return sum(a.numel() * a.element_size() for a in self.frozen_with if isinstance(a, torch.Tensor))
+
     def compile(self, graph: torch.fx.GraphModule, *, report: bool = True) -> InductorCompiled:
         key = id(graph)
         if key not in self._compiled:
