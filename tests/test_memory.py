@@ -27,6 +27,11 @@ def test_four_sessions_per_timing_when_they_fit_else_two():
     assert memory.plan(100 * MIB, limit=1000 * MIB).note() is None
 
 
+def test_a_large_model_times_one_session_per_side_even_where_four_would_fit():
+    weights = memory.FOUR_SESSIONS_UP_TO // 2  # four such sessions: twice the cap
+    assert memory.plan(weights, limit=100 * weights).timing_pairs == 1
+
+
 def test_refused_when_not_even_one_session_per_side_fits():
     with pytest.raises(memory.OutOfMemoryError, match=r"needs about 0\.2 GiB .* more than the 0\.1 GiB available"):
         memory.plan(100 * MIB, limit=150 * MIB)
