@@ -1,5 +1,6 @@
 """The rule shape of the FX and StableHLO formats (rules live in passes/<format>/): a name, a
-family, a one-line doc, ``match`` and ``rewrite``, pure functions of one node and of the bindings a match returned.
+family, a one-line doc, ``match`` and ``rewrite``, pure functions of one node and of the bindings
+a match returned.
 
 ONNX rules have the same fields and the same contract, written in onnxscript's pattern language
 (graphopt/formats/onnx/rules.py: pattern, check -> MatchResult with a reason, replacement).

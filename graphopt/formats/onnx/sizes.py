@@ -16,7 +16,7 @@ import re
 import onnx_ir as ir
 
 from graphopt.core.errors import InputGenerationError
-from graphopt.core.memory import available_bytes
+from graphopt.core.memory import gib, limit_bytes
 from graphopt.core.protocols import InputSpec
 
 _EXPRESSION = re.compile(r"[\w\s+\-*/()]+")
@@ -26,19 +26,20 @@ def refuse_unfit(
     model: ir.Model, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], limit: int | None = None
 ) -> None:
     """Raise InputGenerationError when the inputs at ``shapes``, or one intermediate value, would
-    not fit in ``limit`` bytes (default: the memory available now)."""
-    limit = available_bytes() if limit is None else limit
+    not fit in ``limit`` bytes (default: core.memory.limit_bytes(), GRAPHOPT_MEMORY_LIMIT or what is
+    available now)."""
+    limit = limit_bytes() if limit is None else limit
     inputs = sum(math.prod(shapes[s.name]) * s.dtype.itemsize for s in specs)
     if inputs > limit:
         raise InputGenerationError(
-            f"the inputs at {_listing(shapes)} need {_gib(inputs)}, more than the {_gib(limit)} of memory available"
+            f"the inputs at {_listing(shapes)} need {gib(inputs)}, more than the {gib(limit)} of memory available"
         )
     symbols = _symbols(specs, shapes)
     largest, name = max(((_value_bytes(v, symbols), v.name) for v in _intermediates(model)), default=(0, ""))
     if largest > limit:
         raise InputGenerationError(
-            f"at {_listing(shapes)} the value {name!r} alone needs {_gib(largest)}, more than the "
-            f"{_gib(limit)} of memory available; choose smaller sizes with --shape"
+            f"at {_listing(shapes)} the value {name!r} alone needs {gib(largest)}, more than the "
+            f"{gib(limit)} of memory available; choose smaller sizes with --shape"
         )
 
 
@@ -84,7 +85,3 @@ def _evaluate(dim, symbols: dict[str, int]) -> int | None:
 
 def _listing(shapes: dict[str, tuple[int, ...]]) -> str:
     return ", ".join(f"{name}={'x'.join(map(str, dims))}" for name, dims in shapes.items())
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB"
