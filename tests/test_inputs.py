@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import onnx_ir as ir
 import pytest
@@ -115,3 +117,34 @@ def test_larger_sizes_are_tried_when_the_model_does_not_run_at_the_defaults(tmp_
     ir.save(_strided_audio_model(), path)
     result = optimize(path, None, budget_s=10)  # would exit 2: "Invalid input shape" at 16 samples
     assert result.decision is not None
+
+
+OPTIMUM = Path(__file__).parent / "data" / "optimum"
+
+
+def test_an_unnamed_leading_symbol_is_the_batch():
+    # torch's dynamo exporter names dynamic axes s33, s50: the first axis is bound as a batch of 1
+    specs = [
+        inputs.InputSpec("input_ids", np.dtype("int64"), ("s33", "s50")),
+        inputs.InputSpec("attention_mask", np.dtype("int64"), ("s6", "s81")),
+    ]
+    assert inputs.bind_dims(specs) == {"input_ids": (1, 16), "attention_mask": (1, 16)}
+    assert inputs.bind_dims(specs, None, inputs.ALTERNATE_SIZES) == {"input_ids": (2, 7), "attention_mask": (2, 7)}
+
+
+def test_a_kv_cache_decoder_is_verified_at_the_decode_step_and_a_short_prefill():
+    """optimum's text-generation-with-past export: the first feeds are one new token after a
+    cache of 127, at position 127; the second a batch of 2 with 7 new tokens after 5."""
+    from graphopt.formats.onnx.feeds import verification_feeds
+
+    model = ir.load(OPTIMUM / "llama-tiny" / "model.onnx")
+    assert inputs.size_ladder(inputs.input_specs(model)) is inputs.DECODE_LADDER
+    step, prefill = verification_feeds(model, None, None)
+    assert step["input_ids"].shape == (1, 1) and step["past_key_values.0.key"].shape == (1, 2, 127, 16)
+    assert step["attention_mask"].shape == (1, 128) and step["position_ids"].tolist() == [[127]]
+    assert prefill["input_ids"].shape == (2, 7) and prefill["past_key_values.1.value"].shape == (2, 2, 5, 16)
+    assert prefill["position_ids"].tolist() == [list(range(5, 12))] * 2
+
+
+def test_a_model_without_a_cache_keeps_the_prefill_ladder():
+    assert inputs.size_ladder(inputs.input_specs(_embedding_model())) is inputs.SIZE_LADDER

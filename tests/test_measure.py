@@ -37,3 +37,35 @@ def test_interleaved_runs_both_callables_the_same_number_of_times():
     )
     assert calls == {"a": 12, "b": 12}
     assert result.rounds == 10
+
+
+def test_in_blocks_holds_one_compilation_at_a_time_and_recovers_a_planted_ratio():
+    """Blocks A B B A: each side's compilation is let go before the next is made, and a candidate
+    that sleeps twice as long comes out at a ratio near 2."""
+    import time
+
+    from graphopt.core.measure import in_blocks
+
+    alive, most_alive, opened = [0], [0], []
+
+    class Compilation:
+        def __init__(self, seconds):
+            self.seconds = seconds
+            alive[0] += 1
+            most_alive[0] = max(most_alive[0], alive[0])
+
+        def __del__(self):
+            alive[0] -= 1
+
+    def opener(name, seconds):
+        def open_side():
+            opened.append(name)
+            compilation = Compilation(seconds)
+            return lambda: time.sleep(compilation.seconds)
+
+        return open_side
+
+    result = in_blocks(opener("A", 0.002), opener("B", 0.004), budget_s=0.4)
+    assert opened == ["A", "B", "B", "A"]
+    assert most_alive[0] == 1 and alive[0] == 0
+    assert result.rounds >= 8 and 1.7 < result.ratio < 2.3

@@ -3,7 +3,8 @@
 Equivalence runs both on every verification input and compares each output with verify's
 per-dtype tolerances. Timing is measure.py's interleaved A/B on fresh compilations of both sides,
 created A1 B1 B2 A2 (two compilations of one graph differ by 1-2% on this machine, from where
-their buffers and threads land; alternating creation keeps that from favouring either side).
+their buffers and threads land; alternating creation keeps that from favouring either side), or,
+when memory holds only one compilation at a time, in blocks A B B A (measure.in_blocks).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphopt.core.measure import Comparison, interleaved
+from graphopt.core.measure import Comparison, in_blocks, interleaved
 from graphopt.core.protocols import Compiled, Feeds, Graph, Target
 from graphopt.core.verify import Equivalence, compare
 
@@ -36,17 +37,26 @@ def runner(compiled: Compiled, feeds: Feeds):
 
 
 def time_pair(
-    a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None, pairs: int = 2, **options
+    a: Side, b: Side, feeds: Feeds, budget_s: float, decide_at: float | None = None, alive: int = 4, **options
 ) -> Comparison:
-    """B's latency over A's, interleaved, on ``pairs`` fresh compilations of each (the memory plan
-    says how many fit, core/memory.py); ``options`` go to ``measure.interleaved`` (``min_rounds``,
-    ``check_every``: a fixed-length timing)."""
-    a_runs, b_runs = paired(a, b, pairs)
+    """B's latency over A's on fresh compilations of each, ``alive`` of them at once (the memory
+    plan's width, core/memory.py): 4 or 2 interleaved run by run, 1 in blocks A B B A.
+    ``options`` go to ``measure.interleaved`` (``min_rounds``, ``check_every``: a fixed-length
+    timing)."""
+    if alive == 1:
+        return in_blocks(_opener(a, feeds), _opener(b, feeds), budget_s=budget_s)
+    a_runs, b_runs = paired(a, b, alive // 2)
     if decide_at is not None:
         options["decide_at"] = decide_at  # else interleaved's own default (1.0)
     return interleaved(
         [runner(c, feeds) for c in a_runs], [runner(c, feeds) for c in b_runs], budget_s=budget_s, **options
     )
+
+
+def _opener(side: Side, feeds: Feeds):
+    """A function that makes a fresh compilation of ``side`` and returns its run function."""
+    target, graph = side
+    return lambda: runner(target.compile(graph, report=False), feeds)
 
 
 def equivalence(

@@ -41,18 +41,19 @@ class Baseline:
     memory: MemoryPlan | None = None  # how many compilations a timing may hold (None: the widest)
 
     @property
-    def timing_pairs(self) -> int:
-        return self.memory.timing_pairs if self.memory else 2
+    def alive(self) -> int:
+        """Compilations alive at once in a timing (the memory plan's width)."""
+        return self.memory.alive if self.memory else 4
 
     @property
     def pair_setup_s(self) -> float:
         """Seconds to create the fresh compilations one A/B timing needs."""
-        return 2 * self.timing_pairs * self.compile_s
+        return (self.memory.compilations_per_timing if self.memory else 4) * self.compile_s
 
     def time_against(self, side: harness.Side, seconds: float) -> Comparison:
         """``side``'s latency over the original's on the first feed, within the memory plan."""
         return harness.time_pair(
-            (self.target, self.graph), side, self.feeds[0], seconds, 1 - MIN_GAIN, pairs=self.timing_pairs
+            (self.target, self.graph), side, self.feeds[0], seconds, 1 - MIN_GAIN, alive=self.alive
         )
 
 
@@ -183,7 +184,7 @@ def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budge
         if seconds is None:
             break
         timing = harness.time_pair(
-            (target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN, baseline.timing_pairs
+            (target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN, baseline.alive
         )
         choice.tried.append((lever, timing))
         if timing.candidate_faster(MIN_GAIN):

@@ -12,11 +12,17 @@ Rounds cannot remove one more effect: two sessions of the very same model differ
 their buffers and threads happen to land. So A and B may each be given as several sessions,
 created in the order A1 B1 B2 A2 and used in turn (round i times pair i mod k), which averages
 that effect out instead of crediting it to the candidate.
+
+When memory holds only one compilation at a time (a model of billions of parameters), the sides
+alternate in blocks instead (``in_blocks``): each compilation is made, warmed, timed for a block of
+runs and let go before the next is made, in the order A B B A (which cancels a linear drift), and
+run i of a B block is paired with run i of the A block beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -151,3 +157,46 @@ def compare_samples(a_times, b_times, confidence: float = 0.95) -> Comparison:
         ci_high=high,
         rounds=len(ratios),
     )
+
+
+BLOCK_ORDER = "ABBA"  # a linear drift over the four blocks weighs on both sides alike
+BLOCK_WARMUP = 1  # untimed runs first in each block: a session's first run allocates its buffers
+
+
+def in_blocks(
+    open_baseline: Callable[[], Callable[[], object]],
+    open_candidate: Callable[[], Callable[[], object]],
+    *,
+    budget_s: float = 10.0,
+    blocks: int = 4,
+    confidence: float = 0.95,
+) -> Comparison:
+    """B's latency over A's with one compilation alive at a time. ``open_*`` make a fresh
+    compilation and return its run function, which is dropped (the compilation with it) before
+    the next is made. ``blocks`` blocks in the order A B B A A B B A ...; the timing budget is
+    shared equally among them, with at least FLOOR_ROUNDS // 2 runs a block so that the pairs
+    (run i of a B block with run i of the A block beside it) number at least FLOOR_ROUNDS."""
+    opens = {"A": open_baseline, "B": open_candidate}
+    a_times: list[float] = []
+    b_times: list[float] = []
+    runs = None
+    for side in (BLOCK_ORDER * blocks)[:blocks]:
+        block = _timed_block(opens[side], runs, budget_s / blocks)
+        runs = len(block)
+        (a_times if side == "A" else b_times).extend(block)
+    return compare_samples(a_times, b_times, confidence=confidence)
+
+
+def _timed_block(open_side: Callable[[], Callable[[], object]], runs: int | None, block_s: float) -> list[float]:
+    """``runs`` timed runs of a fresh compilation (when None, as many as ``block_s`` holds, from
+    the first timed run), after BLOCK_WARMUP untimed ones; the compilation is let go on return."""
+    run = open_side()
+    for _ in range(BLOCK_WARMUP):
+        run()
+    times = [time_once(run)]
+    if runs is None:
+        runs = max(FLOOR_ROUNDS // 2, int(block_s / max(times[0], 1e-9)))
+    times += [time_once(run) for _ in range(runs - 1)]
+    del run
+    gc.collect()  # the compilation's memory is back before the next block's is taken
+    return times

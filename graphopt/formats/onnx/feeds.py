@@ -27,11 +27,12 @@ def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray
 
 def verification_feeds(model: ir.Model, shapes, inputs_file, attempt: int = 0) -> list[dict[str, np.ndarray]]:
     """The user's inputs, or generated ones at two bindings of the dynamic dimensions; the
-    ``attempt``-th pair of sizes on inputs.SIZE_LADDER (larger ones when the model did not run)."""
+    ``attempt``-th pair of sizes on inputs.size_ladder (larger ones when the model did not run)."""
     if inputs_file:
         return [load_feeds(inputs_file, model)]
     specs = input_gen.input_specs(model)
-    primary, second = input_gen.SIZE_LADDER[min(attempt, len(input_gen.SIZE_LADDER) - 1)]
+    ladder = input_gen.size_ladder(specs)
+    primary, second = ladder[min(attempt, len(ladder) - 1)]
     bindings = [input_gen.bind_dims(specs, shapes, primary)]
     alternate = input_gen.bind_dims(specs, shapes, second)
     if alternate != bindings[0]:

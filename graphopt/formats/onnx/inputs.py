@@ -38,6 +38,23 @@ SIZE_LADDER = (
     ((("batch", 1), ("past", 8), ("", 64)), (("batch", 2), ("past", 5), ("", 96))),
     ((("batch", 1), ("past", 8), ("", 512)), (("batch", 2), ("past", 5), ("", 320))),
 )
+# A decoder with a KV cache is timed the way its users time it: the decode step, one new token
+# against a cache of 127 (what generation spends its time on); the second binding is a short
+# prefill over a short cache, so that a rewrite which only holds for one new token is caught.
+DECODE_LADDER = (((("batch", 1), ("past", 127), ("", 1)), (("batch", 2), ("past", 5), ("", 7))), *SIZE_LADDER)
+_CACHE_INPUT = re.compile(r"(^|[._])(past|cache)", re.IGNORECASE)
+
+
+def size_ladder(specs: list[InputSpec]):
+    """The (primary, alternate) size pairs to try, in order: DECODE_LADDER for a KV-cache decoder
+    (a rank-4 float input named like ``past_key_values.0.key``, ``past_key``, ``cache.3.value``
+    whose dimensions include a ``past`` symbol), else SIZE_LADDER."""
+    for spec in specs:
+        named_past = any(isinstance(d, str) and "past" in d.lower() for d in spec.dims)
+        if _CACHE_INPUT.search(spec.name) and len(spec.dims) == 4 and named_past:
+            return DECODE_LADDER
+    return SIZE_LADDER
+
 
 _SHAPE_OPERANDS = {"Reshape": 1, "Expand": 1, "Tile": 1, "ConstantOfShape": 0, "Range": None, "OneHot": 1}
 _PASS_THROUGH = {"Cast", "Unsqueeze", "Reshape", "Squeeze", "Flatten", "Identity", "Add"}
@@ -86,8 +103,19 @@ def bind_dims(
                 )
             bound[spec.name] = tuple(shapes[spec.name])
             continue
+        _leading_symbol_is_batch(spec, symbols, defaults)
         bound[spec.name] = tuple(_bind(dim, symbols, defaults) for dim in spec.dims)
     return bound
+
+
+def _leading_symbol_is_batch(spec: InputSpec, symbols: dict[str, int], defaults) -> None:
+    """An unbound, unnamed-looking symbol on the first axis of an input of rank 2 or more is the
+    batch: torch's dynamo exporter names dynamic axes ``s33``, ``s50``, and a batch of 16 is not
+    what a latency user runs (a 1 B decoder's prefill was timed at batch 16 x 16 tokens)."""
+    first = spec.dims[0] if len(spec.dims) >= 2 else None
+    if isinstance(first, str) and not _is_expression(first) and first not in symbols:
+        if next(key for key, _ in defaults if key in first.lower()) == "":  # named by nothing we know
+            symbols[first] = dict(defaults)["batch"]
 
 
 def _bind(dim, symbols: dict[str, int], defaults) -> int:
@@ -121,7 +149,18 @@ def generate(model: ir.Model, shapes: dict[str, tuple[int, ...]], seed: int = 0)
         feeds[spec.name] = np.asarray(
             _generate_one(model, spec, shape, rng)
         )  # a scalar input is a 0-d array, not a numpy scalar
+        if "position" in spec.name.lower() and np.issubdtype(spec.dtype, np.integer):
+            feeds[spec.name] = feeds[spec.name] + _past_length(shapes, shape)
     return feeds
+
+
+def _past_length(shapes: dict[str, tuple[int, ...]], positions_shape) -> int:
+    """Where the new tokens start: with a cache, the mask covers past + new tokens, so the
+    positions of the new ones are offset by the difference (a decode step after 127 tokens is at
+    position 127, as in generation)."""
+    new_tokens = positions_shape[-1] if positions_shape else 1
+    masks = [s[-1] for name, s in shapes.items() if "mask" in name.lower() and len(s) == 2]
+    return max(0, masks[0] - new_tokens) if masks else 0
 
 
 def _generate_one(model: ir.Model, spec: InputSpec, shape, rng) -> np.ndarray:

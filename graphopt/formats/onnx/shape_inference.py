@@ -13,9 +13,12 @@ back onto the model; its weights are not re-read.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
+import sys
 import tempfile
+from pathlib import Path
 
 import onnx
 import onnx_ir as ir
@@ -41,11 +44,26 @@ def infer_shapes(model: ir.Model) -> str | None:
     return f"symbolic shape inference failed ({reason}); onnx's shape inference used"
 
 
-def _symbolic(model: ir.Model):
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+def _symbolic_shape_inference():
+    """ORT's SymbolicShapeInference class, loaded from its file alone: importing it through the
+    ``onnxruntime.tools`` package runs that package's ``__init__``, which imports torch wherever
+    torch is installed (0.25 GB of a run's memory, for a helper graphopt never calls). The module
+    itself needs only numpy, onnx and packaging."""
+    name = "onnxruntime.tools.symbolic_shape_infer"
+    module = sys.modules.get(name) or sys.modules.get("_graphopt_symbolic_shape_infer")
+    if module is None:
+        origin = Path(importlib.util.find_spec("onnxruntime").origin).parent / "tools" / "symbolic_shape_infer.py"
+        spec = importlib.util.spec_from_file_location("_graphopt_symbolic_shape_infer", origin)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module.SymbolicShapeInference
 
+
+def _symbolic(model: ir.Model):
+    SymbolicShapeInference = _symbolic_shape_inference()
     proto = _without_external_weights(model)
-    logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    logger = logging.getLogger(SymbolicShapeInference.__module__)
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
