@@ -17,9 +17,11 @@ other way round).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable
 
+from onnxscript.rewriter import _pattern_ir
 from onnxscript.rewriter import pattern as orp
 
 RULE_TAG = "graphopt.rule"  # metadata key on every node a rule creates
@@ -32,8 +34,33 @@ class Rule:
     doc: str
     variants: tuple[orp.RewriteRule, ...]  # the pattern and, for commutative ops, its commuted forms
 
+    @functools.cached_property
+    def root_ops(self) -> frozenset[tuple[str, str]] | None:
+        """The (domain, op type) a node must have for some variant to match there, or None when
+        a variant's pattern does not fix them. Asking onnxscript's matcher at every node of a
+        decoder costs ~15 us a rule a node (1.6 million asks, 24 s, on a 44 M-parameter decoder);
+        a node of another op type is turned away here first."""
+        ops = set()
+        for variant in self.variants:
+            pattern = variant._target_pattern
+            if not pattern.has_single_output_node:
+                return None
+            root = pattern.output_node
+            domain, op = (
+                p.value() if isinstance(p, _pattern_ir.StringConstantPattern) else None for p in (root.domain, root.op)
+            )
+            if not isinstance(domain, str) or not isinstance(op, str):
+                return None
+            ops.add((_canonical_domain(domain), op))
+        return frozenset(ops)
+
+    def may_match(self, node) -> bool:
+        return self.root_ops is None or (_canonical_domain(node.domain), node.op_type) in self.root_ops
+
     def match(self, model, graph, node, tracer=None):
         """``(variant, replacement)`` for the first variant that matches at ``node``, or None."""
+        if not self.may_match(node):
+            return None
         for variant in self.variants:
             delta = variant.try_rewrite(model, graph, node, tracer=tracer)
             if delta is not None:
@@ -51,6 +78,8 @@ class Rule:
         """``(variant, replacement)`` like ``match``, changing nothing: onnxscript's try_rewrite
         also adds the replacement's opset imports to the graph, which finding sites must not do.
         onnxscript has no public dry run, so this calls the two steps of try_rewrite itself."""
+        if not self.may_match(node):
+            return None
         for variant in self.variants:
             found = variant.match(model, graph, node, check_nodes_are_removable=variant.remove_nodes, tracer=tracer)
             if not found:
@@ -62,6 +91,10 @@ class Rule:
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"
+
+
+def _canonical_domain(domain: str) -> str:
+    return "" if domain == "ai.onnx" else domain
 
 
 def rule(
