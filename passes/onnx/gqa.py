@@ -47,6 +47,15 @@ of the original and without this family at 0.952 [0.943, 0.959]; the decode step
 all rules with and without ``gqa-packed-qkv`` in two interleaved runs each: prefill 0.894 and
 0.922 against 0.942 and 0.940; decode 0.922 and 0.922 against 0.943 and 0.943.
 
+``gqa-repeat-shape`` comes first: transformers 4 (optimum's exports) slices the causal mask to
+``key_states.shape[-2]``, read off the *repeated* keys, and that extra reader keeps the repeat from
+being replaced. ``Shape(Reshape(Expand(Unsqueeze(k, [2]), ...), [B, H, T, Dh]))`` is ``Shape(k)``
+with H in place of Hkv (the repeat copies heads, nothing else), so it is read off k instead:
+``Concat(Shape(k)[0:1], [H], Shape(k)[2:])``, and when k is the cache concat, off its two parts
+(T = past + new), since GroupQueryAttention makes that concat itself from a mask that must not
+depend on it. Exact: the same integers; checked from the inferred
+shapes (B, T and Dh the same dimensions on both, H static) and opset >= 15 (Shape's start/end).
+
 Its sites appear only once the attention family has run (it rewrites what that family leaves),
 so the family search takes its families from the greedy candidate's rewrites, not the input's.
 """
@@ -59,7 +68,7 @@ from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
 from graphopt.formats.onnx.rules import rule
-from graphopt.passes.onnx._util import constant, same_computation
+from graphopt.passes.onnx._util import constant, opset, same_computation
 
 FAMILY = "gqa"
 _HEAD_SPLIT = [0, 2, 1, 3]
@@ -224,11 +233,9 @@ def _fusable_query_rotary(q: ir.Value, positions, cos, sin, k_rotary: ir.Value |
         return None
     if any(_dims(table, 2) is None or _dims(table, 2)[1] != head_size // 2 for table in (cos, sin)):
         return None
-    if (
-        positions.shape is None
-        or positions.shape.rank() not in (1, 2)
-        or (positions.shape.rank() == 1 and positions.shape[0] != 1)
-    ):
+    if positions.shape is None or positions.shape.rank() != 1 or positions.shape[0] != 1:
+        # [B, S] position ids index tables of another length (rotary-position-ids: one row per
+        # token), while GroupQueryAttention needs tables covering past + new positions
         return None
     return node
 
@@ -372,4 +379,83 @@ gqa_packed = rule(
     _packed_check,
 )
 
-RULES = [gqa, gqa_packed]
+
+def _repeat_shape_pattern(op, k, axes, expand_shape, flat_shape):
+    return op.Shape(op.Reshape(op.Expand(op.Unsqueeze(k, axes), expand_shape), flat_shape, _outputs=["repeated"]))
+
+
+def _repeat_shape_check(context, k, axes, repeated, **_):
+    if constant(axes) is None or constant(axes).reshape(-1).tolist() != [2]:
+        return MatchResult().fail("the heads are not repeated at axis 2")
+    if opset(k) < 15:
+        return MatchResult().fail("Shape's start/end need opset 15")
+    kd, rd = _dims_or_symbols(k), _dims_or_symbols(repeated)
+    if kd is None or rd is None or not isinstance(rd[1], int):
+        return MatchResult().fail("the key and its repeat are not 4-D with a static head count")
+    if kd[0] != rd[0] or kd[2:] != rd[2:] or not isinstance(kd[1], int) or rd[1] % kd[1]:
+        return MatchResult().fail(f"the repeat {rd} is not the key {kd} with its heads repeated")
+    return True
+
+
+def _dims_or_symbols(value: ir.Value):
+    return None if value.shape is None or value.shape.rank() != 4 else tuple(value.shape)
+
+
+def _repeat_shape(op, k, repeated, **_):
+    """[B, H, T, Dh] of the repeat, each dimension read from values the attention does not own:
+    GroupQueryAttention will make the cache concat (and K's rotary) itself, and the mask it reads
+    must depend on neither."""
+    static = (op.Constant(value=ir.tensor(np.array([d], np.int64))) for d in (repeated.shape[1], repeated.shape[3]))
+    heads, head_size = static
+    node = k.producer()
+    if node is not None and node.op_type == "Concat" and node.attributes.get_int("axis", 0) in (2, -2):
+        past, new = node.inputs
+        length = op.Add(op.Shape(past, start=2, end=3), _dimension(op, new, 2))
+        batch = op.Shape(past, start=0, end=1)
+    else:
+        length, batch = _dimension(op, k, 2), _dimension(op, k, 0)
+    return op.Concat(batch, heads, length, head_size, axis=0)
+
+
+_SAME_SHAPE_AS_FIRST_INPUT = frozenset({"RotaryEmbedding", "Add", "Mul", "Sub", "Neg"})
+
+
+def _dimension(op, value: ir.Value, axis: int):
+    """``Shape(value)[axis]``, read further up where ``value`` comes from a rotation (RoPE,
+    written out or fused), Transpose or Reshape that carries the dimension unchanged (the head
+    split of a projection)."""
+    for _ in range(12):
+        node = value.producer()
+        if node is None or node.domain not in ("", "com.microsoft"):
+            break
+        if node.op_type in _SAME_SHAPE_AS_FIRST_INPUT and _same_dim_at(node.inputs[0], value, axis) == axis:
+            value = node.inputs[0]
+        elif node.op_type == "Transpose" and node.attributes.get("perm") is not None:
+            value, axis = node.inputs[0], node.attributes["perm"].as_ints()[axis]
+        elif node.op_type == "Reshape" and _same_dim_at(node.inputs[0], value, axis) is not None:
+            value, axis = node.inputs[0], _same_dim_at(node.inputs[0], value, axis)
+        else:
+            break
+    return op.Shape(value, start=axis, end=axis + 1)
+
+
+def _same_dim_at(source: ir.Value, value: ir.Value, axis: int) -> int | None:
+    """The axis of ``source`` with the same leading dimension as ``value[axis]`` (a Reshape that
+    splits only later axes keeps the earlier ones), or None."""
+    if source.shape is None or value.shape is None or axis >= source.shape.rank():
+        return None
+    same_prefix = all(source.shape[i] == value.shape[i] for i in range(axis + 1))
+    return axis if same_prefix else None
+
+
+repeat_shape = rule(
+    "gqa-repeat-shape",
+    FAMILY,
+    "Shape of K/V repeated by Unsqueeze/Expand/Reshape  ->  Shape(K) with the repeated head count",
+    _repeat_shape_pattern,
+    _repeat_shape,
+    _repeat_shape_check,
+    remove_nodes=False,
+)
+
+RULES = [repeat_shape, gqa, gqa_packed]

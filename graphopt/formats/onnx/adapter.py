@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnxscript.optimizer
 
 from graphopt.core.protocols import Candidate, InputSpec, NearMiss, Site
 from graphopt.core.rules import by_family
@@ -32,6 +33,10 @@ def prepare(model: ir.Model, notes: list[str] | None = None) -> ir.Model:
     """Unique node names (sites refer to nodes by name) and symbolic shapes for the rules, in
     place; a note when only onnx's shape inference could run."""
     drop_identities(model)  # paddle2onnx writes an Identity after most ops: patterns would not see through them
+    # A Constant node's output carries its tensor as const_value, as an initializer does: the
+    # legacy exporter writes every scalar as a Constant, and onnxscript's checks (SDPA's 0 and
+    # -inf, RMSNorm's epsilon) read const_value only.
+    onnxscript.optimizer.basic_constant_propagation(ir.traversal.RecursiveGraphIterator(model.graph))
     ensure_unique_names(model)
     note = infer_shapes(model)  # a help, not a requirement
     if note and notes is not None:

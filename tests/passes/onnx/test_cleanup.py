@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 
 from graphopt.passes.onnx import cleanup
-from tests.passes.onnx.harness import assert_no_site, assert_rewrites, ops, parse
+from tests.passes.onnx.harness import assert_no_site, assert_rewrites, ops, parse, run
 
 RNG = np.random.default_rng(0)
 
@@ -64,3 +65,59 @@ def test_transpose_transpose_composes(p1, p2):
         y = Transpose<perm = [{",".join(map(str, p2))}]>(a) }}""")
     out = assert_rewrites(model, cleanup.transpose_transpose, {"x": RNG.standard_normal((2, 3, 4), dtype=np.float32)})
     assert ops(out).count("Transpose") <= 1
+
+
+def test_where_scalar_makes_one_element_constants_scalars_exactly():
+    # the legacy exporter's SDPA: Where(mask, [0.0], [-inf]) and Where(IsNaN(p), [0.0], p)
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]>
+      g (bool[2,1,3,5] m, float[2,4,3,5] p) => (float[2,4,3,5] y) {
+        zero = Constant<value = float[1] {0.0}>()
+        low = Constant<value = float[1] {-inf}>()
+        bias = Where(m, zero, low)
+        s = Add(p, bias)
+        n = IsNaN(s)
+        y = Where(n, zero, s) }""")
+    feeds = {"m": RNG.random((2, 1, 3, 5)) < 0.7, "p": RNG.standard_normal((2, 4, 3, 5), dtype=np.float32)}
+    feeds["m"][..., 0] = True
+    out = assert_rewrites(model, cleanup.where_scalar, feeds)
+    assert_array_equal(run(out, feeds)[0], run(model, feeds)[0])  # exact: the same value, broadcast
+    wheres = [n for n in out.graph if n.op_type == "Where"]
+    assert all(v.const_value is None or v.const_value.shape == () for n in wheres for v in n.inputs[1:])
+
+
+def test_where_scalar_keeps_a_constant_that_raises_the_rank():
+    # Where(c[5], [[1.0]], b[5]) broadcasts to [1, 5]: a scalar would give [5]
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (bool[5] c, float[5] b) => (float[1,5] y) {
+        one = Constant<value = float[1,1] {1.0}>()
+        y = Where(c, one, b) }""")
+    assert_no_site(model, cleanup.where_scalar)
+
+
+def test_one_over_is_reciprocal_exactly():
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[2,8] x) => (float[2,8] y) {
+        one = Constant<value = float {1.0}>()
+        y = Div(one, x) }""")
+    x = RNG.standard_normal((2, 8), dtype=np.float32)
+    x[0, :4] = [0.0, -0.0, np.inf, np.nan]
+    out = assert_rewrites(model, cleanup.one_over, {"x": x})
+    assert ops(out) == ["Reciprocal"]
+    assert_array_equal(run(out, {"x": x})[0], run(model, {"x": x})[0])
+
+
+def test_one_over_leaves_other_numerators():
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[2,8] x) => (float[2,8] y) {
+        two = Constant<value = float {2.0}>()
+        y = Div(two, x) }""")
+    assert_no_site(model, cleanup.one_over)
+
+
+def test_reduce_mean_defaults_writes_out_noop_with_empty_axes():
+    model = parse("""<ir_version: 8, opset_import: ["" : 18]> g (float[2,3,8] x) => (float[2,3,1] y) {
+        axes = Constant<value = int64[1] {-1}>()
+        y = ReduceMean<keepdims = 1>(x, axes) }""")
+    x = RNG.standard_normal((2, 3, 8), dtype=np.float32)
+    out = assert_rewrites(model, cleanup.reduce_mean_defaults, {"x": x})
+    node = next(n for n in out.graph if n.op_type == "ReduceMean")
+    assert node.attributes.get_int("noop_with_empty_axes") == 0 and node.attributes.get_int("keepdims") == 1
+    assert_array_equal(run(out, {"x": x})[0], run(model, {"x": x})[0])
+    assert_no_site(out, cleanup.reduce_mean_defaults)
