@@ -88,3 +88,27 @@ def test_decide_in_memory_and_its_log(tmp_path):
 def test_the_log_is_append_only():
     log = EvaluationLog()
     assert not hasattr(log, "pop") and not hasattr(log, "__setitem__") and not hasattr(log, "remove")
+
+
+def test_an_automatic_budget_is_fitted_to_one_candidate_and_a_named_one_is_kept():
+    from graphopt.core.budget import AUTO_MAX_S, DEFAULT_S
+
+    start = time.monotonic()
+    auto = Budget.automatic(start)
+    assert auto.total_s == DEFAULT_S and auto.fitted(5.0).total_s == DEFAULT_S  # small models: 60 s
+    raised = auto.fitted(100.0)  # a candidate of 100 s, plus the levers' share and saving
+    assert DEFAULT_S < raised.total_s < AUTO_MAX_S and raised.search_deadline - start >= 100.0
+    assert auto.fitted(1000.0).total_s == AUTO_MAX_S
+    assert Budget(60.0, start).fitted(100.0).total_s == 60.0  # a budget the user named is a promise
+
+
+def test_a_budget_too_small_for_one_candidate_says_so(tmp_path):
+    fmt = OnnxFormat()
+    path = tmp_path / "m.onnx"
+    onnx.save(_mlp_with_erf_gelu(np.float32), str(path))
+    original = fmt.load(path)
+    graph = prepare(fmt.copy(original))
+    feeds = fmt.feeds(graph)
+    decision = decide(graph, OnnxRules(gelu.RULES), OrtTarget(), Greedy(), feeds, Budget(0.5), baseline_graph=original)
+    assert len(decision.log) == 0 and decision.kept_original
+    assert "ends before one candidate can be judged" in decision.reason and "a budget of" in decision.reason

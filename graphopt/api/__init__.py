@@ -17,6 +17,7 @@ import time
 from graphopt.api.checking import CheckResult, CheckSettings
 from graphopt.api.files import OptimizeResult, Request, optimize_graph
 from graphopt.core import registry
+from graphopt.core.budget import DEFAULT_S
 from graphopt.core.errors import UsageError
 from graphopt.core.progress import Reporter
 
@@ -25,14 +26,15 @@ def optimize(
     model,
     *,
     target=None,
-    budget: float = 60.0,
+    budget: float | None = None,
     inputs=None,
     policy: str | None = None,
     rules: list[str] | None = None,
     output=None,
     on_progress=None,
 ) -> OptimizeResult:
-    """Optimize ``model`` (a path, or a model in memory) for ``target`` within ``budget`` seconds.
+    """Optimize ``model`` (a path, or a model in memory) for ``target`` within ``budget`` seconds
+    (None: automatic, 60 s raised for a large model to what one candidate takes, up to 240 s).
 
     ``inputs``: a ``.npz`` path or a dict of input name -> array to verify and time on (else
     generated). ``rules``: rule names to use (default every rule of the format). ``output``: a
@@ -59,7 +61,7 @@ def optimize(
         fmt.from_object(model),
         target,
         request,
-        Reporter(on_progress, start + budget),
+        Reporter(on_progress, start + (budget or DEFAULT_S)),
         start,
         f"<{type(model).__name__} in memory>",
     )

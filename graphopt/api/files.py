@@ -20,7 +20,7 @@ import numpy as np
 
 from graphopt.core import registry
 from graphopt.core.atomic import signals_held
-from graphopt.core.budget import Budget
+from graphopt.core.budget import DEFAULT_S, MEASURE_MAX_S, Budget
 from graphopt.core.decide import Decision, decide
 from graphopt.core.errors import GraphoptError, InputsDidNotRun
 from graphopt.core.progress import Reporter
@@ -100,7 +100,7 @@ class Request:
     shapes: dict[str, tuple[int, ...]] | None = None  # inputs' sizes for verification only
     inputs_file: str | None = None
     feeds: list | None = None  # inputs given in memory (a list of name -> array dicts)
-    budget_s: float = 60.0
+    budget_s: float | None = None  # None: automatic (core/budget.py)
     fix_dims: dict[str, int] | None = None  # fixed in the graph: the output accepts only these
     fix_shapes: dict[str, tuple[int, ...]] | None = None
 
@@ -123,7 +123,7 @@ def optimize(
     fmt, registered = registry.format_for(model_path)
     if output_path is not None:
         fmt.check_destination(model_path, output_path, in_place=in_place, make_dirs=make_dirs)
-    progress = Reporter(on_progress, start + asked.budget_s)
+    progress = Reporter(on_progress, start + (asked.budget_s or DEFAULT_S))
     progress.stage("loading")
     original = fmt.load(model_path)  # the baseline is the model as the user gave it
     target = registry.target_of(asked.target, registry.format_name(model_path))
@@ -141,7 +141,7 @@ def optimize_graph(
     fmt, registered: list, original, target, asked: Request, progress: Reporter, start: float, name: str
 ):
     """``decide()`` on a graph already loaded (or given in memory): (the result, the prepared graph)."""
-    if asked.budget_s <= 0:
+    if asked.budget_s is not None and asked.budget_s <= 0:
         raise GraphoptError(f"the budget must be a positive number of seconds (got {asked.budget_s:g})")
     prepared = fmt.copy(original)  # names and inferred shapes, for the rules
     notes = fmt.prepare(prepared) + target.admit(prepared)
@@ -153,7 +153,8 @@ def optimize_graph(
     if fixed is not None:
         _check_agrees_with_fixed(fmt, fixed.graph, asked.shapes or {})
     sites = rule_set.sites(prepared)
-    budget = Budget(asked.budget_s, start, fmt.weight_bytes(prepared))
+    weights = fmt.weight_bytes(prepared)
+    budget = Budget(asked.budget_s, start, weights) if asked.budget_s else Budget.automatic(start, weights)
     policy = registry.policy_for(asked.policy, fmt, target)
     run = functools.partial(
         decide,
@@ -169,6 +170,11 @@ def optimize_graph(
     decision = _decide_on_inputs_that_run(run, fmt, fixed.graph if fixed else prepared, asked)
     memory_note = decision.baseline.memory.note() if decision.baseline.memory else None
     notes += [memory_note] if memory_note else []
+    if budget.auto and decision.budget.total_s > budget.total_s:
+        notes.append(
+            f"budget: automatic, {decision.budget.total_s:.0f} s for this model (judging one candidate takes "
+            f"about {decision.baseline.candidate_s(MEASURE_MAX_S):.0f} s; --budget sets it)"
+        )
     misses = rule_set.near_misses(prepared, sites)
     counts = _count(s.rule for s in sites), _count(m.rule for m in misses)
     return OptimizeResult(name, None, decision, *counts, notes, original=original), prepared

@@ -98,7 +98,13 @@ _FixDim = Annotated[
     ),
 ]
 _FixShape = Annotated[list[str], typer.Option(help="Fix an input's shape in the graph: NAME=D0,D1,... (repeatable).")]
-_Budget = Annotated[float, typer.Option(help="Seconds the whole command may take (positive).")]
+_Budget = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds the whole command may take (positive). Default: automatic, 60 s, raised for a large "
+        "model to what judging one candidate takes there, at most 240 s."
+    ),
+]
 _Policy = Annotated[
     str, typer.Option(help="learned (the search in the order the shipped ranker predicts), search, or greedy.")
 ]
@@ -126,7 +132,7 @@ def optimize(
     shape: _Shape = [],  # noqa: B006
     fix_dim: _FixDim = [],  # noqa: B006
     fix_shape: _FixShape = [],  # noqa: B006
-    budget: _Budget = 60.0,
+    budget: _Budget = None,
     policy: _Policy = "learned",
     rules: _Rules = None,
     report: _Report = None,
@@ -202,7 +208,7 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
 
     if policy not in POLICIES:
         raise GraphoptError(f"unknown policy {policy!r}; use {' or '.join(POLICIES)}")
-    if not budget > 0:
+    if budget is not None and not budget > 0:
         raise GraphoptError(f"--budget must be a positive number of seconds (got {budget:g})")
     with progress_display(console, "graphopt") as on_progress:
         result = run_optimize(

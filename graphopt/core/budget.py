@@ -8,6 +8,12 @@ timing the winner again, timing the compiler's levers, and saving. Its phases, i
 - the confirmation of a winner chosen among several, ``confirm_s`` (skipped below its minimum);
 - the compiler's levers on the chosen graph, the ``lever_share`` kept back from the search;
 - saving, ``save_s`` kept back at the end (about 1 s per 200 MB of weights).
+
+The budget is a promise: the run ends within it, saving included, give or take the phase that is
+running when it runs out. When the user names none it is automatic: DEFAULT_S, raised once the
+original is compiled (``fitted``) to what judging one candidate of this model takes, up to
+AUTO_MAX_S (a 1 B-parameter decoder's sessions take 10-40 s each to create, and one candidate
+needs five of them).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ LEVERS_COMBINED_MAX_S = 8.0  # the combination of winning levers against the ori
 LEVER_SHARE_MAX_S = 15.0  # kept back from the search for the levers, at most a quarter of the budget
 SAVE_BASE_S = 1.0
 SAVE_BYTES_PER_S = 200e6
+DEFAULT_S = 60.0  # the automatic budget's floor
+AUTO_MAX_S = 240.0  # the automatic budget's ceiling: a larger model needs --budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +44,19 @@ class Budget:
     weight_bytes: int = 0  # what saving the result will have to write
     saves: bool = True  # False in memory (the torch backend, the JAX API): nothing to keep back for saving
     levers: bool = True  # False for a target without levers (protocols.Tunable): no share kept back for them
+    auto: bool = False  # the user named no budget: ``fitted`` may raise it to what the model needs
+
+    @classmethod
+    def automatic(cls, start: float | None = None, weight_bytes: int = 0) -> Budget:
+        return cls(DEFAULT_S, time.monotonic() if start is None else start, weight_bytes, auto=True)
+
+    def fitted(self, candidate_s: float) -> Budget:
+        """This budget, raised (when automatic, up to AUTO_MAX_S) so that one candidate that takes
+        ``candidate_s`` to judge fits before the levers' share and saving."""
+        if not self.auto:
+            return self
+        needed = time.monotonic() - self.start + candidate_s + self.lever_share_s + self.save_s
+        return dataclasses.replace(self, total_s=max(self.total_s, min(needed, AUTO_MAX_S)))
 
     @property
     def save_s(self) -> float:

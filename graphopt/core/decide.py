@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from graphopt.core import judge, memory
-from graphopt.core.budget import Budget
+from graphopt.core.budget import MEASURE_MAX_S, Budget
 from graphopt.core.evaluation_log import Evaluation, EvaluationLog
 from graphopt.core.progress import Reporter
 from graphopt.core.protocols import Candidate, Feeds, Graph, Policy, Prediction, RuleSet, SearchContext, Target, Tunable
@@ -34,6 +34,8 @@ class Decision:
     policy: str = ""
     target: str = ""  # the Target's name (ort-cpu, xla-cpu, ...)
     prediction: list[Prediction] = dataclasses.field(default_factory=list)  # the policy's first predictions, best first
+    out_of_time: str | None = None  # why no candidate was judged, when the budget is the reason
+    budget: Budget | None = None  # the budget the run kept to (an automatic one fitted to the model)
 
     @property
     def kept_original(self) -> bool:
@@ -68,9 +70,11 @@ def decide(
     reference = graph if baseline_graph is None else baseline_graph
     plan = memory.plan(max(target.compiled_bytes(graph), (baseline_target or target).compiled_bytes(reference)))
     decision = Decision(judge.make_baseline(reference, baseline_target or target, feeds, plan), EvaluationLog())
+    decision.budget = budget = budget.fitted(decision.baseline.candidate_s(MEASURE_MAX_S))
+    progress.extend(budget.end)
     context = SearchContext(feeds, decision.baseline.report, target.name)
     proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
-    judge.search(proposals, decision.baseline, target, budget, decision.log, progress)
+    decision.out_of_time = judge.search(proposals, decision.baseline, target, budget, decision.log, progress)
     decision.policy, decision.prediction = policy.name, list(policy.explanation)
     decision.target = target.name
     chosen = decision.log.best()
@@ -128,5 +132,5 @@ def _reason(decision: Decision) -> str:
     if decision.unconfirmed:
         return decision.unconfirmed
     if not len(decision.log):
-        return "no rule applies to this model"
+        return decision.out_of_time or "no rule applies to this model"
     return "; ".join(f"{e.candidate.label}: {e.rejected or 'faster, but not kept'}" for e in decision.log)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from graphopt.core import harness
-from graphopt.core.budget import Budget
+from graphopt.core.budget import MEASURE_MIN_S, Budget
 from graphopt.core.errors import GraphoptError, InputsDidNotRun
 from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
 from graphopt.core.measure import Comparison
@@ -44,6 +44,12 @@ class Baseline:
     def alive(self) -> int:
         """Compilations alive at once in a timing (the memory plan's width)."""
         return self.memory.alive if self.memory else 4
+
+    def candidate_s(self, measure_s: float = MEASURE_MIN_S) -> float:
+        """About what judging one candidate costs: its compilation (with its report) and outputs,
+        then a timing's fresh compilations and ``measure_s`` of timing (by default the least a
+        timing gets)."""
+        return self.compile_s + self.pair_setup_s + measure_s
 
     @property
     def pair_setup_s(self) -> float:
@@ -110,27 +116,36 @@ def _ratio(t: Comparison) -> str:
 
 def search(
     candidates, baseline: Baseline, target: Target, budget: Budget, log: EvaluationLog, progress=None
-) -> EvaluationLog:
+) -> str | None:
     """Judge proposed candidates until the budget's search deadline, appending each to ``log``
-    (the policy reads it while it proposes). The first candidate is always judged, however late;
-    a later one is not started (not even rewritten: the policy makes it lazily) unless the last
-    one's cost fits. ``progress`` is a graphopt.core.progress.Reporter."""
+    (the policy reads it while it proposes). A candidate is not started (not even rewritten: the
+    policy makes it lazily) unless what the last one cost fits, or, for the first, the baseline's
+    estimate of one (``Baseline.candidate_s``); the search deadline leaves the final timings and
+    the save their share. Returns why no candidate was judged when the budget is the reason, else
+    None. ``progress`` is a graphopt.core.progress.Reporter."""
     candidates = iter(candidates)
-    last_cost = 0.0
+    last_cost = baseline.candidate_s()
     while True:
         started = time.monotonic()
-        if len(log) and started + last_cost > budget.search_deadline:
-            break
+        if started + last_cost > budget.search_deadline:
+            return None if len(log) else _out_of_time(baseline, budget)
         candidate = next(candidates, None)
         if candidate is None:
-            break
+            return None
         if progress:
             progress.candidate(
                 len(log), candidate.planned, f"candidate '{candidate.label}' ({len(candidate.applied)} rewrites)"
             )
         log.append(evaluate(candidate, baseline, target, budget.measure_s()))
         last_cost = time.monotonic() - started
-    return log
+
+
+def _out_of_time(baseline: Baseline, budget: Budget) -> str:
+    needed = time.monotonic() - budget.start + baseline.candidate_s() + (budget.end - budget.search_deadline)
+    return (
+        f"the budget ({budget.total_s:.0f} s) ends before one candidate can be judged: judging one takes about "
+        f"{baseline.candidate_s():.0f} s on this model; a budget of {needed:.0f} s would allow one"
+    )
 
 
 # The best of several noisy timings is biased low (the winner's curse): a choice made among this

@@ -34,6 +34,10 @@ class Reporter:
     def stage(self, message: str) -> None:
         self._emit(message)
 
+    def extend(self, deadline: float) -> None:
+        """The run's deadline moved (an automatic budget fitted to the model)."""
+        self._deadline = deadline
+
     def candidate(self, done: int, planned: int | None, message: str) -> None:
         """About to judge candidate number ``done + 1`` of an estimated ``planned``."""
         self._done = done
