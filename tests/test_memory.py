@@ -119,3 +119,69 @@ def _resident_of_a_fresh_run() -> int:
     code = "import graphopt.cli.app, onnxruntime, onnxscript; from graphopt.core import memory as m; "
     code += "print(m.resident_bytes())"
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+_PEAK_CHILD = """
+import json, resource, sys
+import graphopt
+result = graphopt.optimize(sys.argv[1], policy=sys.argv[2], budget=float(sys.argv[3]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"judged": len(result.decision.log), "peak": peak}))
+"""
+
+
+def _gelu_mlp_with_weights(tmp_path: Path, megabytes: int) -> Path:
+    """x @ W + b, erf GELU written out, x @ W2: rules to try in several combinations (search),
+    ``megabytes`` MiB of float32 weights in an external file."""
+    side = int((megabytes * MIB / 8) ** 0.5)
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal(s).astype(np.float32) * 0.02, n)
+        for n, s in (("w", (side, side)), ("b", (side,)), ("w2", (side, side)))
+    ]
+    constants = [
+        numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("sqrt2", 2**0.5), ("one", 1.0), ("half", 0.5))
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Add", ["h", "b"], ["a"]),
+        helper.make_node("Div", ["a", "sqrt2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]),
+        helper.make_node("Mul", ["a", "e1"], ["m"]),
+        helper.make_node("Mul", ["m", "half"], ["g"]),
+        helper.make_node("MatMul", ["g", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", side])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", side])],
+        weights + constants,
+    )
+    path = tmp_path / "mlp.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(path), save_as_external_data=True, location="mlp.onnx.data", size_threshold=1024)
+    return path
+
+
+def _peak_of(path: Path, policy: str, budget: float) -> dict:
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_CHILD, str(path), policy, str(budget)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_candidates_share_the_weights_the_peak_does_not_grow_with_their_number(tmp_path):
+    """Each candidate is a copy of the graph that shares the original's tensors, and at most the
+    sessions of one comparison are alive: judging several candidates peaks where judging one does."""
+    weights = 256 * MIB
+    path = _gelu_mlp_with_weights(tmp_path, weights // MIB)
+    one = _peak_of(path, "greedy", 60)
+    many = _peak_of(path, "search", 60)
+    assert one["judged"] == 1 and many["judged"] >= 3, (one, many)
+    assert many["peak"] - one["peak"] < weights // 4, (one, many)
