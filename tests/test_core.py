@@ -66,14 +66,19 @@ def test_budget_owns_the_slices():
     assert Budget(1.0).lever_s(pair_setup_s=0.5) is None
 
 
-def test_decide_in_memory_and_its_log(tmp_path):
+def _greedy_gelu_decision(tmp_path, budget: Budget):
+    """decide() with the greedy policy and the gelu rules on a small MLP with an erf GELU."""
     fmt = OnnxFormat()
     path = tmp_path / "m.onnx"
     onnx.save(_mlp_with_erf_gelu(np.float32), str(path))
     original = fmt.load(path)
     graph = prepare(fmt.copy(original))
     feeds = fmt.feeds(graph)
-    decision = decide(graph, OnnxRules(gelu.RULES), OrtTarget(), Greedy(), feeds, Budget(6.0), baseline_graph=original)
+    return decide(graph, OnnxRules(gelu.RULES), OrtTarget(), Greedy(), feeds, budget, baseline_graph=original)
+
+
+def test_decide_in_memory_and_its_log(tmp_path):
+    decision = _greedy_gelu_decision(tmp_path, Budget(6.0))
     assert len(decision.log) == 1
     evaluation = next(iter(decision.log))
     assert [s.rule for s in evaluation.candidate.applied] == ["gelu-erf"]
@@ -103,12 +108,6 @@ def test_an_automatic_budget_is_fitted_to_one_candidate_and_a_named_one_is_kept(
 
 
 def test_a_budget_too_small_for_one_candidate_says_so(tmp_path):
-    fmt = OnnxFormat()
-    path = tmp_path / "m.onnx"
-    onnx.save(_mlp_with_erf_gelu(np.float32), str(path))
-    original = fmt.load(path)
-    graph = prepare(fmt.copy(original))
-    feeds = fmt.feeds(graph)
-    decision = decide(graph, OnnxRules(gelu.RULES), OrtTarget(), Greedy(), feeds, Budget(0.5), baseline_graph=original)
+    decision = _greedy_gelu_decision(tmp_path, Budget(0.5))
     assert len(decision.log) == 0 and decision.kept_original
     assert "ends before one candidate can be judged" in decision.reason and "a budget of" in decision.reason
