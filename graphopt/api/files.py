@@ -146,8 +146,8 @@ def optimize_graph(
     prepared = fmt.copy(original)  # names and inferred shapes, for the rules
     notes = fmt.prepare(prepared) + target.admit(prepared)
     rule_set = fmt.rules(registered if asked.rules is None else asked.rules, original, asked.fix_dims, asked.fix_shapes)
-    # Fixed shapes are applied to each candidate after its rewrites (the rules match the dynamic
-    # graph they were written for); the fixed input is a candidate of its own.
+    # Fixed shapes are applied to each candidate before its rewrites (OnnxRules.rewrite); the
+    # fixed input, with no rewrite, is a candidate of its own.
     fixed, fixed_notes = rule_set.fixed_input(prepared)
     notes += fixed_notes
     if fixed is not None:

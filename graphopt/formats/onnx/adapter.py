@@ -150,8 +150,12 @@ class OnnxRules:
             if excluded
             else None
         )
+        # The user's fixed sizes first: the rules then see the shapes the output will serve (ORT's
+        # GroupQueryAttention over a cache takes one query token, which only a fixed sequence
+        # length of 1 shows), and the shape arithmetic they match is folded where it became static.
+        specialize.fix_shapes(candidate, self.fix_dims, self.fix_shapes)
         applied = rewrite_to_fixpoint(candidate, chosen, choose)
-        self.finish(candidate)
+        self._annotate(candidate)
         return Candidate(label, candidate, applied, tuple(r.name for r in chosen), frozenset(excluded))
 
     @property
@@ -161,6 +165,10 @@ class OnnxRules:
     def finish(self, graph: ir.Model) -> list[str]:
         """The fixed shapes and the input's annotations, in place; returns what was fixed."""
         fixed = specialize.fix_shapes(graph, self.fix_dims, self.fix_shapes)
+        self._annotate(graph)
+        return fixed
+
+    def _annotate(self, graph: ir.Model) -> None:
+        """Only the value annotations the input had (files.keep_only_annotations)."""
         if self.annotations is not None:
             files.keep_only_annotations(graph, self.annotations)
-        return fixed

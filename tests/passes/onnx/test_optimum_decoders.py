@@ -68,3 +68,22 @@ def test_the_merged_decoder_keeps_multi_head_attention_where_group_query_attenti
     model, _ = _load("llama")
     _, applied, made = _rewritten(model, RULES)
     assert "gqa" not in applied and made["GroupQueryAttention"] == 0
+
+
+def test_a_decode_step_model_gets_group_query_attention_with_equal_presents():
+    """With the sequence length fixed to one token (``--fix-dim sequence_length=1``), the rules see
+    the step ORT's GroupQueryAttention takes: it replaces the repeat, the cache concat and the
+    attention, for any batch and cache length."""
+    from graphopt.formats.onnx import inputs
+    from graphopt.formats.onnx.adapter import OnnxRules
+
+    model, _ = _load("llama")
+    rules = OnnxRules(RULES, fix_dims={"sequence_length": 1})
+    candidate = rules.rewrite("all rules", model, [r.name for r in RULES])
+    made = Counter(n.op_type for n in candidate.graph.graph)
+    assert made["GroupQueryAttention"] == 2 and made["MultiHeadAttention"] == 0, made
+    assert made["RotaryEmbedding"] == 4 and made["SkipSimplifiedLayerNormalization"] == 4
+    specs = inputs.input_specs(model)
+    for sizes in ((("batch", 1), ("past", 127), ("", 1)), (("batch", 3), ("past", 9), ("", 1))):
+        feed = inputs.generate(model, inputs.bind_dims(specs, None, sizes))
+        assert_same_outputs(model, candidate.graph, feed)
