@@ -11,7 +11,8 @@ process whose peak resident memory is read from the kernel when it exits (``os.w
   ``--budget``), its report read back: exit code, wall time, peak RSS and its multiple of the
   weights, candidates judged, the kept candidate's ratio to ORT with its interval.
 
-Rows are appended to ``--out`` (JSON lines) and printed as a table.
+Rows are appended to ``--out`` (JSON lines) and printed as a table. ``--decode FOLDER...`` times
+optimum's KV-cache decoders at the decode step beside other tools instead (bench/llm_decode.py).
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ def graphopt_row(path: Path, budget: float | None, timeout_s: float) -> dict:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--decode" in argv:  # optimum's KV-cache decoders at the decode step (bench/llm_decode.py)
+        from bench import llm_decode
+
+        return llm_decode.main([a for a in argv if a != "--decode"])
     parser = argparse.ArgumentParser(prog="python -m bench --llm", description=__doc__)
     parser.add_argument("--sizes", default=",".join(LLM_SHAPES))
     parser.add_argument("--budget", type=float, default=None, help="graphopt's --budget (default: its default)")

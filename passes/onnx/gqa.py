@@ -38,7 +38,8 @@ No input contract is needed: GroupQueryAttention is used with ``causal=0`` and t
 mask as ``attention_bias`` (ORT >= 1.22), with ``seqlens_k = T - 1`` for every row, so it attends
 to exactly the keys the mask allows, padding included, as the decomposed graph does. ORT refuses a
 step with past context, more than one query token and batch > 1, so with a cache the query must
-be one token (static); prefill without a cache takes any length.
+be one token or the batch one (static: ``--fix-dim sequence_length=1`` or ``--fix-dim
+batch_size=1`` on optimum's merged decoder); prefill without a cache takes any length.
 
 Measured (``python -m bench.rule_effects``, bench/results/rule-effects.md): on the LLaMA-style
 decoder (4 layers, GQA 8/2, hidden 512) the whole rule set runs prefill at 0.919 [0.909, 0.928]
@@ -210,8 +211,8 @@ def _cache_problem(q, k_concat, v_concat, k_heads, v_heads, k_rotary, head_size:
             node_concat = concat.producer()
             if node_concat.attributes.get_int("axis", None) not in (2, -2) or node_concat.inputs[1] is not heads_value:
                 return "the cache is not concatenated on the sequence axis, past first"
-    if k_concat is not None and _dims(q, 3)[1] != 1:
-        return "with a cache ORT's GroupQueryAttention takes one query token (batch > 1)"
+    if k_concat is not None and _dims(q, 3)[1] != 1 and _dims(q, 3)[0] != 1:
+        return "with a cache ORT's GroupQueryAttention takes one query token, or any number at batch 1"
     if k_rotary is not None:
         rotary_attrs = k_rotary.producer().attributes
         if rotary_attrs.get_int("rotary_embedding_dim", 0) not in (0, head_size):

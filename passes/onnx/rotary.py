@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
+from onnxscript.rewriter import pattern as orp
 
 from graphopt.formats.onnx.rules import rule
 from graphopt.passes.onnx._util import constant, folded
@@ -173,7 +174,8 @@ def _ids_pattern(
     sin_axis,
 ):
     positions = op.Cast(op.Unsqueeze(position_ids, ids_axis), to=ir.DataType.FLOAT)
-    freqs = op.Transpose(op.MatMul(op.Expand(inv_freq, expand_shape), positions), perm=[0, 2, 1], _outputs=["freqs"])
+    inv = orp.OrValue([op.Expand(inv_freq, expand_shape), inv_freq], tag_var="inv_form", tag_values=[0, 1])
+    freqs = op.Transpose(op.MatMul(inv, positions), perm=[0, 2, 1], _outputs=["freqs"])
     emb = op.Concat(freqs, freqs, axis=-1)
     cos = op.Unsqueeze(op.Cos(emb), head_axis)
     sin = op.Unsqueeze(op.Sin(emb), sin_axis)

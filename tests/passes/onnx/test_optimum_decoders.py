@@ -70,20 +70,27 @@ def test_the_merged_decoder_keeps_multi_head_attention_where_group_query_attenti
     assert "gqa" not in applied and made["GroupQueryAttention"] == 0
 
 
-def test_a_decode_step_model_gets_group_query_attention_with_equal_presents():
-    """With the sequence length fixed to one token (``--fix-dim sequence_length=1``), the rules see
-    the step ORT's GroupQueryAttention takes: it replaces the repeat, the cache concat and the
-    attention, for any batch and cache length."""
+SERVED = {  # a fixed dimension -> the shapes (batch, past, new tokens) the output must still serve
+    "sequence_length": ((1, 127, 1), (3, 9, 1)),
+    "batch_size": ((1, 127, 1), (1, 9, 7), (1, 0, 16)),
+}
+
+
+@pytest.mark.parametrize("fixed", sorted(SERVED))
+def test_a_fixed_step_or_batch_gets_group_query_attention_with_equal_presents(fixed):
+    """With one token a step (``--fix-dim sequence_length=1``) or a batch of one (``--fix-dim
+    batch_size=1``), the rules see what ORT's GroupQueryAttention takes: it replaces the repeat,
+    the cache concat and the attention, and every shape the fixed model serves keeps its outputs."""
     from graphopt.formats.onnx import inputs
     from graphopt.formats.onnx.adapter import OnnxRules
 
     model, _ = _load("llama")
-    rules = OnnxRules(RULES, fix_dims={"sequence_length": 1})
+    rules = OnnxRules(RULES, fix_dims={fixed: 1})
     candidate = rules.rewrite("all rules", model, [r.name for r in RULES])
     made = Counter(n.op_type for n in candidate.graph.graph)
     assert made["GroupQueryAttention"] == 2 and made["MultiHeadAttention"] == 0, made
     assert made["RotaryEmbedding"] == 4 and made["SkipSimplifiedLayerNormalization"] == 4
     specs = inputs.input_specs(model)
-    for sizes in ((("batch", 1), ("past", 127), ("", 1)), (("batch", 3), ("past", 9), ("", 1))):
-        feed = inputs.generate(model, inputs.bind_dims(specs, None, sizes))
+    for batch, past, new in SERVED[fixed]:
+        feed = inputs.generate(model, inputs.bind_dims(specs, None, (("batch", batch), ("past", past), ("", new))))
         assert_same_outputs(model, candidate.graph, feed)

@@ -1,0 +1,155 @@
+"""`python -m bench --llm --decode FOLDER...`: KV-cache decoders as optimum exports them, at the
+step users time (one new token after a cache of 127 and of 511) and at a 128-token prefill,
+graphopt beside the tools a user would pick instead.
+
+Each FOLDER is an ``optimum-cli export onnx --task text-generation-with-past`` output (made by
+models/optimum_decoders.py in its own environment). Contenders, each a file run by ORT at
+ENABLE_ALL and compared with the export as is:
+
+- ``onnxscript``: onnxscript's optimizer, then its ORT fusions (``optimize_for_ort``);
+- ``ort-transformers``: ORT's transformers optimizer (``model_type="gpt2"``: it has no LLaMA type);
+- ``graphopt``: ``graphopt optimize`` with the defaults (a child process: wall time and peak RSS);
+- ``graphopt-step``: the same with ``--fix-dim sequence_length=1``, a decode-step-only model
+  (timed at the decode steps only: it accepts one new token).
+
+Every comparison is ``graphopt.check`` (equivalence at verify's float32 tolerances on the shape
+timed, then interleaved timing: ratio to the export as is, median and 95% interval). Rows are
+appended to ``--out`` (JSON lines) and printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.llm import measured
+
+SHAPES = {  # name -> (batch, past, new tokens)
+    "decode-127": (1, 127, 1),
+    "decode-511": (1, 511, 1),
+    "prefill-128": (1, 0, 128),
+}
+STEP_ONLY = {"graphopt-step"}  # contenders whose output accepts one new token only
+
+
+def feeds_files(model_path: Path, work: Path) -> dict[str, Path]:
+    """One .npz of generated inputs per shape of SHAPES (graphopt's own input generator)."""
+    import onnx_ir as ir
+
+    from graphopt.formats.onnx import inputs
+
+    model = ir.load(model_path)
+    specs = inputs.input_specs(model)
+    files = {}
+    for name, (batch, past, new) in SHAPES.items():
+        sizes = (("batch", batch), ("past", past), ("", new))
+        path = work / f"{name}.npz"
+        np.savez(path, **inputs.generate(model, inputs.bind_dims(specs, None, sizes)))
+        files[name] = path
+    return files
+
+
+def _onnxscript(src: Path, dst: Path) -> dict:
+    import onnx_ir as ir
+    import onnxscript.optimizer
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    fused, counts = optimize_for_ort(onnxscript.optimizer.optimize(ir.load(src)))
+    ir.save(fused, dst)
+    return {"fusions": {k: v for k, v in counts.items() if v}}
+
+
+def _ort_transformers(src: Path, dst: Path) -> dict:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((src.parent / "config.json").read_text())
+    heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    optimize_model(str(src), model_type="gpt2", num_heads=heads, hidden_size=hidden, opt_level=0).save_model_to_file(
+        str(dst)
+    )
+    return {}
+
+
+def _graphopt(*extra: str):
+    def run(src: Path, dst: Path) -> dict:
+        report = dst.with_suffix(".json")
+        command = [sys.executable, "-m", "graphopt", "optimize", str(src), "-o", str(dst), "--report", str(report)]
+        row = measured([*command, *extra], dst.with_suffix(".log"), 1800)
+        if report.exists():
+            data = json.loads(report.read_text())
+            row |= {"judged": len(data.get("candidates", [])), "reason": data.get("reason")}
+        return row
+
+    return run
+
+
+CONTENDERS = {
+    "onnxscript": _onnxscript,
+    "ort-transformers": _ort_transformers,
+    "graphopt": _graphopt(),
+    "graphopt-step": _graphopt("--fix-dim", "sequence_length=1"),
+}
+
+
+def compare(base: Path, candidate: Path, feeds: Path) -> dict:
+    import graphopt
+
+    try:
+        result = graphopt.check(str(base), str(candidate), inputs=str(feeds), time_budget=30.0)
+    except Exception as error:  # a contender whose output ORT cannot run
+        return {"error": str(error).splitlines()[0][:200]}
+    t = result.timing
+    row = {"equivalent": bool(result.equivalence and result.equivalence.ok), "kernels": result.candidate_report.kernels}
+    if t is not None:
+        row |= {"ratio": round(t.ratio, 3), "ci95": [round(t.ci_low, 3), round(t.ci_high, 3)]}
+        row |= {"base_ms": round(t.baseline_s * 1e3, 3), "ms": round(t.candidate_s * 1e3, 3)}
+    return row
+
+
+def bench_folder(folder: Path, names: list[str], out: Path) -> None:
+    src = folder / "model.onnx"
+    work = folder / "bench"
+    work.mkdir(exist_ok=True)
+    feeds = feeds_files(src, work)
+    for name in names:
+        dst = work / name / "model.onnx"
+        dst.parent.mkdir(exist_ok=True)
+        record = {"model": folder.name, "contender": name}
+        try:
+            record["made"] = CONTENDERS[name](src, dst)
+        except Exception as error:
+            record["made"] = {"error": str(error).splitlines()[0][:200]}
+        shapes = [s for s in SHAPES if not (name in STEP_ONLY and not s.startswith("decode"))]
+        record["timed"] = {s: compare(src, dst, feeds[s]) for s in shapes if dst.exists()}
+        with out.open("a") as lines:
+            lines.write(json.dumps(record) + "\n")
+        print(_line(record), flush=True)
+
+
+def _line(record: dict) -> str:
+    cells = []
+    for shape, row in record.get("timed", {}).items():
+        if "ratio" in row:
+            mark = "" if row["equivalent"] else " NOT EQUIVALENT"
+            cells.append(f"{shape} {row['ratio']:.3f} {row['ci95']}{mark}")
+        else:
+            cells.append(f"{shape} {row.get('error', 'not timed')}")
+    return f"{record['model']} {record['contender']}: " + "; ".join(cells or [str(record["made"])])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench --llm --decode", description=__doc__)
+    parser.add_argument("folders", nargs="+", type=Path, help="optimum export folders (model.onnx, config.json)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--out", default="bench/results/llm-decode.jsonl", type=Path)
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        bench_folder(folder, args.contenders.split(","), args.out)
+
+
+if __name__ == "__main__":
+    main()
