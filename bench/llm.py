@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -39,10 +40,15 @@ EXPORT_CHILD = "import sys; from pathlib import Path; from graphopt.models.llm i
 
 
 def measured(command: list[str], log: Path, timeout_s: float) -> dict:
-    """Run ``command`` in a child process: its exit code, wall seconds and peak RSS (GB)."""
+    """Run ``command`` in a child process: its exit code, wall seconds and peak RSS (GiB).
+
+    The peak is read by GNU time, itself a small process: the kernel's ru_maxrss of a child forked
+    by this (large) process would start from this process's resident set, not the child's own."""
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    wrapped = [timer, "-f", f"{PEAK_MARK} %M", *command] if timer else command
     start = time.monotonic()
     with log.open("w") as output:
-        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(wrapped, stdout=output, stderr=subprocess.STDOUT)
         deadline = start + timeout_s
         while (status := os.wait4(child.pid, os.WNOHANG))[0] == 0:
             if time.monotonic() > deadline:
@@ -50,11 +56,21 @@ def measured(command: list[str], log: Path, timeout_s: float) -> dict:
             time.sleep(0.2)
     _, code, usage = status
     child.returncode = os.waitstatus_to_exitcode(code)
+    peak_kib = _peak_from(log) if timer else usage.ru_maxrss  # KiB either way
     return {
         "exit": child.returncode,
         "wall_s": round(time.monotonic() - start, 1),
-        "peak_gb": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KiB on Linux
+        "peak_gb": round(peak_kib / 2**20, 2),
     }
+
+
+PEAK_MARK = "graphopt-bench-peak-kib"
+
+
+def _peak_from(log: Path) -> int:
+    """GNU time's last line in the child's log: the peak resident set in KiB."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(PEAK_MARK)]
+    return int(lines[-1].split()[1]) if lines else 0
 
 
 def exported(size: str, work: Path) -> Path:

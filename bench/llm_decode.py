@@ -10,7 +10,8 @@ ENABLE_ALL and compared with the export as is:
 - ``ort-transformers``: ORT's transformers optimizer (``model_type="gpt2"``: it has no LLaMA type);
 - ``graphopt``: ``graphopt optimize`` with the defaults (a child process: wall time and peak RSS);
 - ``graphopt-step``: the same with ``--fix-dim sequence_length=1``, a decode-step-only model
-  (timed at the decode steps only: it accepts one new token).
+  (timed at the decode steps only: it accepts one new token);
+- ``graphopt-batch1``: the same with ``--fix-dim batch_size=1``: prefill and decode, one sequence.
 
 Every comparison is ``graphopt.check`` (equivalence at verify's float32 tolerances on the shape
 timed, then interleaved timing: ratio to the export as is, median and 95% interval). Rows are
@@ -92,6 +93,7 @@ CONTENDERS = {
     "ort-transformers": _ort_transformers,
     "graphopt": _graphopt(),
     "graphopt-step": _graphopt("--fix-dim", "sequence_length=1"),
+    "graphopt-batch1": _graphopt("--fix-dim", "batch_size=1"),
 }
 
 

@@ -121,11 +121,13 @@ def _resident_of_a_fresh_run() -> int:
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+# The child's own high-water mark (VmHWM of its address space): ru_maxrss would also count the
+# parent's resident set at the fork, which a large test process makes larger than the child's.
 _PEAK_CHILD = """
-import json, resource, sys
+import json, sys
 import graphopt
 result = graphopt.optimize(sys.argv[1], policy=sys.argv[2], budget=float(sys.argv[3]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"judged": len(result.decision.log), "peak": peak}))
 """
 
