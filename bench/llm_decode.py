@@ -13,7 +13,12 @@ ENABLE_ALL and compared with the export as is:
   (timed at the decode steps only: it accepts one new token);
 - ``graphopt-batch1``: the same with ``--fix-dim batch_size=1``: prefill and decode, one sequence.
 
-Every comparison is ``graphopt.check`` (equivalence at verify's float32 tolerances on the shape
+``--builder MODEL`` adds onnxruntime-genai's model builder output for the same config (already
+fused: GroupQueryAttention, SkipSimplifiedLayerNormalization, and MatMulNBits at int4): its decode
+steps timed against the export as is and against graphopt's outputs, each side on its own inputs
+(the two take different ones), interleaved in one process.
+
+Every other comparison is ``graphopt.check`` (equivalence at verify's float32 tolerances on the shape
 timed, then interleaved timing: ratio to the export as is, median and 95% interval). Rows are
 appended to ``--out`` (JSON lines) and printed as a table.
 """
@@ -112,6 +117,44 @@ def compare(base: Path, candidate: Path, feeds: Path) -> dict:
     return row
 
 
+def _session_and_feeds(path: Path, shape: str):
+    """An ORT session (ENABLE_ALL) for ``path`` and generated inputs at ``shape`` of SHAPES."""
+    from graphopt.formats.onnx import files, inputs
+    from graphopt.targets.onnxruntime import OrtTarget
+
+    model = files.load(path)
+    batch, past, new = SHAPES[shape]
+    specs = inputs.input_specs(model)
+    hints = model.meta.get(files.DIMENSION_HINTS)
+    feeds = inputs.generate(model, inputs.bind_dims(specs, None, (("batch", batch), ("past", past), ("", new)), hints))
+    compiled = OrtTarget().compile(model, report=False)
+    return compiled, feeds
+
+
+def versus(baseline: Path, candidate: Path, shape: str, seconds: float = 20.0) -> dict:
+    """``candidate``'s latency over ``baseline``'s at ``shape``, each on inputs of its own."""
+    from graphopt.core.measure import interleaved
+
+    (a, a_feeds), (b, b_feeds) = _session_and_feeds(baseline, shape), _session_and_feeds(candidate, shape)
+    t = interleaved(lambda: a.run(a_feeds), lambda: b.run(b_feeds), budget_s=seconds)
+    interval = [round(t.ci_low, 3), round(t.ci_high, 3)]
+    return {"ratio": round(t.ratio, 3), "ci95": interval, "ms": round(t.candidate_s * 1e3, 3)}
+
+
+def builder_rows(folder: Path, builder: Path, out: Path) -> None:
+    """The builder's output against the export as is and against graphopt's outputs in ``folder``."""
+    sides = {"export": folder / "model.onnx"}
+    sides |= {name: folder / "bench" / name / "model.onnx" for name in ("graphopt", "graphopt-batch1")}
+    for name, path in sides.items():
+        if not path.exists():
+            continue
+        record = {"model": folder.name, "contender": f"builder vs {name}", "builder": str(builder)}
+        record["timed"] = {shape: versus(path, builder, shape) for shape in ("decode-127", "decode-511")}
+        with out.open("a") as lines:
+            lines.write(json.dumps(record) + "\n")
+        print(_line(record | {"timed": {k: v | {"equivalent": True} for k, v in record["timed"].items()}}), flush=True)
+
+
 def bench_folder(folder: Path, names: list[str], out: Path) -> None:
     src = folder / "model.onnx"
     work = folder / "bench"
@@ -148,9 +191,13 @@ def main(argv=None) -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="optimum export folders (model.onnx, config.json)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--out", default="bench/results/llm-decode.jsonl", type=Path)
+    parser.add_argument("--builder", type=Path, help="onnxruntime-genai model builder output for the same config")
     args = parser.parse_args(argv)
     for folder in args.folders:
-        bench_folder(folder, args.contenders.split(","), args.out)
+        if args.contenders:
+            bench_folder(folder, args.contenders.split(","), args.out)
+        if args.builder:
+            builder_rows(folder, args.builder, args.out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import onnx_ir as ir
 from graphopt.core.errors import InputGenerationError
 from graphopt.formats.onnx import inputs as input_gen
 from graphopt.formats.onnx import sizes
+from graphopt.formats.onnx.files import DIMENSION_HINTS
 
 
 def load_feeds(path: str | os.PathLike, model: ir.Model) -> dict[str, np.ndarray]:
@@ -33,8 +34,9 @@ def verification_feeds(model: ir.Model, shapes, inputs_file, attempt: int = 0) -
     specs = input_gen.input_specs(model)
     ladder = input_gen.size_ladder(specs)
     primary, second = ladder[min(attempt, len(ladder) - 1)]
-    bindings = [input_gen.bind_dims(specs, shapes, primary)]
-    alternate = input_gen.bind_dims(specs, shapes, second)
+    hints = model.meta.get(DIMENSION_HINTS) or {}  # sizes a file beside the model gave (genai_config.json)
+    bindings = [input_gen.bind_dims(specs, shapes, primary, hints)]
+    alternate = input_gen.bind_dims(specs, shapes, second, hints)
     if alternate != bindings[0]:
         bindings.append(alternate)
     for binding in bindings:

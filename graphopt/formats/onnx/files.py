@@ -10,6 +10,7 @@ unless protobuf's 2 GB limit forces the weights into a file.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,28 @@ def load(path: str | os.PathLike) -> ir.Model:
     except Exception as error:  # onnx_ir raises several types on malformed graphs
         raise BadModelError(f"{path}: malformed ONNX graph ({_first_line(error)})") from None
     ir.external_data.set_base_dir(model.graph, path.parent.resolve())  # absolute: safe under chdir
+    model.meta[DIMENSION_HINTS] = genai_dimensions(model, path.parent)
     return model
+
+
+DIMENSION_HINTS = "graphopt.dimension_hints"  # model.meta key: symbol -> size, for generated inputs
+
+
+def genai_dimensions(model: ir.Model, folder: Path) -> dict[str, int]:
+    """Sizes of symbolic dimensions that only a file beside the model knows: onnxruntime-genai's
+    model builder names the KV cache's head size ``kv_cache_dim`` and writes it, as ``head_size``,
+    in ``genai_config.json``. Empty when there is no such file or it says nothing usable."""
+    try:
+        decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+        head_size = int(decoder["head_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    symbols = {
+        v.shape[3].value
+        for v in model.graph.inputs
+        if v.shape is not None and v.shape.rank() == 4 and isinstance(v.shape[3], ir.SymbolicDim) and v.shape[3].value
+    }
+    return dict.fromkeys(symbols, head_size)
 
 
 def _check_external_data(proto: onnx.ModelProto, base_dir: Path) -> None:
@@ -125,8 +147,11 @@ def external_data_files(model: ir.Model) -> set[Path]:
 
 
 def copy(model: ir.Model) -> ir.Model:
-    """A copy whose graph can be rewritten without touching ``model`` (tensor data is shared)."""
-    return model.clone()
+    """A copy whose graph can be rewritten without touching ``model`` (tensor data is shared; the
+    in-memory metadata, such as DIMENSION_HINTS, travels with it)."""
+    copied = model.clone()
+    copied.meta.update(model.meta)
+    return copied
 
 
 def weight_bytes(model: ir.Model) -> int:

@@ -85,10 +85,12 @@ def bind_dims(
     specs: list[InputSpec],
     shapes: dict[str, tuple[int, ...]] | None = None,
     defaults=DEFAULT_SIZES,
+    hints: dict[str, int] | None = None,
 ) -> dict[str, tuple[int, ...]]:
-    """Concrete shape per input: the user's ``--shape`` first, else symbols bound by name."""
+    """Concrete shape per input: the user's ``--shape`` first, then ``hints`` (symbol -> size:
+    what a file beside the model says), else symbols bound by name."""
     shapes = shapes or {}
-    symbols: dict[str, int] = {}
+    symbols: dict[str, int] = dict(hints or {})
     for spec in specs:  # user shapes also fix the symbols they cover
         if spec.name in shapes:
             for dim, size in zip(spec.dims, shapes[spec.name]):
@@ -125,7 +127,7 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
         return 1
     if not _is_expression(dim):  # a name: "batch", "unk__12", paddle2onnx's "DynamicDimension.0"
         if dim not in symbols:
-            symbols[dim] = next(size for key, size in defaults if key in dim.lower())
+            symbols[dim] = _default_size(dim, defaults)
         return symbols[dim]
     # An expression over other symbols ("s0 + 1"): bind its names, then evaluate it.
     names = re.findall(r"[A-Za-z_]\w*", dim)
@@ -133,6 +135,15 @@ def _bind(dim, symbols: dict[str, int], defaults) -> int:
     if not re.fullmatch(r"[\w\s+\-*/()]+", dim):
         raise InputGenerationError(f"cannot bind the dimension expression {dim!r}; use --shape")
     return int(eval(dim, {"__builtins__": {}}, env))  # noqa: S307 - charset checked above
+
+
+def _default_size(dim: str, defaults) -> int:
+    """The size a symbol gets by its name; ``total_sequence_length`` (onnxruntime-genai's mask:
+    the cache and the new tokens) is the past and new sizes together."""
+    sizes = dict(defaults)
+    if "total" in dim.lower():
+        return sizes["past"] + sizes[""]
+    return next(size for key, size in defaults if key in dim.lower())
 
 
 def _is_expression(dim: str) -> bool:
