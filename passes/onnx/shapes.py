@@ -9,6 +9,16 @@ Shape output is the same for every input the model accepts. With a dynamic batch
 stays but ``Gather(Shape(x), i)`` reading only integer dimensions (tf2onnx's Einsum lowering
 reads the head and width dimensions this way) is the constant they hold. ``start``/``end`` are honoured with
 ONNX's clamping of out-of-range and negative indices.
+
+``reshape-copy-dims``: a Reshape whose target is assembled at run time from the sizes of tensors
+(``Concat(Unsqueeze(Gather(Shape(h), 0)), Unsqueeze(Gather(Shape(h), 1)), [8], [64])``: the
+legacy exporter's head split and merge, four to eight kernels per Reshape) gets a constant target
+instead, with 0 ("copy this dimension of the input", allowzero=0) where the entry is the input's
+own dimension at that position, and the integer where it is static. Legal when every entry is
+one of those: a piece of the Concat that is a constant, or a dimension ``Gather(Shape(v), i)``
+(through Unsqueeze) that shape inference shows is the input's dimension at the same position
+(the same symbol, or the same integer). No -1 is introduced (it cannot be resolved for an empty
+tensor).
 """
 
 from __future__ import annotations
@@ -85,4 +95,75 @@ shape_gather_static = rule(
     remove_nodes=False,
 )
 
-RULES = [shape_of_static, shape_gather_static]
+
+def _reshape_pattern(op, x, target):
+    return op.Reshape(x, target, _allow_other_attributes=True, _outputs=["reshaped"])
+
+
+def _copy_dims_check(context, x, target, reshaped, **_):
+    if reshaped.producer().attributes.get_int("allowzero", 0) != 0:
+        return MatchResult().fail("allowzero=1: a 0 would mean an empty dimension")
+    if constant(target) is not None:
+        return MatchResult().fail("the target is already a constant")
+    if _copied_target(x, target) is None:
+        return MatchResult().fail("an entry of the target is neither constant nor the input's own dimension")
+    return True
+
+
+def _copied_target(x: ir.Value, target: ir.Value) -> list[int] | None:
+    """The target with each entry the constant it holds, or 0 where it is x's dimension at the
+    same position; None when an entry is neither (or x's shape is unknown)."""
+    node = target.producer()
+    if x.shape is None or node is None or node.op_type != "Concat" or node.attributes.get_int("axis", 0) != 0:
+        return None
+    entries: list[int] = []
+    for piece in node.inputs:
+        values = constant(piece)
+        if values is not None:
+            entries += [int(v) for v in values.reshape(-1)]
+            continue
+        dim = _shape_dimension(piece)
+        position = len(entries)
+        unknown = dim is None or (isinstance(dim, ir.SymbolicDim) and dim.value is None)
+        if unknown or position >= x.shape.rank() or dim != x.shape[position]:
+            return None
+        entries.append(dim if isinstance(dim, int) else 0)
+    return entries
+
+
+def _shape_dimension(piece: ir.Value):
+    """The dimension ``Unsqueeze(Gather(Shape(v), i), [0])`` (or a 1-element Gather) reads, as
+    shape inference knows it (an int or a SymbolicDim); None for anything else."""
+    node = piece.producer()
+    if node is not None and node.op_type == "Unsqueeze":
+        axes = constant(node.inputs[1]) if len(node.inputs) > 1 else None
+        if axes is None or axes.reshape(-1).tolist() != [0]:
+            return None
+        piece, node = node.inputs[0], node.inputs[0].producer()
+    if node is None or node.op_type != "Gather" or node.attributes.get_int("axis", 0) != 0:
+        return None
+    index, shape_node = constant(node.inputs[1]), node.inputs[0].producer()
+    if index is None or index.size != 1 or shape_node is None or shape_node.op_type != "Shape":
+        return None
+    source = shape_node.inputs[0]
+    start = shape_node.attributes.get_int("start", 0)
+    if source.shape is None or shape_node.attributes.get_int("end", None) is not None or start < 0:
+        return None
+    i = start + int(index.reshape(-1)[0])
+    return source.shape[i] if 0 <= i < source.shape.rank() else None
+
+
+# Reshape(x, Concat(dims of x and constants)) -> Reshape(x, constant with 0 for x's own dims)
+reshape_copy_dims = rule(
+    "reshape-copy-dims",
+    "shapes",
+    "Reshape(x, Concat(sizes read off tensors, constants)) where each size is x's own dimension at its position"
+    "  ->  Reshape(x, constant) with 0 for those",
+    _reshape_pattern,
+    lambda op, x, target, reshaped: op.Reshape(
+        x, op.Constant(value=ir.tensor(np.asarray(_copied_target(x, target), np.int64)))
+    ),
+    _copy_dims_check,
+)
+
+RULES = [shape_of_static, shape_gather_static, reshape_copy_dims]

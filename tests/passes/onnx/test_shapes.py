@@ -47,3 +47,47 @@ def test_gather_of_integer_dims_becomes_constant_with_a_dynamic_batch():
 
 def test_gather_that_reads_the_dynamic_batch_is_left_alone():
     assert_no_site(parse(_gather_of_shape("[2] {0, 1}")), shapes.shape_gather_static)
+
+
+def _head_split(second_source: str = "h") -> str:
+    # the legacy exporter's head split: Reshape(q, [B, S, 4, 8]) with B and S read off h's shape
+    return f"""<ir_version: 8, opset_import: ["" : 18]>
+      g (float[B,S,32] h, float[B,T,32] other) => (float[B,S,4,8] y) {{
+        w = Constant<value = float[32,32] {{{", ".join(["0.01"] * 1024)}}}>()
+        q = MatMul(h, w)
+        s0 = Shape(h)
+        s1 = Shape({second_source})
+        i0 = Constant<value = int64 {{0}}>()
+        i1 = Constant<value = int64 {{1}}>()
+        b = Gather<axis = 0>(s0, i0)
+        n = Gather<axis = 0>(s1, i1)
+        ax = Constant<value = int64[1] {{0}}>()
+        bu = Unsqueeze(b, ax)
+        nu = Unsqueeze(n, ax)
+        heads = Constant<value = int64[2] {{4, 8}}>()
+        target = Concat<axis = 0>(bu, nu, heads)
+        y = Reshape(q, target) }}"""
+
+
+def test_reshape_copy_dims_turns_a_computed_target_constant_exactly():
+    from numpy.testing import assert_array_equal
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    from tests.passes.onnx.harness import run
+
+    model = parse(_head_split())
+    ShapeInferencePass()(model)
+    feeds = {"h": RNG.standard_normal((2, 5, 32), dtype=np.float32), "other": np.zeros((2, 3, 32), np.float32)}
+    out = assert_rewrites(model, shapes.reshape_copy_dims, feeds)
+    assert "Shape" not in ops(out) and "Concat" not in ops(out)
+    reshape = next(n for n in out.graph if n.op_type == "Reshape")
+    assert reshape.inputs[1].const_value.numpy().tolist() == [0, 0, 4, 8]
+    assert_array_equal(run(out, feeds)[0], run(model, feeds)[0])
+
+
+def test_reshape_copy_dims_leaves_a_size_read_off_another_length():
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    model = parse(_head_split(second_source="other"))  # S taken from a tensor of length T: not x's own
+    ShapeInferencePass()(model)
+    assert_no_site(model, shapes.reshape_copy_dims)
