@@ -119,12 +119,14 @@ def search(
 ) -> str | None:
     """Judge proposed candidates until the budget's search deadline, appending each to ``log``
     (the policy reads it while it proposes). A candidate is not started (not even rewritten: the
-    policy makes it lazily) unless what the last one cost fits, or, for the first, the baseline's
-    estimate of one (``Baseline.candidate_s``); the search deadline leaves the final timings and
-    the save their share. Returns why no candidate was judged when the budget is the reason, else
-    None. ``progress`` is a graphopt.core.progress.Reporter."""
+    policy makes it lazily) unless what the last one cost fits, or, for the first, the least it
+    can cost: one compilation like the original's and the shortest timing (its timing's fresh
+    compilations may come from the compiler's cache, as Inductor's do, so they are not counted
+    against it); the search deadline leaves the final timings and the save their share. Returns
+    why no candidate was judged when the budget is the reason, else None. ``progress`` is a
+    graphopt.core.progress.Reporter."""
     candidates = iter(candidates)
-    last_cost = baseline.candidate_s()
+    last_cost = baseline.compile_s + MEASURE_MIN_S
     while True:
         started = time.monotonic()
         if started + last_cost > budget.search_deadline:
