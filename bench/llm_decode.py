@@ -42,21 +42,26 @@ SHAPES = {  # name -> (batch, past, new tokens)
 STEP_ONLY = {"graphopt-step"}  # contenders whose output accepts one new token only
 
 
-def feeds_files(model_path: Path, work: Path) -> dict[str, Path]:
-    """One .npz of generated inputs per shape of SHAPES (graphopt's own input generator)."""
-    import onnx_ir as ir
+def generated(model, shape: str) -> dict[str, np.ndarray]:
+    """Inputs for ``model`` (loaded by graphopt, so with the sizes a genai_config.json beside it
+    gives) at ``shape`` of SHAPES, from graphopt's own input generator."""
+    from graphopt.formats.onnx import files, inputs
 
-    from graphopt.formats.onnx import inputs
-
-    model = ir.load(model_path)
+    batch, past, new = SHAPES[shape]
+    sizes = (("batch", batch), ("past", past), ("", new))
     specs = inputs.input_specs(model)
-    files = {}
-    for name, (batch, past, new) in SHAPES.items():
-        sizes = (("batch", batch), ("past", past), ("", new))
-        path = work / f"{name}.npz"
-        np.savez(path, **inputs.generate(model, inputs.bind_dims(specs, None, sizes)))
-        files[name] = path
-    return files
+    return inputs.generate(model, inputs.bind_dims(specs, None, sizes, model.meta.get(files.DIMENSION_HINTS)))
+
+
+def feeds_files(model_path: Path, work: Path) -> dict[str, Path]:
+    """One .npz of generated inputs per shape of SHAPES."""
+    from graphopt.formats.onnx import files
+
+    model = files.load(model_path)
+    paths = {name: work / f"{name}.npz" for name in SHAPES}
+    for name, path in paths.items():
+        np.savez(path, **generated(model, name))
+    return paths
 
 
 def _onnxscript(src: Path, dst: Path) -> dict:
@@ -119,16 +124,11 @@ def compare(base: Path, candidate: Path, feeds: Path) -> dict:
 
 def _session_and_feeds(path: Path, shape: str):
     """An ORT session (ENABLE_ALL) for ``path`` and generated inputs at ``shape`` of SHAPES."""
-    from graphopt.formats.onnx import files, inputs
+    from graphopt.formats.onnx import files
     from graphopt.targets.onnxruntime import OrtTarget
 
     model = files.load(path)
-    batch, past, new = SHAPES[shape]
-    specs = inputs.input_specs(model)
-    hints = model.meta.get(files.DIMENSION_HINTS)
-    feeds = inputs.generate(model, inputs.bind_dims(specs, None, (("batch", batch), ("past", past), ("", new)), hints))
-    compiled = OrtTarget().compile(model, report=False)
-    return compiled, feeds
+    return OrtTarget().compile(model, report=False), generated(model, shape)
 
 
 def versus(baseline: Path, candidate: Path, shape: str, seconds: float = 20.0) -> dict:

@@ -30,6 +30,14 @@ def static_shape(value: ir.Value) -> tuple[int, ...] | None:
     return tuple(value.shape)
 
 
+def same_dim(a, b) -> bool:
+    """Two dimensions shape inference shows are the same: equal integers, or the same named
+    symbol (two unknown dimensions are not known to be equal)."""
+    if isinstance(a, ir.SymbolicDim) and a.value is None or isinstance(b, ir.SymbolicDim) and b.value is None:
+        return False
+    return a == b
+
+
 def opset(value: ir.Value) -> int:
     """The default-domain opset of the graph ``value`` lives in (0 inside a subgraph, which
     records none)."""
@@ -86,16 +94,13 @@ def _folded(value: ir.Value | None, depth: int, seen: dict) -> np.ndarray | None
     if id(value) in seen:
         return seen[id(value)]
     known = constant(value)
-    if known is None and depth > 0 and not _depends_on_a_dynamic_size(value):
+    if known is not None or depth == 0:
+        return known  # out of depth here is not out of depth from a shorter path: not remembered
+    if value.shape is None or static_shape(value) is not None:  # a symbolic dimension: computed from an input
         seen[id(value)] = None  # a cycle guard while this value's inputs are walked
         known = _folded_node(value, depth, seen)
     seen[id(value)] = known
     return known
-
-
-def _depends_on_a_dynamic_size(value: ir.Value) -> bool:
-    """A value whose inferred shape has a symbolic dimension is computed from an input."""
-    return value.shape is not None and not all(isinstance(d, int) for d in value.shape)
 
 
 def _folded_node(value: ir.Value, depth: int, seen: dict) -> np.ndarray | None:

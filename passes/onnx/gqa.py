@@ -69,7 +69,7 @@ from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter import pattern as orp
 
 from graphopt.formats.onnx.rules import rule
-from graphopt.passes.onnx._util import constant, opset, same_computation
+from graphopt.passes.onnx._util import constant, opset, same_computation, same_dim
 
 FAMILY = "gqa"
 _HEAD_SPLIT = [0, 2, 1, 3]
@@ -393,7 +393,8 @@ def _repeat_shape_check(context, k, axes, repeated, **_):
     kd, rd = _dims_or_symbols(k), _dims_or_symbols(repeated)
     if kd is None or rd is None or not isinstance(rd[1], int):
         return MatchResult().fail("the key and its repeat are not 4-D with a static head count")
-    if kd[0] != rd[0] or kd[2:] != rd[2:] or not isinstance(kd[1], int) or rd[1] % kd[1]:
+    same = all(same_dim(kd[i], rd[i]) for i in (0, 2, 3))
+    if not same or not isinstance(kd[1], int) or rd[1] % kd[1]:
         return MatchResult().fail(f"the repeat {rd} is not the key {kd} with its heads repeated")
     return True
 
@@ -409,7 +410,8 @@ def _repeat_shape(op, k, repeated, **_):
     static = (op.Constant(value=ir.tensor(np.array([d], np.int64))) for d in (repeated.shape[1], repeated.shape[3]))
     heads, head_size = static
     node = k.producer()
-    if node is not None and node.op_type == "Concat" and node.attributes.get_int("axis", 0) in (2, -2):
+    cache_concat = node is not None and node.op_type == "Concat" and len(node.inputs) == 2
+    if cache_concat and node.attributes.get_int("axis", 0) in (2, -2):
         past, new = node.inputs
         length = op.Add(op.Shape(past, start=2, end=3), _dimension(op, new, 2))
         batch = op.Shape(past, start=0, end=1)
@@ -445,7 +447,7 @@ def _same_dim_at(source: ir.Value, value: ir.Value, axis: int) -> int | None:
     splits only later axes keeps the earlier ones), or None."""
     if source.shape is None or value.shape is None or axis >= source.shape.rank():
         return None
-    same_prefix = all(source.shape[i] == value.shape[i] for i in range(axis + 1))
+    same_prefix = all(same_dim(source.shape[i], value.shape[i]) for i in range(axis + 1))
     return axis if same_prefix else None
 
 

@@ -320,8 +320,8 @@ def _neutral_pattern(op_type: str):
 
 def _neutral_check(neutral: float):
     def check(context, x, c, **_):
-        static = c.shape is not None and all(isinstance(d, int) for d in c.shape)
-        value = folded(c) if c.shape is None or (static and int(np.prod(c.shape)) == 1) else None
+        dims = static_shape(c)
+        value = folded(c) if c.shape is None or (dims is not None and int(np.prod(dims)) == 1) else None
         if value is None or value.size != 1 or float(value.reshape(-1)[0]) != neutral:
             # one value only: a per-channel constant of 0s or 1s is an untrained LayerNorm's or
             # BatchNorm's beta/gamma, which ORT's fusions need to see in place

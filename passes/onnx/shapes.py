@@ -28,7 +28,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 
 from graphopt.formats.onnx.rules import rule
-from graphopt.passes.onnx._util import constant, static_shape
+from graphopt.passes.onnx._util import constant, same_dim, static_shape
 
 
 def _pattern(op, x):
@@ -124,8 +124,7 @@ def _copied_target(x: ir.Value, target: ir.Value) -> list[int] | None:
             continue
         dim = _shape_dimension(piece)
         position = len(entries)
-        unknown = dim is None or (isinstance(dim, ir.SymbolicDim) and dim.value is None)
-        if unknown or position >= x.shape.rank() or dim != x.shape[position]:
+        if dim is None or position >= x.shape.rank() or not same_dim(dim, x.shape[position]):
             return None
         entries.append(dim if isinstance(dim, int) else 0)
     return entries
@@ -139,7 +138,7 @@ def _shape_dimension(piece: ir.Value):
         axes = constant(node.inputs[1]) if len(node.inputs) > 1 else None
         if axes is None or axes.reshape(-1).tolist() != [0]:
             return None
-        piece, node = node.inputs[0], node.inputs[0].producer()
+        node = node.inputs[0].producer()
     if node is None or node.op_type != "Gather" or node.attributes.get_int("axis", 0) != 0:
         return None
     index, shape_node = constant(node.inputs[1]), node.inputs[0].producer()
