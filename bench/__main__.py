@@ -37,6 +37,11 @@ def main(argv=None) -> None:
 
         llm.main([a for a in argv if a != "--llm"])
         return
+    if "--openvino" in argv:
+        from bench import openvino
+
+        openvino.main([a for a in argv if a != "--openvino"])
+        return
     if "--torch" in argv:
         from bench import torch_zoo
 

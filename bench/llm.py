@@ -11,6 +11,11 @@ process whose peak resident memory is read from the kernel when it exits (``os.w
   ``--budget``), its report read back: exit code, wall time, peak RSS and its multiple of the
   weights, candidates judged, the kept candidate's ratio to ORT with its interval.
 
+``--contenders onnxscript,ort-transformers`` adds, per size, what a user would pick instead (the
+same functions as bench/llm_decode.py, each in a child process: wall time and peak RSS), and then
+times each contender's output and graphopt's against the export as is at one prefill shape (batch
+1, 128 tokens; ``graphopt.check``: equivalence, then interleaved timing).
+
 Rows are appended to ``--out`` (JSON lines) and printed as a table. ``--decode FOLDER...`` times
 optimum's KV-cache decoders at the decode step beside other tools instead (bench/llm_decode.py).
 """
@@ -33,6 +38,18 @@ import sys, numpy as np, onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 ids = np.random.default_rng(0).integers(0, 32000, (1, 16), dtype=np.int64)
 session.run(None, {"input_ids": ids, "attention_mask": np.ones((1, 16), np.int64)})
+"""
+CONTENDER_CHILD = """
+import sys
+from pathlib import Path
+from bench import llm_decode
+from graphopt.models.llm import llm_config
+name, src, dst, size = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+config = llm_config(size)
+if name == "ort-transformers":
+    print(llm_decode._ort_transformers(src, dst, config.num_attention_heads, config.hidden_size))
+else:
+    print(llm_decode.CONTENDERS[name](src, dst))
 """
 EXPORT_CHILD = "import sys; from pathlib import Path; from graphopt.models.llm import export_prefill; " + (
     "export_prefill(sys.argv[1], Path(sys.argv[2]))"
@@ -108,6 +125,35 @@ def graphopt_row(path: Path, budget: float | None, timeout_s: float) -> dict:
     return row
 
 
+def prefill_feeds(work: Path, tokens: int = 128) -> Path:
+    """Batch 1, ``tokens`` tokens, every one attended: the shape the contenders are compared at."""
+    import numpy as np
+
+    path = work / f"prefill-{tokens}.npz"
+    ids = np.random.default_rng(0).integers(0, 32000, (1, tokens), dtype=np.int64)
+    np.savez(path, input_ids=ids, attention_mask=np.ones((1, tokens), np.int64))
+    return path
+
+
+def contender_rows(path: Path, size: str, names: list[str], timeout_s: float) -> dict:
+    """Each contender made in a child process (wall, peak), then it and graphopt's output timed
+    against the export as is."""
+    from bench.llm_decode import compare
+
+    feeds = prefill_feeds(path.parent)
+    rows = {}
+    for name in names:
+        dst = path.parent / name / "model.onnx"
+        dst.parent.mkdir(exist_ok=True)
+        command = [sys.executable, "-c", CONTENDER_CHILD, name, str(path), str(dst), size]
+        rows[name] = measured(command, dst.parent / "made.log", timeout_s)
+        rows[name] |= compare(path, dst, feeds) if rows[name]["exit"] == 0 else {}
+    graphopt_out = path.parent / "out" / "model.onnx"
+    if graphopt_out.exists():
+        rows["graphopt"] = compare(path, graphopt_out, feeds)
+    return rows
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--decode" in argv:  # optimum's KV-cache decoders at the decode step (bench/llm_decode.py)
@@ -120,18 +166,25 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="/tmp/graphopt-llm", help="where the exports are cached")
     parser.add_argument("--out", default="bench/results/llm.jsonl")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
+    parser.add_argument("--contenders", default="", help="comma-separated: onnxscript, ort-transformers")
+    parser.add_argument("--skip-graphopt", action="store_true", help="reuse the last graphopt output")
     args = parser.parse_args(argv)
     work = Path(args.work)
     for size in args.sizes.split(","):
         path = exported(size, work)
         weights = weights_gb(path)
-        ort_row = measured([sys.executable, "-c", ORT_CHILD, str(path)], path.parent / "ort.log", args.timeout)
-        row = graphopt_row(path, args.budget, args.timeout)
-        record = {"size": size, "weights_gb": round(weights, 2), "ort": ort_row, "graphopt": row}
-        record["graphopt"]["peak_multiple"] = round(row["peak_gb"] / weights, 2)
+        record = {"size": size, "weights_gb": round(weights, 2)}
+        if not args.skip_graphopt:
+            ort_command = [sys.executable, "-c", ORT_CHILD, str(path)]
+            record["ort"] = measured(ort_command, path.parent / "ort.log", args.timeout)
+            record["graphopt"] = graphopt_row(path, args.budget, args.timeout)
+            record["graphopt"]["peak_multiple"] = round(record["graphopt"]["peak_gb"] / weights, 2)
+            print(_line(record), flush=True)
+        if args.contenders:
+            record["prefill_128"] = contender_rows(path, size, args.contenders.split(","), args.timeout)
+            print(f"{size} at prefill 128: {json.dumps(record['prefill_128'])}", flush=True)
         with Path(args.out).open("a") as out:
             out.write(json.dumps(record) + "\n")
-        print(_line(record), flush=True)
 
 
 def _line(r: dict) -> str:

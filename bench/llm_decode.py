@@ -70,18 +70,21 @@ def _onnxscript(src: Path, dst: Path) -> dict:
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
     fused, counts = optimize_for_ort(onnxscript.optimizer.optimize(ir.load(src)))
-    ir.save(fused, dst)
+    external = src.with_suffix(".onnx.data").exists()  # weights beside the graph stay beside it
+    ir.save(fused, dst, external_data=dst.name + ".data" if external else None)
     return {"fusions": {k: v for k, v in counts.items() if v}}
 
 
-def _ort_transformers(src: Path, dst: Path) -> dict:
+def _ort_transformers(src: Path, dst: Path, heads: int | None = None, hidden: int | None = None) -> dict:
+    """ORT's transformers optimizer; heads and hidden size from ``config.json`` beside ``src``
+    unless given."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    config = json.loads((src.parent / "config.json").read_text())
-    heads, hidden = config["num_attention_heads"], config["hidden_size"]
-    optimize_model(str(src), model_type="gpt2", num_heads=heads, hidden_size=hidden, opt_level=0).save_model_to_file(
-        str(dst)
-    )
+    if heads is None:
+        config = json.loads((src.parent / "config.json").read_text())
+        heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    optimized = optimize_model(str(src), model_type="gpt2", num_heads=heads, hidden_size=hidden, opt_level=0)
+    optimized.save_model_to_file(str(dst), use_external_data_format=src.with_suffix(".onnx.data").exists())
     return {}
 
 

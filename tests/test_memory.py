@@ -187,3 +187,33 @@ def test_candidates_share_the_weights_the_peak_does_not_grow_with_their_number(t
     many = _peak_of(path, "search", 60)
     assert one["judged"] == 1 and many["judged"] >= 3, (one, many)
     assert many["peak"] - one["peak"] < weights // 4, (one, many)
+
+
+def _check(base: Path, candidate: Path, limit: str) -> subprocess.CompletedProcess:
+    env = os.environ | {memory.LIMIT_VARIABLE: limit}
+    command = [sys.executable, "-m", "graphopt", "check", str(base), str(candidate), "--time-budget", "8"]
+    return subprocess.run(command + ["--format", "json"], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_check_holds_one_model_at_a_time_when_only_one_fits(tmp_path):
+    """`graphopt check` on two copies of a 256 MiB model where one compilation fits beside the
+    process and two do not: it compares outputs and times them with one alive at a time (a 6 GB
+    decoder's check held six sessions at once and was killed by the OOM killer)."""
+    path = _model_with_weights(tmp_path, 256, external=True)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "m.onnx").write_bytes(path.read_bytes())
+    (copy / "m.onnx.data").write_bytes(path.with_suffix(".onnx.data").read_bytes())
+    limit = int((_resident_of_a_fresh_run() + 384 * MIB) / memory.HEADROOM)
+    result = _check(path, copy / "m.onnx", str(limit))
+    assert result.returncode in (0, 1), result.stderr  # same graph: pass, or a noisy inconclusive
+    checked = json.loads(result.stdout)[0]
+    assert all(o["ok"] and o["max_abs_error"] == 0 for o in checked["outputs"])
+    assert any("one session alive at a time" in note for note in checked["notes"]), checked["notes"]
+
+
+def test_check_refuses_in_one_line_when_not_even_one_model_fits(tmp_path):
+    path = _model_with_weights(tmp_path, 64)
+    result = _check(path, path, "100M")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "more than the 0.1 GiB available" in " ".join(result.stderr.split())

@@ -48,7 +48,7 @@ CALLERS += [
     "reports/plot.py",
 ]
 TARGET_MEMBERS = (protocols.Target, protocols.Tunable, protocols.SettingsFile, protocols.Profiler, protocols.Freezing)
-TARGET_MEMBERS += (protocols.TorchRunner,)
+TARGET_MEMBERS += (protocols.TorchRunner, protocols.ShapeBinding, protocols.OpVocabulary)
 ROLES = {  # variable name in the callers -> the protocols that declare what may be read on it
     "fmt": (protocols.Format,),
     "target": TARGET_MEMBERS,
@@ -122,6 +122,12 @@ def test_every_target_implements_the_contract_and_declares_its_capabilities():
         assert not isinstance(target, (protocols.Tunable, protocols.SettingsFile, protocols.Profiler))
     assert isinstance(inductor, protocols.Freezing) and isinstance(ort, protocols.TorchRunner)
     assert not isinstance(ort, protocols.Freezing) and not isinstance(xla, protocols.TorchRunner)
+    openvino = registry.target_for("openvino-cpu")
+    assert sorted(n for n in _declared(protocols.Target) if not hasattr(openvino, n)) == []
+    capabilities = (protocols.Tunable, protocols.SettingsFile, protocols.Profiler)
+    capabilities += (protocols.ShapeBinding, protocols.OpVocabulary)
+    assert [isinstance(openvino, c) for c in capabilities] == [True] * 5
+    assert not any(isinstance(t, (protocols.ShapeBinding, protocols.OpVocabulary)) for t in (ort, xla, inductor))
     for policy in (Greedy(), FamilySearch(), registry.policy_for("learned", _formats()[0], ort)):
         assert isinstance(policy, protocols.Policy) and policy.explanation == []
 

@@ -20,9 +20,11 @@ import os
 import time
 from pathlib import Path
 
-from graphopt.core import harness, registry
+from graphopt.api import auto
+from graphopt.core import harness, memory, registry
+from graphopt.core.decide import bound
 from graphopt.core.errors import GraphoptError
-from graphopt.core.measure import Comparison, interleaved
+from graphopt.core.measure import Comparison, in_blocks, interleaved
 from graphopt.core.protocols import FusionReport, SettingsFile
 from graphopt.core.verify import TOLERANCES, Equivalence
 
@@ -78,6 +80,7 @@ class CheckResult:
     session_settings: tuple[str, str] = ("defaults", "defaults")  # the compiler settings each side ran with
     compiler: str = "ORT"  # what the report calls the target's compiler
     kernel_noun: str = "kernels"  # and what it runs
+    notes: tuple[str, ...] = ()  # how it was run, when not the usual way (the memory plan narrowed)
 
     @property
     def lost_fusions(self) -> dict[str, int]:
@@ -104,9 +107,20 @@ def _with_recommended(target, model_path):
     return target.with_lever(lever) if lever else target
 
 
+def _side_target(target, model_path, named: bool):
+    """The target one side runs on: the runtime ``--target auto`` recorded beside it, unless the
+    user named a target."""
+    if not named and isinstance(model_path, (str, os.PathLike)):
+        runtime = auto.recorded_runtime(model_path)
+        if runtime is not None:
+            return registry.target_for(runtime)
+    return target
+
+
 def _settings_label(target, model_path) -> str:
     lever = _recommended(target, model_path)
-    return f"{lever.label()} (recommended beside {Path(model_path).name})" if lever else "defaults"
+    label = f"{lever.label()} (recommended beside {Path(model_path).name})" if lever else "defaults"
+    return label if target.compiler == "ORT" else f"{target.compiler}: {label}"
 
 
 def _loaded(baseline, candidate):
@@ -125,54 +139,75 @@ def check(baseline_path, candidate_path, settings: CheckSettings | None = None, 
     start = time.monotonic()
     settings = settings or CheckSettings()
     progress = on_progress or (lambda message: None)
-    tolerances = settings.tolerances()
     # Both models exactly as given (the target lowers what it must, at compile time).
     name, fmt, baseline, candidate = _loaded(baseline_path, candidate_path)
     target = registry.target_of(settings.target, name)
     _check_same_interface(fmt, baseline, candidate)
-    # Each model runs with the settings recommended beside it, if any (graphopt optimize writes
-    # them there): that is how a user deploys it.
-    target_a, target_b = (_with_recommended(target, p) for p in (baseline_path, candidate_path))
-    progress("compiling both models")
-    compiled_a, compiled_b = target_a.compile(baseline), target_b.compile(candidate)
-    if compiled_a.output_names != compiled_b.output_names:
-        raise GraphoptError("the models have different outputs; check compares models with the same interface")
     prepared = fmt.copy(baseline)
     fmt.prepare(prepared)
     # A side whose inputs have fixed sizes (optimize --fix-dim) runs only at those: bind them.
     feeds = fmt.feeds(prepared, _fixed_shapes(fmt, baseline, candidate), settings.inputs)
+    # Each model runs on the runtime recorded beside it and with the settings recommended there,
+    # if any (graphopt optimize writes them): that is how a user deploys it.
+    paths = (baseline_path, candidate_path)
+    sides = [_side_target(target, p, settings.target is not None) for p in paths]
+    target_a, target_b = (bound(_with_recommended(t, p), feeds) for t, p in zip(sides, paths))
+    plan = memory.plan(max(target_a.compiled_bytes(baseline), target_b.compiled_bytes(candidate)))
+    reports, equivalence = _compared((target_a, baseline), (target_b, candidate), feeds, settings, plan, progress)
+    reasons = [] if equivalence.ok else [_not_equivalent(equivalence)]
+    progress("timing (interleaved)" if plan.alive > 1 else "timing (one model alive at a time, blocks A B B A)")
+    timing, verdict = _timed((target_a, baseline), (target_b, candidate), feeds[0], settings, plan, start)
+    labels = tuple(_settings_label(t, p) for t, p in zip(sides, paths))
+    result = _result(*paths, verdict, reasons, equivalence, timing, reports, settings, start, labels)
+    same = target_a.compiler == target_b.compiler
+    compiler = target_a.compiler if same else f"{target_a.compiler} (baseline) vs {target_b.compiler} (candidate)"
+    notes = tuple(n for n in [plan.note()] if n)
+    return dataclasses.replace(result, compiler=compiler, kernel_noun=target_b.kernel_noun, notes=notes)
+
+
+def _compared(side_a, side_b, feeds, settings: CheckSettings, plan, progress):
+    """(both fusion reports, the equivalence of B's outputs to A's on every feed), with at most the
+    compilations the memory plan allows alive: A is let go before B is made when only one fits."""
+    progress("compiling the baseline")
+    compiled = side_a[0].compile(side_a[1])
+    names, report_a = compiled.output_names, compiled.report
+    progress("running the baseline")
+    expected = [compiled.run(f) for f in feeds]
+    held = compiled if plan.alive > 1 else None  # two alive: B is made beside A, as before
+    del compiled
+    progress("compiling the candidate")
+    compiled = side_b[0].compile(side_b[1])
+    if compiled.output_names != names:
+        raise GraphoptError("the models have different outputs; check compares models with the same interface")
     progress("comparing outputs")
-    expected = [compiled_a.run(f) for f in feeds]
-    equivalence = harness.equivalence(compiled_a.output_names, expected, compiled_b, feeds, tolerances)
-    reasons = []
-    if not equivalence.ok:
-        bad = equivalence.first_failure()
-        reasons.append(f"not equivalent: output {bad.name!r}: {bad.reason}")
-    progress("timing (interleaved)")
-    a_runs, b_runs = harness.paired((target_a, baseline), (target_b, candidate))
-    timing, verdict = sequential_test(
-        [harness.runner(c, feeds[0]) for c in a_runs],
-        [harness.runner(c, feeds[0]) for c in b_runs],
-        settings,
-        deadline=start + settings.time_budget_s,
-    )
-    result = _result(
-        baseline_path,
-        candidate_path,
-        verdict,
-        reasons,
-        equivalence,
-        timing,
-        (compiled_a, compiled_b),
-        settings,
-        start,
-        tuple(_settings_label(target, p) for p in (baseline_path, candidate_path)),
-    )
-    return dataclasses.replace(result, compiler=target.compiler, kernel_noun=target.kernel_noun)
+    equivalence = harness.equivalence(names, expected, compiled, feeds, settings.tolerances())
+    del held
+    return (report_a, compiled.report), equivalence
+
+
+def _not_equivalent(equivalence: Equivalence) -> str:
+    bad = equivalence.first_failure()
+    return f"not equivalent: output {bad.name!r}: {bad.reason}"
+
+
+def _timed(side_a, side_b, feeds, settings: CheckSettings, plan, start: float) -> tuple[Comparison, str]:
+    """The sequential test on fresh compilations of both sides, as wide as the memory plan allows
+    (four alive, two, or one at a time in blocks A B B A)."""
+    deadline = start + settings.time_budget_s
+    if plan.alive == 1:
+        timing = in_blocks(*(harness.opener(side, feeds) for side in (side_a, side_b)), budget_s=_left(deadline))
+        return timing, _verdict(timing, settings)
+    a_runs, b_runs = harness.paired(side_a, side_b, plan.alive // 2)
+    runs_a, runs_b = ([harness.runner(c, feeds) for c in runs] for runs in (a_runs, b_runs))
+    return sequential_test(runs_a, runs_b, settings, deadline=deadline)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _result(
-    baseline_path, candidate_path, verdict, reasons, equivalence, timing, compiled, settings, start, labels
+    baseline_path, candidate_path, verdict, reasons, equivalence, timing, reports, settings, start, labels
 ) -> CheckResult:
     allowed = 1 + settings.max_slowdown
     if verdict == "regression":
@@ -194,8 +229,8 @@ def _result(
         reasons,
         equivalence,
         timing,
-        compiled[0].report,
-        compiled[1].report,
+        reports[0],
+        reports[1],
         settings,
         time.monotonic() - start,
         labels,
@@ -240,5 +275,9 @@ def sequential_test(runs_a: list, runs_b: list, settings: CheckSettings, deadlin
         decide_at=allowed,
         confidence=settings.confidence,
     )
-    verdict = "regression" if timing.ci_low > allowed else "pass" if timing.ci_high < allowed else "inconclusive"
-    return timing, verdict
+    return timing, _verdict(timing, settings)
+
+
+def _verdict(timing: Comparison, settings: CheckSettings) -> str:
+    allowed = 1 + settings.max_slowdown
+    return "regression" if timing.ci_low > allowed else "pass" if timing.ci_high < allowed else "inconclusive"

@@ -18,13 +18,14 @@ import time
 
 import numpy as np
 
+from graphopt.api import auto
 from graphopt.core import registry
 from graphopt.core.atomic import signals_held
 from graphopt.core.budget import DEFAULT_S, MEASURE_MAX_S, Budget
 from graphopt.core.decide import Decision, decide
 from graphopt.core.errors import GraphoptError, InputsDidNotRun
 from graphopt.core.progress import Reporter
-from graphopt.core.protocols import SettingsFile
+from graphopt.core.protocols import OpVocabulary, SettingsFile
 
 
 @dataclasses.dataclass
@@ -40,6 +41,8 @@ class OptimizeResult:
     seconds: float = 0.0
     settings_path: str | None = None  # where the recommended compiler settings were written
     original: object = None  # the input graph, as loaded
+    auto: object = None  # with --target auto: what was measured between runtimes (api/auto.AutoChoice)
+    record_path: str | None = None  # with --target auto: where the runtime record was written
 
     def report(self) -> dict:
         """The JSON report: what ``graphopt optimize --report r.json`` writes."""
@@ -121,13 +124,18 @@ def optimize(
     start = time.monotonic()
     asked = Request(**request)
     fmt, registered = registry.format_for(model_path)
+    if asked.target == auto.AUTO and fmt.name != "onnx":
+        raise GraphoptError("--target auto chooses between ONNX runtimes; give an ONNX model or name a target")
     if output_path is not None:
         fmt.check_destination(model_path, output_path, in_place=in_place, make_dirs=make_dirs)
     progress = Reporter(on_progress, start + (asked.budget_s or DEFAULT_S))
     progress.stage("loading")
     original = fmt.load(model_path)  # the baseline is the model as the user gave it
-    target = registry.target_of(asked.target, registry.format_name(model_path))
-    result, prepared = optimize_graph(fmt, registered, original, target, asked, progress, start, str(model_path))
+    if asked.target == auto.AUTO:
+        result, prepared, target = _optimize_auto(fmt, registered, original, asked, progress, str(model_path))
+    else:
+        target = registry.target_of(asked.target, registry.format_name(model_path))
+        result, prepared = optimize_graph(fmt, registered, original, target, asked, progress, start, str(model_path))
     result.output_path = None if output_path is None else str(output_path)
     if output_path is not None:
         progress.stage("saving")
@@ -145,7 +153,9 @@ def optimize_graph(
         raise GraphoptError(f"the budget must be a positive number of seconds (got {asked.budget_s:g})")
     prepared = fmt.copy(original)  # names and inferred shapes, for the rules
     notes = fmt.prepare(prepared) + target.admit(prepared)
-    rule_set = fmt.rules(registered if asked.rules is None else asked.rules, original, asked.fix_dims, asked.fix_shapes)
+    vocabulary = target.runs_op if isinstance(target, OpVocabulary) else None
+    chosen_rules = registered if asked.rules is None else asked.rules
+    rule_set = fmt.rules(chosen_rules, original, asked.fix_dims, asked.fix_shapes, runs_op=vocabulary)
     # Fixed shapes are applied to each candidate before its rewrites (OnnxRules.rewrite); the
     # fixed input, with no rewrite, is a candidate of its own.
     fixed, fixed_notes = rule_set.fixed_input(prepared)
@@ -178,6 +188,28 @@ def optimize_graph(
     misses = rule_set.near_misses(prepared, sites)
     counts = _count(s.rule for s in sites), _count(m.rule for m in misses)
     return OptimizeResult(name, None, decision, *counts, notes, original=original), prepared
+
+
+def _optimize_auto(fmt, registered, original, asked: Request, progress: Reporter, name: str):
+    """Each runtime of auto.AUTO_TARGETS decides on its own share of the budget; then auto.choose
+    times them against the faster as is. (the result of the runtime chosen, its prepared graph, its target)"""
+    targets, notes = auto.available_targets()
+    share = dataclasses.replace(asked, budget_s=auto.side_budget(asked.budget_s, len(targets)))
+    results, prepared = {}, {}
+    for target in targets:
+        progress.stage(f"auto: judging {target.name}")
+        side_start = time.monotonic()
+        results[target.name], prepared[target.name] = optimize_graph(
+            fmt, registered, original, target, share, progress, side_start, name
+        )
+    progress.stage("auto: timing the runtimes against each other")
+    choice = auto.choose(results, auto.final_seconds(asked.budget_s)) if len(results) > 1 else None
+    runtime = choice.runtime if choice else next(iter(results))
+    if choice:
+        choice.notes = notes
+    result = results[runtime]
+    result.auto, result.notes = choice, result.notes + notes
+    return result, prepared[runtime], result.decision.compiled_with
 
 
 def _decide_on_inputs_that_run(run, fmt, graph, asked: Request):
@@ -216,10 +248,13 @@ def _write(result: OptimizeResult, fmt, original, prepared, target) -> None:
         like=prepared,
         original=original,
     )
+    target = result.decision.compiled_with or target  # bound to the shapes it was measured at
     if isinstance(target, SettingsFile):
         result.settings_path = target.write_lever(
             result.output_path, result.decision.lever.lever, result.decision.lever.timing
         )
+    if result.auto is not None:
+        result.record_path = auto.write_record(result.output_path, result.auto, result.settings_path)
 
 
 def _check_agrees_with_fixed(fmt, graph, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -85,7 +85,10 @@ _Output = Annotated[
 _Example = Annotated[str | None, typer.Option(help=f"Optimize a model shipped with graphopt: {', '.join(EXAMPLES)}.")]
 _Target = Annotated[
     str | None,
-    typer.Option(help="ort-cpu (for ONNX), ort-cpu-<disable|basic|extended|all>, xla-cpu (for StableHLO)."),
+    typer.Option(
+        help="ort-cpu, ort-cpu-<disable|basic|extended|all>, openvino-cpu, auto (the faster of the two; ONNX); "
+        "xla-cpu (StableHLO)."
+    ),
 ]
 _Inputs = Annotated[Path | None, typer.Option(help=".npz with one array per model input.")]
 _Shape = Annotated[
@@ -152,9 +155,8 @@ def optimize(
             source, out, target, policy, rules, shape, inputs, budget, fix_dim, fix_shape, in_place, mkdir
         )
         _write_side_files(result, target, report, plot, log)
-        written = [str(p) for p in (out, plot, report, log) if p] + (
-            [result.settings_path] if result.settings_path else []
-        )
+        written = [str(p) for p in (out, plot, report, log) if p]
+        written += [p for p in (result.settings_path, result.record_path) if p]
         console.print("wrote " + ", ".join(written), highlight=False)
     except GraphoptError as error:
         _fail(error)
@@ -214,7 +216,7 @@ def _run_optimize(source, out, target, policy, rules, shape, inputs, budget, fix
         result = run_optimize(
             source,
             out,
-            target=registry.target_for(target),
+            target=target if target == "auto" else registry.target_for(target),
             policy=policy,
             rules=registry.rule_families(registry.format_name(source)).rules_by_name(
                 rules.split(",") if rules else None
@@ -244,7 +246,7 @@ def _write_side_files(result, target: str, report: Path | None, plot: Path | Non
         from graphopt.reports import plot as report_plot
 
         console.print("profiling input and output for the plot", highlight=False)
-        report_plot.plot(result, plot, registry.target_for(target))
+        report_plot.plot(result, plot, result.decision.compiled_with or registry.target_for(target))
     if report is not None:
         from graphopt.reports import documents as report_documents
 
@@ -255,7 +257,7 @@ def _write_side_files(result, target: str, report: Path | None, plot: Path | Non
 def check(
     baseline: Annotated[Path, typer.Argument(help="Baseline model, or a folder of models.")],
     candidate: Annotated[Path, typer.Argument(help="Candidate model, or a folder with the same file names.")],
-    target: Annotated[str | None, typer.Option(help="ort-cpu (default), or ort-cpu-<level>.")] = None,
+    target: Annotated[str | None, typer.Option(help="ort-cpu (default), ort-cpu-<level>, openvino-cpu.")] = None,
     max_slowdown: Annotated[str | None, typer.Option(help="Allowed slowdown, e.g. 2% (default) or 0.02.")] = None,
     confidence: Annotated[float | None, typer.Option(help="Confidence of the timing verdict (default 0.95).")] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
@@ -376,21 +378,28 @@ def _pairs(baseline: Path, candidate: Path) -> list[tuple[Path, Path]]:
 
 
 @app.command()
-def inspect(model: Annotated[Path, typer.Argument(help="The ONNX model or StableHLO module to inspect.")]) -> None:
+def inspect(
+    model: Annotated[Path, typer.Argument(help="The ONNX model or StableHLO module to inspect.")],
+    target: _Target = None,
+    inputs: _Inputs = None,
+) -> None:
     """Show what the compiler fuses in MODEL now, which sites graphopt's rules find, and near misses."""
     from graphopt.core import registry
+    from graphopt.core.decide import bound
+    from graphopt.core.protocols import OpVocabulary
 
     out = Console()
     try:
         fmt, rules = registry.format_for(model)
-        target = registry.target_for(registry.default_target(model))
+        target = registry.target_for(target or registry.default_target(model))
         graph = fmt.load(model)
         fmt.prepare(graph)
         target.admit(graph)
+        target = bound(target, fmt.feeds(graph, None, str(inputs) if inputs else None))
         report = target.compile(graph, report=True).report
     except GraphoptError as error:
         _fail(error)
-    rule_set = fmt.rules(rules, graph)
+    rule_set = fmt.rules(rules, graph, runs_op=target.runs_op if isinstance(target, OpVocabulary) else None)
     out.print(
         f"[bold]{model}[/]: {sum(1 for _ in fmt.op_types(graph))} nodes, "
         f"{report.kernels} {target.compiler} {target.kernel_noun} ({target.name})"

@@ -19,7 +19,18 @@ from graphopt.core import judge, memory
 from graphopt.core.budget import MEASURE_MAX_S, Budget
 from graphopt.core.evaluation_log import Evaluation, EvaluationLog
 from graphopt.core.progress import Reporter
-from graphopt.core.protocols import Candidate, Feeds, Graph, Policy, Prediction, RuleSet, SearchContext, Target, Tunable
+from graphopt.core.protocols import (
+    Candidate,
+    Feeds,
+    Graph,
+    Policy,
+    Prediction,
+    RuleSet,
+    SearchContext,
+    ShapeBinding,
+    Target,
+    Tunable,
+)
 
 
 @dataclasses.dataclass
@@ -36,6 +47,7 @@ class Decision:
     prediction: list[Prediction] = dataclasses.field(default_factory=list)  # the policy's first predictions, best first
     out_of_time: str | None = None  # why no candidate was judged, when the budget is the reason
     budget: Budget | None = None  # the budget the run kept to (an automatic one fitted to the model)
+    compiled_with: Target | None = None  # the target as it compiled, bound to the feeds' shapes (ShapeBinding)
 
     @property
     def kept_original(self) -> bool:
@@ -65,6 +77,7 @@ def decide(
     ``baseline_target`` compiles the baseline when it is not ``target``: the torch backend judges
     Inductor with frozen weights against Inductor as torch.compile runs it."""
     progress = progress or Reporter(None)
+    target, baseline_target = (bound(t, feeds) for t in (target, baseline_target))
     budget = budget if isinstance(target, Tunable) else budget.without_levers()
     progress.stage(f"compiling the original with {(baseline_target or target).name}")
     reference = graph if baseline_graph is None else baseline_graph
@@ -76,7 +89,7 @@ def decide(
     proposals = _after_first(policy.propose(graph, rules, decision.log, context), extra)
     decision.out_of_time = judge.search(proposals, decision.baseline, target, budget, decision.log, progress)
     decision.policy, decision.prediction = policy.name, list(policy.explanation)
-    decision.target = target.name
+    decision.target, decision.compiled_with = target.name, target
     chosen = decision.log.best()
     if chosen is not None:
         progress.stage("timing the best candidate again")
@@ -87,6 +100,11 @@ def decide(
     decision.chosen, decision.lever = _choose_lever(chosen, decision, target, budget)
     decision.reason = _reason(decision)
     return decision
+
+
+def bound(target: Target | None, feeds: list[Feeds]) -> Target | None:
+    """``target`` compiling for the shapes of the first feeds when it binds shapes (ShapeBinding)."""
+    return target.bound_to(feeds[0]) if isinstance(target, ShapeBinding) and feeds else target
 
 
 def _after_first(proposals, extra):

@@ -44,7 +44,7 @@ def time_pair(
     ``options`` go to ``measure.interleaved`` (``min_rounds``, ``check_every``: a fixed-length
     timing)."""
     if alive == 1:
-        return in_blocks(_opener(a, feeds), _opener(b, feeds), budget_s=budget_s)
+        return in_blocks(opener(a, feeds), opener(b, feeds), budget_s=budget_s)
     a_runs, b_runs = paired(a, b, alive // 2)
     if decide_at is not None:
         options["decide_at"] = decide_at  # else interleaved's own default (1.0)
@@ -53,7 +53,7 @@ def time_pair(
     )
 
 
-def _opener(side: Side, feeds: Feeds):
+def opener(side: Side, feeds: Feeds):
     """A function that makes a fresh compilation of ``side`` and returns its run function."""
     target, graph = side
     return lambda: runner(target.compile(graph, report=False), feeds)

@@ -10,8 +10,10 @@ What implements them today:
   (``formats/stablehlo``).
 - RuleSets: one per format, over the rule families of ``passes/<format>``.
 - Targets: ONNX Runtime (``targets/onnxruntime``: the fusion report is ORT's optimized model;
-  session settings are its levers; a profiler), TorchInductor (``targets/inductor``: the report
-  is read from the code Inductor generated; frozen weights are its lever), XLA through PJRT
+  session settings are its levers; a profiler), OpenVINO (``targets/openvino``: the report is read
+  from its profiling and runtime model; compiled for the shapes of the feeds), TorchInductor
+  (``targets/inductor``: the report is read from the code Inductor generated; frozen weights are
+  its lever), XLA through PJRT
   (``targets/xla``: the report is the optimized HLO's fusions).
 - Policies: greedy, the measured search and the learned ranker (``policies/``).
 
@@ -19,7 +21,8 @@ Optional capabilities are protocols of their own, checked with ``isinstance``, n
 by ``getattr``: a Target with levers (``Tunable``), one that writes its recommended settings
 beside a model (``SettingsFile``), one that can split a run's time by op type (``Profiler``),
 one that freezes weights for inference (``Freezing``), one whose runnables take torch tensors
-(``TorchRunner``).
+(``TorchRunner``), one that compiles for the shapes of the feeds it runs (``ShapeBinding``), one
+that reads only some of a format's ops (``OpVocabulary``: rewrites into others are not offered).
 A graph is opaque to the engine: only its Format and RuleSet look inside it.
 """
 
@@ -174,8 +177,9 @@ class Format(Protocol):
     def feeds(self, graph: Graph, shapes=None, inputs_file=None, attempt: int = 0) -> list[Feeds]:
         """Inputs to verify and time on: from ``inputs_file``, or generated (``attempt`` grows them)."""
 
-    def rules(self, rules: list, original: Graph, fix_dims=None, fix_shapes=None) -> RuleSet:
-        """The RuleSet of ``rules`` for candidates of ``original``, with the user's fixed shapes."""
+    def rules(self, rules: list, original: Graph, fix_dims=None, fix_shapes=None, runs_op=None) -> RuleSet:
+        """The RuleSet of ``rules`` for candidates of ``original``, with the user's fixed shapes;
+        ``runs_op(domain, op_type)``: the target's vocabulary (OpVocabulary), None for any op."""
 
     def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
         """Refuse (GraphoptError) an output path that would overwrite the input or cannot be written."""
@@ -274,6 +278,24 @@ class TorchRunner(Protocol):
 
     def bind_torch(self, compiled: Compiled, input_names: list[str], runtime: list[int]):
         """``compiled`` as a callable taking the GraphModule's inputs (``runtime``: which feed the session)."""
+
+
+@runtime_checkable
+class ShapeBinding(Protocol):
+    """A Target that compiles for the shapes of the inputs it will run on (OpenVINO fuses more with
+    static shapes, as its users deploy): the engine binds it to the first feeds before compiling."""
+
+    def bound_to(self, feeds: Feeds) -> Target:
+        """This target compiling for the shapes of ``feeds`` (others get a compilation of their own)."""
+
+
+@runtime_checkable
+class OpVocabulary(Protocol):
+    """A Target that reads only some ops of a format: a site whose replacement holds another is not
+    offered to it (ORT's contrib ops are not offered to OpenVINO)."""
+
+    def runs_op(self, domain: str, op_type: str) -> bool:
+        """Whether the compiler reads ``op_type`` of ``domain``."""
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ CONVERSIONS = {("fx", "onnx"): "graphopt.formats.onnx.from_fx:export"}
 # target name prefix -> "module:function" parsing the full name
 TARGETS = {
     "ort": "graphopt.targets.onnxruntime:target_from_name",
+    "openvino": "graphopt.targets.openvino:target_from_name",
     "xla": "graphopt.targets.xla:target_from_name",
     "inductor": "graphopt.targets.inductor:target_from_name",
 }

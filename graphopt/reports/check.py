@@ -61,6 +61,7 @@ def to_dict(r: CheckResult) -> dict:
         "gained_fusions": r.gained_fusions,
         "seconds": r.seconds,
         "settings": {"baseline": r.session_settings[0], "candidate": r.session_settings[1]},
+        "notes": list(r.notes),
     }
 
 
@@ -91,6 +92,7 @@ def text(results: list[CheckResult]) -> str:
             lines.append(f"  fusions lost: {_fusions(r.lost_fusions)}")
         if r.gained_fusions:
             lines.append(f"  fusions gained: {_fusions(r.gained_fusions)}")
+        lines += [f"  note: {note}" for note in r.notes]
         lines.append(f"  checked in {r.seconds:.1f} s")
     return "\n".join(lines) + "\n"
 

@@ -74,6 +74,7 @@ def to_dict(result: OptimizeResult) -> dict:
         ],
         "target": result.decision.target,
         "recommended_settings": _session(result),
+        "auto": None if result.auto is None else result.auto.to_dict() | {"record": result.record_path},
     }
 
 
@@ -207,9 +208,27 @@ def render(result: OptimizeResult, console: Console) -> None:
         )
     for line in prediction_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in auto_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(headline(result), highlight=False)
+
+
+def auto_lines(result: OptimizeResult) -> list[str]:
+    """With --target auto: the runtimes side by side, and which one the output runs on."""
+    if result.auto is None:
+        return []
+    data = result.auto.to_dict()
+    interval = lambda t: "-" if t is None else f"{t['ratio']:.3f} [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}]"  # noqa: E731
+    key, as_is = next(((k, v) for k, v in data.items() if k.endswith("_as_is") and k != "faster_as_is"), ("", None))
+    pair = key.removesuffix("_as_is").replace("_", " ")
+    lines = [f"auto: {pair} as is: {interval(as_is)}; the bar: {data['faster_as_is']}"]
+    for name, row in data["contenders"].items():
+        kept = "input" if row["kept_original"] else f"rewritten, {interval(row['ratio_vs_own_original'])} of its input"
+        lines.append(f"auto: {name}: {kept}; over the faster as is {interval(row['over_faster_as_is'])}")
+    lines.append(f"auto: the output runs on {data['runtime']}")
+    return lines
 
 
 def prediction_lines(result: OptimizeResult) -> list[str]:

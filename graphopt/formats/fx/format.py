@@ -107,7 +107,9 @@ class FxFormat:
     def feeds(self, graph: torch.fx.GraphModule, shapes=None, inputs_file=None, attempt: int = 0) -> list[Feeds]:
         raise GraphoptError("FX graphs are verified on the call's own inputs (graphopt.formats.fx.format.feeds_of)")
 
-    def rules(self, rules: list, original: torch.fx.GraphModule, fix_dims=None, fix_shapes=None) -> FxRules:
+    def rules(
+        self, rules: list, original: torch.fx.GraphModule, fix_dims=None, fix_shapes=None, runs_op=None
+    ) -> FxRules:
         if fix_dims or fix_shapes:
             raise GraphoptError("fixed shapes apply to ONNX models; torch.compile decides sizes through Dynamo")
         return FxRules(list(rules))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -88,10 +88,11 @@ class OnnxFormat:
     def feeds(self, graph: ir.Model, shapes=None, inputs_file=None, attempt: int = 0) -> list[dict[str, np.ndarray]]:
         return verification_feeds(graph, shapes, inputs_file, attempt)
 
-    def rules(self, rules: list[Rule], original: ir.Model, fix_dims=None, fix_shapes=None) -> OnnxRules:
-        """The rule set for candidates of ``original``: written with its annotations only, and with
-        the user's fixed shapes."""
-        return OnnxRules(rules, files.annotated_values(original), dict(fix_dims or {}), dict(fix_shapes or {}))
+    def rules(self, rules: list[Rule], original: ir.Model, fix_dims=None, fix_shapes=None, runs_op=None) -> OnnxRules:
+        """The rule set for candidates of ``original``: written with its annotations only, with
+        the user's fixed shapes, offering only replacements the target reads (``runs_op``)."""
+        fixed = dict(fix_dims or {}), dict(fix_shapes or {})
+        return OnnxRules(rules, files.annotated_values(original), *fixed, runs_op=runs_op)
 
     def check_destination(self, source, output, *, in_place: bool, make_dirs: bool) -> None:
         outputs.check_destination(source, output, in_place=in_place, make_dirs=make_dirs)
@@ -121,12 +122,13 @@ class OnnxRules:
     annotations: frozenset[str] | None = None  # value_info names the input recorded (None: keep all)
     fix_dims: dict[str, int] = dataclasses.field(default_factory=dict)
     fix_shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    runs_op: Callable[[str, str], bool] | None = None  # the target's vocabulary; None: any op
 
     def families(self) -> dict[str, list[str]]:
         return by_family(self.rules)
 
     def sites(self, graph: ir.Model) -> list[Site]:
-        return find_sites(graph, self.rules)
+        return find_sites(graph, self.rules, self.runs_op)
 
     def near_misses(self, graph: ir.Model, sites: list[Site]) -> list[NearMiss]:
         return near_misses(graph, self.rules, sites)
@@ -154,7 +156,7 @@ class OnnxRules:
         # GroupQueryAttention over a cache takes one query token, which only a fixed sequence
         # length of 1 shows), and the shape arithmetic they match is folded where it became static.
         specialize.fix_shapes(candidate, self.fix_dims, self.fix_shapes)
-        applied = rewrite_to_fixpoint(candidate, chosen, choose)
+        applied = rewrite_to_fixpoint(candidate, chosen, choose, self.runs_op)
         self._annotate(candidate)
         return Candidate(label, candidate, applied, tuple(r.name for r in chosen), frozenset(excluded))
 

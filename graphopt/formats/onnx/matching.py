@@ -41,17 +41,20 @@ def _graphs(graph: ir.Graph, path: str = "") -> Iterator[tuple[str, ir.Graph]]:
                 yield from _graphs(sub, f"{path}/{node.name}/{suffix}".lstrip("/"))
 
 
-def find_sites(model: ir.Model, rules: list[Rule]) -> list[Site]:
-    """Every (rule, place) where the rule's pattern matches and its check passes. Changes nothing:
-    each replacement is built detached (Rule.dry_run) and unhooked again."""
+def find_sites(model: ir.Model, rules: list[Rule], runs_op=None) -> list[Site]:
+    """Every (rule, place) where the rule's pattern matches and its check passes, and (with
+    ``runs_op(domain, op_type)``, a target's vocabulary) whose replacement the target reads.
+    Changes nothing: each replacement is built detached (Rule.dry_run) and unhooked again."""
     sites = []
     for path, graph in _graphs(model.graph):
         for node in graph:
             for r in rules:
                 found = r.dry_run(model, graph, node)
-                if found is not None:
+                if found is None:
+                    continue
+                if runs_op is None or all(runs_op(n.domain, n.op_type) for n in found[1].new_nodes):
                     sites.append(_site(r.name, path, node.name, found[1].match.nodes))
-                    discard(found[1])
+                discard(found[1])
     return sites
 
 

@@ -15,18 +15,19 @@ from graphopt.formats.onnx.shape_inference import fill_contrib_shapes
 MAX_ROUNDS = 50  # a rule set that has not settled after this many rounds is cycling
 
 
-def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None) -> list[Site]:
+def rewrite_to_fixpoint(model: ir.Model, rules: list[Rule], choose=None, runs_op=None) -> list[Site]:
     """Rewrite ``model`` in place until no site is left; returns the sites applied, in order.
 
     ``choose(sites) -> sites`` lets a policy pick which of the found sites to apply each round;
     by default all of them are applied, in rule order (a site made stale by an earlier rewrite
-    in the same round is skipped and looked for again in the next).
+    in the same round is skipped and looked for again in the next). ``runs_op``: only sites
+    whose replacement the target reads (matching.find_sites).
     """
     ensure_unique_names(model)  # sites refer to nodes by name
     by_name = {r.name: r for r in rules}
     applied: list[Site] = []
     for _ in range(MAX_ROUNDS):
-        sites = find_sites(model, rules)
+        sites = find_sites(model, rules, runs_op)
         order = {r.name: i for i, r in enumerate(rules)}
         sites.sort(key=lambda s: order[s.rule])
         chosen = choose(sites) if choose else sites

@@ -79,7 +79,9 @@ class StableHloFormat:
     ) -> list[dict[str, np.ndarray]]:
         return feeds.feeds(self.input_specs(graph), shapes, inputs_file)
 
-    def rules(self, rules: list, original: StableHloModule, fix_dims=None, fix_shapes=None) -> StableHloRules:
+    def rules(
+        self, rules: list, original: StableHloModule, fix_dims=None, fix_shapes=None, runs_op=None
+    ) -> StableHloRules:
         if fix_dims or fix_shapes:
             raise GraphoptError(
                 "--fix-dim/--fix-shape apply to ONNX models; export the StableHLO module at the sizes you need"
