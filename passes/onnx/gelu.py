@@ -1,4 +1,5 @@
-"""GELU: fold the erf formulation, in the operand orders exporters write, into ORT's Gelu.
+"""GELU: fold the erf formulation, in the operand orders exporters write, into ORT's Gelu, and
+write the distributed spelling in the canonical one.
 
 ORT's C++ GeluFusion recognizes ``(x * (1 + erf(x / sqrt2))) * 0.5`` (the legacy exporter's
 order) but not ``x * (0.5 * (1 + erf(x / sqrt2)))`` (torch's dynamo exporter) nor the
@@ -12,12 +13,21 @@ rounding of sqrt(2)); x must be float, float16 or bfloat16 (the dtypes ORT's Gel
 float only, so other dtypes are refused). NaN and Inf propagate the same way in both forms
 (erf(+-inf) = +-1, so Gelu(+inf) = +inf and Gelu(-inf) = -inf * 0 = NaN in the original; ORT's
 kernel computes the same expression elementwise).
+
+``gelu-erf-distributed`` writes ``x * (0.5 + 0.5 * erf(x / sqrt2))`` as ``x * (0.5 * (erf(x / sqrt2)
++ 1))`` in standard ops, for any float type: OpenVINO's GeluFusion does not know the distributed
+form (its tail runs as a separate kernel after the MatMul, against none in the canonical form),
+and the ORT rules above then take it. Exact: multiplying by 0.5 is exact in binary floating point
+(scaling by a power of two; the one exception, 0.5 * erf(t) becoming subnormal, is for
+|erf(t)| < 2^-125, whose rounding is absorbed when 0.5 is added), so ``fl(0.5 + 0.5 e) = fl(0.5 (1 +
+e)) = 0.5 fl(1 + e)``: the same bits.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult
 from onnxscript.rewriter.ort_fusions import bias_gelu
@@ -58,6 +68,38 @@ def _legacy_div(op, x, half, one, root):
     return op.Mul(op.Mul(x, op.Add(op.Erf(op.Div(x, root)), one)), half)
 
 
+# x * (0.5 + 0.5 * erf(x / sqrt2))  ->  x * (0.5 * (erf(x / sqrt2) + 1))
+def _distributed_div(op, x, half, half_again, root):
+    return op.Mul(x, op.Add(half, op.Mul(half_again, op.Erf(op.Div(x, root)))))
+
+
+def _distributed_mul(op, x, half, half_again, root):
+    return op.Mul(x, op.Add(half, op.Mul(half_again, op.Erf(op.Mul(x, root)))))
+
+
+def _one(op, x):
+    return op.Constant(value=ir.tensor(np.array(1.0, dtype=x.dtype.numpy())))
+
+
+def _canonical_div(op, x, half, half_again, root):
+    return op.Mul(x, op.Mul(half, op.Add(op.Erf(op.Div(x, root)), _one(op, x))))
+
+
+def _canonical_mul(op, x, half, half_again, root):
+    return op.Mul(x, op.Mul(half, op.Add(op.Erf(op.Mul(x, root)), _one(op, x))))
+
+
+def _check_distributed(context, x, half, half_again, root, scale_is_division: bool, **_):
+    if x.dtype is None or not x.dtype.is_floating_point():
+        return MatchResult().fail(f"GELU of a float tensor only, got {x.dtype}")
+    if not (is_scalar_close(half, 0.5) and is_scalar_close(half_again, 0.5)):
+        return MatchResult().fail("the two 0.5 constants are not GELU's")
+    rtol = max(1e-6, float(np.finfo(x.dtype.numpy()).eps))  # sqrt 2 as rounded to x's type (float16: 1e-3)
+    if not is_scalar_close(root, _SQRT2 if scale_is_division else 1.0 / _SQRT2, rtol=rtol):
+        return MatchResult().fail("the erf argument is not x / sqrt(2)")
+    return True
+
+
 gelu_erf_div = rule(
     "gelu-erf",
     "gelu",
@@ -86,6 +128,25 @@ gelu_erf_legacy = rule(
     commute=True,
 )
 
+gelu_erf_distributed = rule(
+    "gelu-erf-distributed",
+    "gelu",
+    "x * (0.5 + 0.5 * erf(x / sqrt 2))  ->  x * (0.5 * (erf(x / sqrt 2) + 1)), the form GELU fusions match",
+    _distributed_div,
+    _canonical_div,
+    lambda context, **b: _check_distributed(context, scale_is_division=True, **b),
+    commute=True,
+)
+gelu_erf_distributed_mul = rule(
+    "gelu-erf-distributed-mul",
+    "gelu",
+    "x * (0.5 + 0.5 * erf(x * 1/sqrt 2))  ->  x * (0.5 * (erf(x * 1/sqrt 2) + 1)), the form GELU fusions match",
+    _distributed_mul,
+    _canonical_mul,
+    lambda context, **b: _check_distributed(context, scale_is_division=False, **b),
+    commute=True,
+)
+
 # The tanh approximation (GPT-2's "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 # is com.microsoft::FastGelu's definition exactly; onnxscript's pattern pins the constants.
 gelu_tanh = adopt(
@@ -100,4 +161,12 @@ gelu_bias = adopt(
     "bias-gelu", "gelu", "Gelu(x + b), b 1-D  ->  com.microsoft BiasGelu", bias_gelu.bias_gelu_rules.rules
 )
 
-RULES = [gelu_erf_div, gelu_erf_mul, gelu_erf_legacy, gelu_tanh, gelu_bias]
+RULES = [
+    gelu_erf_distributed,
+    gelu_erf_distributed_mul,
+    gelu_erf_div,
+    gelu_erf_mul,
+    gelu_erf_legacy,
+    gelu_tanh,
+    gelu_bias,
+]
