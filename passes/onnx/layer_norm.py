@@ -19,6 +19,16 @@ read the same x and the variance is of ``x - mean``; eps is a scalar constant; g
 constants that vary along the last axis only. The two forms are equal in real arithmetic; in
 float32 they differ by a few roundings per element (x * s - mean * s against (x - mean) * s),
 within verify's tolerance. float32 only (ORT's fusion and the tolerance are for it).
+
+``layer-norm-rsqrt``: LayerNorm written out with ``rsqrt`` (``(x - mean) * torch.rsqrt(var + eps)``,
+exported as ``Mul(centred, Reciprocal(Sqrt(var + eps)))``) becomes the division both ORT's
+LayerNormFusion and OpenVINO's MVN fusion match (OpenVINO otherwise runs the normalization as 4
+kernels instead of 2). Legality: centred is ``x - ReduceMean(x)`` and var the mean of its square
+(Mul by itself or Pow 2), both over the last axis alone; eps a scalar constant; any float type.
+The variance is written as the mean of ``Pow(centred, 2)`` (ORT's fusion does not take ``Mul(d,
+d)``). ``c * (1/s)`` and ``c / s`` are equal in real arithmetic and differ by at most a rounding or two
+in floating point (within verify's tolerance); +-0, inf and NaN go the same way in both (``c *
+inf`` and ``c / 0``; ``0 * inf`` and ``0 / 0`` are NaN).
 """
 
 from __future__ import annotations
@@ -114,4 +124,66 @@ LAYER_NORM_TF = rule(
     _check,
 )
 
-RULES = [LAYER_NORM_TF]
+
+# (x - mean) * Reciprocal(Sqrt(var + eps))  ->  (x - mean) / Sqrt(var + eps)
+def _rsqrt_pattern(op, centred, var, eps):
+    return op.Mul(centred, op.Reciprocal(op.Sqrt(op.Add(var, eps))))
+
+
+def _check_rsqrt(context, centred, var, eps, **_):
+    """``centred`` is ``x - ReduceMean(x)`` and ``var`` the mean of its square, both over the last axis."""
+    sub, mean_of_square = centred.producer(), var.producer()
+    if sub is None or sub.op_type != "Sub" or mean_of_square is None or mean_of_square.op_type != "ReduceMean":
+        return MatchResult().fail("not (x - mean) scaled by the reciprocal of its standard deviation")
+    x, mean = sub.inputs[0], sub.inputs[1]
+    x_rank = rank(x)
+    if x.dtype is None or not x.dtype.is_floating_point() or x_rank is None:
+        return MatchResult().fail(f"input is {x.dtype} of rank {x_rank}; a float of known rank needed")
+    if opset(x) < 13:
+        return MatchResult().fail(
+            f"opset {opset(x)} (a subgraph records none): the ReduceMean form to write is unknown"
+        )
+    if mean.producer() is None or mean.producer().op_type != "ReduceMean" or mean.producer().inputs[0] is not x:
+        return MatchResult().fail("the subtracted value is not the mean of x")
+    if not (_last_axis_mean(mean, x_rank) and _last_axis_mean(var, x_rank)):
+        return MatchResult().fail("a mean is not over the last axis alone")
+    if not _is_square_of(mean_of_square.inputs[0], centred):
+        return MatchResult().fail("the variance is not the mean of (x - mean) squared")
+    epsilon = constant(eps)
+    if epsilon is None or epsilon.size != 1:
+        return MatchResult().fail("epsilon is not a scalar constant")
+    return True
+
+
+def _is_square_of(value: ir.Value, base: ir.Value) -> bool:
+    node = value.producer()
+    if node is None:
+        return False
+    if node.op_type == "Mul":
+        return node.inputs[0] is base and node.inputs[1] is base
+    exponent = constant(node.inputs[1]) if node.op_type == "Pow" else None
+    return exponent is not None and exponent.size == 1 and float(exponent.reshape(())) == 2.0 and node.inputs[0] is base
+
+
+def _divided(op, centred, var, eps, **_):
+    """The variance recomputed as the mean of Pow(centred, 2), the spelling ORT's fusion takes
+    (the old one is left to the rewrite loop to remove once nothing reads it)."""
+    x = centred.producer().inputs[0]
+    variance = _canonical_mean(
+        op, op.Pow(centred, op.Constant(value=ir.tensor(np.array(2.0, x.dtype.numpy())))), opset(x)
+    )
+    return op.Div(centred, op.Sqrt(op.Add(variance, eps)))
+
+
+LAYER_NORM_RSQRT = rule(
+    "layer-norm-rsqrt",
+    "layer-norm",
+    "(x - mean) * Reciprocal(Sqrt(var + eps)) (rsqrt written out)  ->  (x - mean) / Sqrt(var + eps), "
+    "the form LayerNorm fusions match",
+    _rsqrt_pattern,
+    _divided,
+    _check_rsqrt,
+    commute=True,
+)
+
+RULES = [LAYER_NORM_TF, LAYER_NORM_RSQRT]

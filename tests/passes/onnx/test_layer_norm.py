@@ -74,3 +74,45 @@ def test_means_that_are_not_over_the_last_axis_are_refused():
 
 def test_gamma_that_varies_along_another_axis_is_refused():
     assert_no_site(parse(_tf_layer_norm(gamma="[1,16,1]")), layer_norm.LAYER_NORM_TF)  # per position, not per channel
+
+
+def _rsqrt_layer_norm(square: str = "Mul (d, d)", axis: int = -1, subtracted: str = "mean") -> str:
+    """LayerNorm written with rsqrt, as torch exports ``(x - mean) * torch.rsqrt(var + eps) * g + b``."""
+    return f"""<ir_version: 8, opset_import: ["" : 17]> g (float[N,16,8] x) => (float[N,16,8] y) {{
+        mean = ReduceMean <axes = [{axis}], keepdims = 1> (x)
+        other = ReduceMax <axes = [-1], keepdims = 1> (x)
+        d = Sub (x, {subtracted})
+        two = Constant <value = float {{2.0}}> ()
+        eps = Constant <value = float {{1e-5}}> ()
+        sq = {square}
+        var = ReduceMean <axes = [{axis}], keepdims = 1> (sq)
+        a = Add (var, eps)
+        r = Sqrt (a)
+        inv = Reciprocal (r)
+        n = Mul (d, inv)
+        gamma = Constant <value = float[8] {{0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2}}> ()
+        beta = Constant <value = float[8] {{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}}> ()
+        s = Mul (n, gamma)
+        y = Add (s, beta) }}"""
+
+
+@pytest.mark.parametrize("square", ["Mul (d, d)", "Pow (d, two)"])
+def test_rsqrt_layer_norm_becomes_the_division_ort_fuses(square):
+    model = parse(_rsqrt_layer_norm(square))
+    out = assert_rewrites(model, layer_norm.LAYER_NORM_RSQRT, _feeds())
+    assert "Reciprocal" not in [n.op_type for n in out.graph] and "Div" in [n.op_type for n in out.graph]
+    fused = OrtTarget().compile(out).report.fused  # and ORT's LayerNormFusion now takes it
+    assert fused.get("LayerNormalization") == 1, fused
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"axis": 1},  # a mean over another axis
+        {"subtracted": "other"},  # x minus its maximum, not its mean
+        {"square": "Mul (d, x)"},  # not the variance of d
+        {"square": "Pow (d, eps)"},  # an exponent that is not 2
+    ],
+)
+def test_rsqrt_near_misses_are_left_alone(variant):
+    assert_no_site(parse(_rsqrt_layer_norm(**variant)), layer_norm.LAYER_NORM_RSQRT)
