@@ -69,3 +69,19 @@ def test_in_blocks_holds_one_compilation_at_a_time_and_recovers_a_planted_ratio(
     assert opened == ["A", "B", "B", "A"]
     assert most_alive[0] == 1 and alive[0] == 0
     assert result.rounds >= 8 and 1.7 < result.ratio < 2.3
+
+
+def test_blocks_that_disagree_widen_the_interval():
+    """Two compilations of the same graph 5% apart (one A block slow, as a session's placement can
+    make it): pooled runs give a narrow interval excluding 1; the block pairs' disagreement shows."""
+    from graphopt.core.measure import compare_blocks, compare_samples
+
+    rng = np.random.default_rng(0)
+    noise = lambda level: list(level * (1 + 0.002 * rng.standard_normal(20)))  # noqa: E731
+    pairs = [(noise(1.00), noise(1.05)), (noise(1.05), noise(1.05))]  # A/A: only the first A block is fast
+    pooled = compare_samples([t for a, _ in pairs for t in a], [t for _, b in pairs for t in b])
+    assert pooled.ci_low > 1.0  # the overconfident verdict: "B slower" of the same graph
+    clustered = compare_blocks(pairs)
+    assert clustered.ci_low <= 1.0 <= clustered.ci_high
+    agreeing = compare_blocks([(noise(1.00), noise(1.05)), (noise(1.00), noise(1.05))])
+    assert 1.04 < agreeing.ci_low and agreeing.ci_high < 1.06  # a real 5% gap stays clear
