@@ -79,6 +79,8 @@ def graphopt_row(model: Path, inputs: Path, target: str, budget: float) -> dict:
     ]
     if result.chosen:
         row["rules"] = sorted({s.rule for s in result.chosen.candidate.applied})
+    if result.auto is not None:
+        row["auto"] = result.auto.to_dict()
     if final is not None:
         row |= {"ratio": round(final.ratio, 3), "ci95": [round(final.ci_low, 3), round(final.ci_high, 3)]}
     return row
@@ -106,7 +108,21 @@ def _line(r: dict) -> str:
             g = r[target]
             ratio = f"{g['ratio']:.3f} {g['ci95']}" if "ratio" in g else f"kept original ({g['reason'][:60]})"
             cells.append(f"{target}: {ratio}, kernels {g['kernels'][0]}->{g['kernels'][1]} {g.get('rules', '')}")
+            if "auto" in g:
+                cells.append(_auto_cell(g["auto"]))
     return f"{r['model']}: " + " | ".join(cells)
+
+
+def _auto_cell(a: dict) -> str:
+    sides = []
+    for name, row in a["contenders"].items():
+        bar = row["over_faster_as_is"]
+        sides.append(
+            f"{name} over the bar {bar['ratio']:.3f} {[round(x, 3) for x in bar['ci95']]}"
+            if bar
+            else f"{name}: the bar"
+        )
+    return f"auto -> {a['runtime']} (faster as is: {a['faster_as_is']}; {'; '.join(sides)})"
 
 
 def main(argv=None) -> None:

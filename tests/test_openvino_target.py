@@ -12,12 +12,14 @@ import sys
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import helper, numpy_helper
 
 from graphopt.core import protocols, registry
 from graphopt.core.budget import Budget
 from graphopt.core.decide import decide
+from graphopt.core.verify import compare
 from graphopt.policies.search import Greedy
 from tests.test_bad_input import _assert_refused, graphopt
 from tests.test_optimize import _mlp_with_erf_gelu
@@ -141,3 +143,52 @@ def test_a_model_openvino_cannot_read_is_refused_in_one_line(tmp_path):
     onnx.save(model, source)
     result = graphopt("optimize", str(source), "-o", str(out), "--target", "openvino-cpu")
     _assert_refused(result, out, "OpenVINO cannot")
+
+
+def test_a_lever_the_compiler_refuses_is_left_out_not_fatal():
+    """OpenVINO 2026.4 refuses SNIPPETS_MODE=IGNORE_CALLBACK on BERT-base ("Incorrect Loop by
+    Brgemm dimension M"); a lever that does not compile, here a mode OpenVINO does not know, is
+    listed as refused and the others are still timed."""
+    import dataclasses
+
+    from graphopt.core import judge
+    from graphopt.core.budget import Budget
+    from graphopt.targets.openvino.levers import OpenVinoSettings
+    from graphopt.targets.openvino.target import OpenVinoTarget
+
+    @dataclasses.dataclass(frozen=True)
+    class WithABadLever(OpenVinoTarget):
+        def levers(self, report):
+            return [
+                OpenVinoSettings((("SNIPPETS_MODE", "NOT_A_MODE"),)),
+                OpenVinoSettings((("SNIPPETS_MODE", "DISABLE"),)),
+            ]
+
+    fmt = registry.format_named("onnx")[0]
+    graph = fmt.from_object(_fc_gelu("canonical"))
+    feeds = [{"x": RNG.standard_normal((1, 16, 32)).astype(np.float32)}]
+    target = WithABadLever().bound_to(feeds[0])
+    baseline = judge.make_baseline(graph, target, feeds)
+    choice = judge.choose_lever(graph, baseline.report, baseline, target, Budget(20.0))
+    assert [lever.label() for lever, _ in choice.refused] == ["OpenVINO SNIPPETS_MODE=NOT_A_MODE"]
+    assert "refuses it" in choice.refused[0][1]
+    assert [lever.label() for lever, _ in choice.tried] == ["OpenVINO SNIPPETS_MODE=DISABLE"]
+
+
+def test_a_model_with_external_weights_and_a_rewritten_one_run_as_ort_runs_them(tmp_path):
+    """Weights in ``m.onnx.data`` (torch's default export), and a candidate holding a new weight
+    in memory beside them: both reach OpenVINO through a temporary file with its weights."""
+    from tests.test_memory import _model_with_weights
+
+    path = _model_with_weights(tmp_path, 8, external=True)
+    fmt = registry.format_named("onnx")[0]
+    graph = fmt.load(path)
+    feeds = {"x": RNG.standard_normal((2, graph.graph.inputs[0].shape[1])).astype(np.float32)}
+    expected = registry.target_for("ort-cpu").compile(graph, report=False).run(feeds)
+    openvino = registry.target_for("openvino-cpu").bound_to(feeds)
+    # verify's float32 tolerance (what the engine judges equivalence by): two runtimes' dot products
+    assert compare(["y"], expected, openvino.compile(graph).run(feeds)).ok
+    rewritten = fmt.copy(graph)
+    bias = rewritten.graph.initializers["b"]
+    bias.const_value = ir.tensor(bias.const_value.numpy() * 1.0)  # held in memory now
+    assert compare(["y"], expected, openvino.compile(rewritten).run(feeds)).ok

@@ -184,22 +184,29 @@ class LeverChoice:
         default_factory=list
     )  # each lever vs the same graph at defaults
     report: object = None  # the FusionReport of the output under the lever
+    refused: list[tuple[Lever, str]] = dataclasses.field(default_factory=list)  # levers left out, and why
 
 
 def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budget: Budget) -> LeverChoice:
     """Time each of the target's levers for ``graph`` against the same graph at the defaults; the
     winners, combined, are timed once more against the original and kept if faster with
     confidence. Some of a compiler's own fusions cost time on some shapes, and no graph change
-    stops it firing them: only a setting does."""
+    stops it firing them: only a setting does. A lever is first compiled and its outputs checked
+    against the original's: one the compiler refuses (OpenVINO's SNIPPETS_MODE=IGNORE_CALLBACK on
+    BERT-base: "Incorrect Loop by Brgemm dimension M") or whose outputs differ is left out."""
     choice = LeverChoice()
     if not isinstance(target, Tunable):
         return choice  # a compiler without levers: its defaults
     feeds = baseline.feeds[0]
     kept = []
     for lever in target.levers(report):
-        seconds = budget.lever_s(baseline.pair_setup_s)
+        seconds = budget.lever_s(baseline.pair_setup_s + baseline.compile_s)
         if seconds is None:
             break
+        refusal = _lever_refusal(target.with_lever(lever), graph, baseline)
+        if refusal is not None:
+            choice.refused.append((lever, refusal))
+            continue
         timing = harness.time_pair(
             (target, graph), (target.with_lever(lever), graph), feeds, seconds, 1 - MIN_GAIN, baseline.alive
         )
@@ -215,3 +222,18 @@ def choose_lever(graph: Graph, report, baseline: Baseline, target: Target, budge
         choice.lever, choice.timing = combined, timing
         choice.report = target.with_lever(combined).compile(graph).report
     return choice
+
+
+def _lever_refusal(target: Target, graph: Graph, baseline: Baseline) -> str | None:
+    """Why ``target`` (a lever applied) cannot stand in for the defaults on ``graph``, or None."""
+    try:
+        compiled = target.compile(graph, report=False)
+        equivalence = harness.equivalence(baseline.output_names, baseline.outputs, compiled, baseline.feeds)
+    except GraphoptError as error:
+        return f"{target.name} refuses it: {error}"
+    except Exception as error:  # a runtime's own error at run time
+        return f"fails at run time: {str(error).splitlines()[0][:200]}"
+    if not equivalence.ok:
+        bad = equivalence.first_failure()
+        return f"not equivalent: output {bad.name}: {bad.reason}"
+    return None

@@ -89,6 +89,7 @@ def _session(result: OptimizeResult) -> dict:
         "tried": [
             {"setting": s.label(), "ratio_vs_defaults": t.ratio, "ci95": [t.ci_low, t.ci_high]} for s, t in choice.tried
         ],
+        "refused": [{"setting": s.label(), "why": why} for s, why in choice.refused],
     }
 
 
@@ -208,6 +209,8 @@ def render(result: OptimizeResult, console: Console) -> None:
         )
     for line in prediction_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for setting, why in result.lever.refused:
+        console.print(f"{setting.label()}: left out ({why})", highlight=False, markup=False)
     for line in auto_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     for note in result.notes:

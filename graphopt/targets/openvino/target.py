@@ -31,6 +31,7 @@ from graphopt.targets.openvino.report import onnx_names, read_report
 
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}  # GPU and NPU: written, untested here
 _CORE = ov.Core()
+IN_MEMORY_BYTES = 1 << 30  # weights inline and below this: handed over as bytes
 
 
 @dataclasses.dataclass
@@ -154,9 +155,12 @@ class OpenVinoTarget:
 
 
 def _read(model: ir.Model) -> ov.Model:
-    """``model`` as OpenVINO reads it: from bytes, or from a temporary file with its weights."""
+    """``model`` as OpenVINO reads it: from bytes when its weights are inline and small, else from
+    a file written to a temporary folder with its weights beside it. (Linking the input's own
+    weight file there is refused by OpenVINO 2026.4: "resolves to ... outside the base
+    directory"; so a large model's weights are written once per compilation.)"""
     try:
-        if not onnx_files.has_external_data(model) and onnx_files.weight_bytes(model) < (1 << 30):
+        if not onnx_files.has_external_data(model) and onnx_files.weight_bytes(model) < IN_MEMORY_BYTES:
             return _CORE.read_model(ir.serde.serialize_model(model).SerializeToString())
         with tempfile.TemporaryDirectory(prefix="graphopt-openvino-") as folder:
             path = Path(folder) / "model.onnx"
