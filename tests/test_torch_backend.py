@@ -75,8 +75,8 @@ def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(
 
     real = onnx_route.compile_graph
 
-    def wrong(*args):
-        route = real(*args)
+    def wrong(*args, **kwargs):
+        route = real(*args, **kwargs)
         right = route.__call__
         monkeypatch.setattr(type(route), "__call__", lambda self, *a: tuple(t + 1.0 for t in right(*a)))
         return route
@@ -92,10 +92,12 @@ def test_a_route_that_gives_wrong_outputs_falls_back_to_inductor_with_a_warning(
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
 
 
-def test_an_earlier_result_is_not_overwritten_by_a_later_call():
-    # the ORT route hands outputs back through DLPack: each call must get buffers of its own
+@pytest.mark.parametrize("target", ["onnxruntime", "openvino"])
+def test_an_earlier_result_is_not_overwritten_by_a_later_call(target):
+    # the ORT route hands outputs back through DLPack, OpenVINO's request reuses its buffers:
+    # each call must get buffers of its own
     model = _Mlp().eval()
-    compiled = _compiled(model, target="onnxruntime")
+    compiled = _compiled(model, target=target)
     first_input, second_input = torch.randn(4, 16), torch.randn(4, 16)
     with torch.no_grad():
         first = compiled(first_input)
@@ -228,13 +230,14 @@ def test_explain_says_what_each_graph_got():
     decision = decisions[0]
     assert decision.nodes > 3 and decision.seconds > 0 and decision.reason
     assert decision.target in ("onnxruntime", "inductor")
-    # under auto the ORT route was measured against Inductor: its ratio with an interval
-    ratio, (low, high) = decision.timings["onnxruntime"]
-    assert low <= ratio <= high
+    # under auto each ONNX route was measured against Inductor: its ratio with an interval
+    for route in ("onnxruntime", "openvino"):
+        ratio, (low, high) = decision.timings[route]
+        assert low <= ratio <= high
     assert (decision.ratio is None) == (decision.contender == "inductor")
 
 
-@pytest.mark.parametrize("target", ["auto", "onnxruntime"])
+@pytest.mark.parametrize("target", ["auto", "onnxruntime", "openvino"])
 def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch, target):
     from graphopt.torch import choice as torch_choice
     from graphopt.torch import onnx_route
@@ -258,7 +261,7 @@ def test_a_cached_decision_is_replayed_without_timing(tmp_path, monkeypatch, tar
     assert replayed.cached and (replayed.target, replayed.contender) == (first.target, first.contender)
 
 
-@pytest.mark.parametrize("target", ["onnxruntime", "auto"])
+@pytest.mark.parametrize("target", ["onnxruntime", "openvino", "auto"])
 def test_a_swapped_weight_is_noticed(target):
     # module.weight = Parameter(...) keeps Dynamo's graph (weights are inputs) but not what was baked
     model = _Mlp().eval()
@@ -268,3 +271,16 @@ def test_a_swapped_weight_is_noticed(target):
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
         model.down.weight = torch.nn.Parameter(torch.randn_like(model.down.weight))
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_the_openvino_route_runs_new_sizes_and_says_what_ran():
+    # compiled for the first call's shapes (OpenVINO fuses more with static shapes); a second
+    # batch size (a dynamic graph from Dynamo) runs too
+    model = _Mlp().eval()
+    compiled = _compiled(model, target="openvino")
+    with torch.no_grad():
+        for batch in (4, 7):
+            x = torch.randn(batch, 16)
+            torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+    decision = graphopt_decisions()[-1]
+    assert (decision.target, decision.contender) == ("openvino", "openvino")

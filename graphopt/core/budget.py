@@ -109,8 +109,9 @@ class Budget:
 
 
 # torch.compile(backend="graphopt"), target auto: one graph's budget covers what graphopt adds
-# to Inductor's own compile: the ORT route's export and search, the Inductor decision (FX rules
-# and frozen weights, judged against Inductor as is), and timing the ORT route against it.
+# to Inductor's own compile: the ONNX routes' exports and searches (ORT first; OpenVINO gets what
+# ORT left), the Inductor decision (FX rules and frozen weights, judged against Inductor as is),
+# and timing each route against it.
 CONTENDER_MAX_S = 6.0
 CONTENDER_MIN_S = 1.5
 INDUCTOR_RESERVE_SHARE = 1 / 3  # at most this much of the budget kept back for the Inductor decision
@@ -126,25 +127,28 @@ class TorchBudget:
     total_s: float
     plain_compile_s: float  # what compiling the graph with Inductor as is took
     start: float = dataclasses.field(default_factory=time.monotonic)
+    routes: int = 1  # ONNX routes timed against Inductor as is
 
     @property
     def contender_s(self) -> float:
-        """Seconds to time the ORT route against Inductor as is."""
+        """Seconds to time one route against Inductor as is."""
         return max(CONTENDER_MIN_S, min(CONTENDER_MAX_S, self.total_s / 8))
 
     @property
     def inductor_reserve_s(self) -> float:
-        """Kept back from the ORT route for the Inductor decision: about one more Inductor
+        """Kept back from the routes for the Inductor decision: about one more Inductor
         compile (at most a third of the budget) and one timing."""
         return min(self.plain_compile_s, self.total_s * INDUCTOR_RESERVE_SHARE) + self.contender_s
 
     def route_search_s(self, now: float | None = None) -> float:
-        """Seconds the ORT route's search may take (0: no search, the exported graph as is)."""
+        """Seconds the next route's search may take (0: no search, the exported graph as is);
+        every route's session and timing are kept back."""
         now = time.monotonic() if now is None else now
-        left = self.start + self.total_s - self.contender_s - self.inductor_reserve_s - ROUTE_SESSION_RESERVE_S - now
+        kept = self.routes * (self.contender_s + ROUTE_SESSION_RESERVE_S) + self.inductor_reserve_s
+        left = self.start + self.total_s - kept - now
         return left if left >= ROUTE_MIN_SEARCH_S else 0.0
 
     def inductor_budget(self) -> Budget:
-        """The Inductor decision's Budget: what is left before the route's timing, at least the reserve."""
-        left = self.start + self.total_s - self.contender_s - time.monotonic()
+        """The Inductor decision's Budget: what is left before the routes' timings, at least the reserve."""
+        left = self.start + self.total_s - self.routes * self.contender_s - time.monotonic()
         return Budget(max(left, self.inductor_reserve_s), saves=False, levers=False)

@@ -4,7 +4,8 @@
 A backend is ``(GraphModule, example_inputs) -> callable``. Each Dynamo graph (a graph break
 gives several, each decided on its own) is decided on its first call, with real inputs
 (graphopt/torch/choice.py) by the engine: ``decide()`` over the graph's FX rule sites with
-Inductor (weights frozen for inference) and, under ``auto``, the ONNX Runtime route, each judged
+Inductor (weights frozen for inference) and, under ``auto``, the ONNX routes (ONNX Runtime, and
+OpenVINO where installed), each judged
 against Inductor as is with the engine's acceptance rule; the fastest accepted one runs it from
 then on, and every evaluation is in the graph's log (``GraphDecision.evaluations``). A graph that needs gradients goes
 to Inductor (through aot_autograd) with only the FX rules that keep gradients exact, never to an
@@ -12,7 +13,7 @@ inference session. A graph compiled for dynamic sizes is exported with symbolic 
 sizes need no new session; Dynamo's own recompiles are the only ones.
 
 Options (``torch.compile(..., options={...})``): ``target`` ("auto": measure; "onnxruntime";
-"inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
+"openvino"; "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
 search), ``verify`` (default True), ``policy`` ("learned", default, "search" or "greedy"), ``cache_dir`` (a folder
 for decisions: a graph decided before, at the same input shapes, options and library versions,
 is compiled the same way without timing anything), ``log`` (a JSON-lines file each graph's
@@ -39,14 +40,14 @@ class GraphDecision:
     """What the backend did with one Dynamo graph (see ``explain``)."""
 
     nodes: int
-    target: str  # "onnxruntime" or "inductor"
+    target: str  # "onnxruntime", "openvino" or "inductor"
     reason: str
     seconds: float  # spent deciding and compiling
     ratio: float | None = None  # the kept contender against Inductor as is (timed), None when not timed
     ci95: tuple[float, float] | None = None
     fused: dict = dataclasses.field(default_factory=dict)  # fused kernels in what runs
     rules: dict = dataclasses.field(default_factory=dict)  # graphopt rules that rewrote the graph -> sites
-    contender: str = ""  # "onnxruntime", "inductor+freezing", "inductor+rules" or "inductor"
+    contender: str = ""  # "onnxruntime", "openvino", "inductor+freezing", "inductor+rules" or "inductor"
     timings: dict = dataclasses.field(default_factory=dict)  # each contender against Inductor: (ratio, ci95)
     left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why it was left out
     cached: bool = False
@@ -77,7 +78,7 @@ DEFAULTS = {
     "cache_dir": None,
     "log": None,
 }
-TARGETS = ("auto", "onnxruntime", "inductor")
+TARGETS = ("auto", "onnxruntime", "openvino", "inductor")
 
 
 def graphopt_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, **kwargs):

@@ -8,8 +8,9 @@ the baseline every contender is judged against, with the engine's one acceptance
 - the Inductor decision: ``decide()`` over the graph's FX rule sites (formats/fx: a policy
   takes or leaves them) with Inductor as the target, its weights frozen into the kernels for
   inference (the "frozen weights, no rules" candidate is judged too);
-- the ORT route (torch/onnx_route.py): the graph converted to ONNX and decided by the engine
-  with ORT, then timed against Inductor as is and logged as one more evaluation.
+- the ONNX routes (torch/onnx_route.py): the graph converted to ONNX and decided by the engine
+  with ORT, and with OpenVINO where it is installed and the inputs lie on the CPU, each then
+  timed against Inductor as is and logged as one more evaluation.
 
 The fastest accepted one is kept; Inductor as is otherwise. Each kept contender is checked
 against the graph run eagerly, on the real inputs and at a second size of each dynamic
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib.util
 import logging
 import time
 import warnings
@@ -43,13 +45,13 @@ from graphopt.formats.fx.weights import weight_inputs
 from graphopt.torch import onnx_route
 
 log = logging.getLogger("graphopt.torch")
-ROUTE = "onnxruntime route"  # the ORT route's label in the evaluation log
+ROUTES = onnx_route.ROUTES
 FROZEN_ONLY = "frozen weights, no rules"
 
 
 @dataclasses.dataclass
 class Contender:
-    name: str  # "onnxruntime", "inductor+freezing", "inductor+rules", "inductor"
+    name: str  # "onnxruntime", "openvino", "inductor+freezing", "inductor+rules", "inductor"
     run: object  # called with the GraphModule's inputs
     fused: dict
     fired: dict  # rules that rewrote the graph -> sites
@@ -59,7 +61,7 @@ class Contender:
 
     @property
     def target(self) -> str:
-        return "onnxruntime" if self.name == "onnxruntime" else "inductor"
+        return self.name if self.name in ROUTES else "inductor"
 
 
 @dataclasses.dataclass
@@ -105,38 +107,55 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
         return _replayed(gm, args, settings, remembered, example_inputs)
     if needs_gradients(args):
         return _for_training(gm, args, example_inputs)
-    if settings["target"] == "onnxruntime":
-        return _ort_only(gm, args, settings, example_inputs)
+    if settings["target"] in ROUTES:
+        return _route_only(gm, args, settings, example_inputs, settings["target"])
     start = time.monotonic()
     plain_target = inductor_for(example_inputs)
     plain = plain_inductor(gm, example_inputs, plain_target)
-    budget = TorchBudget(settings["budget"], time.monotonic() - start)
+    routes = auto_routes(args) if settings["target"] == "auto" else []
+    budget = TorchBudget(settings["budget"], time.monotonic() - start, routes=max(1, len(routes)))
     left_out: dict[str, str] = {}
-    ort = None
-    if settings["target"] == "auto":
-        ort = _checked(
-            gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, budget.route_search_s())
+    built = []
+    for route in routes:  # ORT first: OpenVINO's search gets what ORT's left
+        contender = _checked(
+            gm,
+            args,
+            settings,
+            left_out,
+            route,
+            lambda r=route: build_route(gm, args, settings, budget.route_search_s(), route=r),
         )
-        log.debug("graphopt: onnxruntime route %s", "built" if ort else "left out")
-    # under auto the ORT route took its share first; asked for Inductor alone, it has the whole budget
+        log.debug("graphopt: %s route %s", route, "built" if contender else "left out")
+        built += [contender] if contender else []
+    # under auto the routes took their share first; asked for Inductor alone, it has the whole budget
     inductor_budget = (
         budget.inductor_budget() if settings["target"] == "auto" else Budget(settings["budget"], saves=False)
     )
     ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, left_out)
-    return _judged(args, plain, ruled, decision, sites, ort, budget, left_out)
+    return _judged(args, plain, ruled, decision, sites, built, budget, left_out)
 
 
-def _judged(args, plain, ruled, decision, sites, ort, budget: TorchBudget, left_out) -> Choice:
-    """The ORT route timed against Inductor as is and logged; the fastest accepted contender kept."""
+def auto_routes(args) -> list[str]:
+    """The ONNX routes ``auto`` tries: ORT always; OpenVINO where it is installed and every input
+    is a CPU tensor numpy can hold (OpenVINO takes numpy arrays; bfloat16 has no numpy type)."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    openvino = importlib.util.find_spec("openvino") is not None and all(
+        t.device.type == "cpu" and t.dtype != torch.bfloat16 for t in tensors
+    )
+    return ["onnxruntime"] + (["openvino"] if openvino else [])
+
+
+def _judged(args, plain, ruled, decision, sites, routes, budget: TorchBudget, left_out) -> Choice:
+    """Each route timed against Inductor as is and logged; the fastest accepted contender kept."""
     graph_log, accepted, timings = decision.log, [], {}
     if ruled is not None:
         accepted.append((ruled, decision.chosen.final_timing))
-    if ort is not None:
-        evaluation = _route_evaluation(plain, ort, args, budget.contender_s)
+    for route in routes:
+        evaluation = _route_evaluation(plain, route, args, budget.contender_s)
         graph_log.append(evaluation)
-        timings[ort.name] = (evaluation.timing.ratio, (evaluation.timing.ci_low, evaluation.timing.ci_high))
+        timings[route.name] = (evaluation.timing.ratio, (evaluation.timing.ci_low, evaluation.timing.ci_high))
         if evaluation.accepted:
-            accepted.append((ort, evaluation.timing))
+            accepted.append((route, evaluation.timing))
     timings |= {c.name: (t.ratio, (t.ci_low, t.ci_high)) for c, t in accepted}
     if not accepted:
         why = (
@@ -157,11 +176,11 @@ def _judged(args, plain, ruled, decision, sites, ort, budget: TorchBudget, left_
     return Choice(kept, reason, timing.ratio, (timing.ci_low, timing.ci_high), timings, left_out, graph_log, sites)
 
 
-def _route_evaluation(plain: Contender, ort: Contender, args, seconds: float) -> Evaluation:
-    """The ORT route against Inductor as is, interleaved, as an evaluation of the graph's log."""
+def _route_evaluation(plain: Contender, route: Contender, args, seconds: float) -> Evaluation:
+    """A route against Inductor as is, interleaved, as an evaluation of the graph's log."""
     with torch.no_grad():
-        timing = interleaved(lambda: plain.run(*args), lambda: ort.run(*args), budget_s=seconds)
-    evaluation = Evaluation(Candidate(ROUTE, None, []), timing=timing)
+        timing = interleaved(lambda: plain.run(*args), lambda: route.run(*args), budget_s=seconds)
+    evaluation = Evaluation(Candidate(f"{route.name} route", None, []), timing=timing)
     if not evaluation.accepted:
         evaluation.rejected = (
             f"not {MIN_GAIN:.1%} faster than Inductor as is with confidence "
@@ -213,24 +232,25 @@ def _warn_wrong_rules(gm, decision: Decision) -> None:
             )
 
 
-def build_ort(gm, args, settings, budget_s, replay=None) -> Contender:
-    route = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay)
-    chosen = route.decision.chosen if route.decision else None
+def build_route(gm, args, settings, budget_s, replay=None, route: str = "onnxruntime") -> Contender:
+    """One ONNX route (``route``: its runtime) as a contender."""
+    compiled = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay, route=route)
+    chosen = compiled.decision.chosen if compiled.decision else None
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
     fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
-    return Contender(
-        "onnxruntime", route, fused, fired, {"target": "onnxruntime", "onnx": route.record}, route.record["reason"]
-    )
+    record = {"target": route, "onnx": compiled.record}
+    return Contender(route, compiled, fused, fired, record, compiled.record["reason"])
 
 
-def _ort_only(gm, args, settings, example_inputs) -> Choice:
-    """``target="onnxruntime"``: the ORT route with the whole budget, Inductor as is when it fails."""
+def _route_only(gm, args, settings, example_inputs, route: str) -> Choice:
+    """``target="onnxruntime"`` or ``"openvino"``: that route with the whole budget, Inductor as is
+    when it fails."""
     left_out: dict[str, str] = {}
-    ort = _checked(
-        gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, settings["budget"])
+    built = _checked(
+        gm, args, settings, left_out, route, lambda: build_route(gm, args, settings, settings["budget"], route=route)
     )
-    kept = ort or plain_inductor(gm, example_inputs)
-    return Choice(kept, ort.detail if ort else "the ONNX Runtime route was left out", left_out=left_out)
+    kept = built or plain_inductor(gm, example_inputs)
+    return Choice(kept, built.detail if built else f"the {route} route was left out", left_out=left_out)
 
 
 def _for_training(gm, args, example_inputs) -> Choice:
@@ -311,12 +331,13 @@ def _checked(gm, args, settings, left_out: dict, name: str, build) -> Contender 
 def _replayed(gm, args, settings, remembered: dict, example_inputs) -> Choice:
     """A decision from the cache, built again without timing (still checked against eager)."""
     left_out: dict[str, str] = {}
-    if remembered["target"] == "onnxruntime":
-        ort = _checked(
-            gm, args, settings, left_out, "onnxruntime", lambda: build_ort(gm, args, settings, 0, remembered["onnx"])
+    route = remembered["target"]
+    if route in ROUTES:
+        built = _checked(
+            gm, args, settings, left_out, route, lambda: build_route(gm, args, settings, 0, remembered["onnx"], route)
         )
-        if ort is not None:
-            return Choice(ort, "a cached decision (not timed again)")
+        if built is not None:
+            return Choice(built, "a cached decision (not timed again)")
         return Choice(plain_inductor(gm, example_inputs), "a cached decision failed its check", left_out=left_out)
     if remembered.get("rules") is None:
         return Choice(plain_inductor(gm, example_inputs), "a cached decision (not timed again)")

@@ -1,7 +1,8 @@
-"""The ONNX Runtime route of ``torch.compile(model, backend="graphopt")``: a Dynamo graph
-converted to ONNX (weights baked in as initializers, formats/onnx/from_fx.py), decided in memory
-by the engine like any ONNX file (``decide`` with the ONNX rules and ORT), and run by one ORT
-session through I/O binding (targets/onnxruntime/torch_binding.py).
+"""The ONNX routes of ``torch.compile(model, backend="graphopt")``: a Dynamo graph converted to
+ONNX (weights baked in as initializers, formats/onnx/from_fx.py), decided in memory by the engine
+like any ONNX file (``decide`` with the ONNX rules the route's runtime reads), and run by that
+runtime: ONNX Runtime through I/O binding (targets/onnxruntime/torch_binding.py), or OpenVINO,
+compiled for the shapes the graph was first called with (targets/openvino/torch_binding.py).
 
 A guard notices when the user changes a baked weight (in place or swapped) and the caller
 compiles again. Weights are the module's parameters and the buffers the graph only reads
@@ -18,16 +19,19 @@ import torch
 
 from graphopt.core import registry
 from graphopt.core.budget import Budget
-from graphopt.core.decide import Decision, decide
+from graphopt.core.decide import Decision, bound, decide
+from graphopt.core.protocols import OpVocabulary
 from graphopt.formats.fx.weights import WeightGuard, weight_inputs
+
+ROUTES = ("onnxruntime", "openvino")  # the contenders' names
 
 
 @dataclasses.dataclass
-class OrtRoute:
+class OnnxRoute:
     """A compiled graph: call it with the GraphModule's inputs (parameters included)."""
 
-    run: object  # the ORT session of the kept graph, bound to torch tensors
-    compiled: object  # that session (targets/onnxruntime CompiledGraph)
+    run: object  # the kept graph's compilation, bound to torch tensors
+    compiled: object  # that compilation (the target's Compiled)
     guard: WeightGuard  # notices a baked weight changed
     decision: Decision | None
     record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
@@ -39,9 +43,14 @@ class OrtRoute:
         return self.run(*args)
 
 
-def _device(args) -> str:
-    """ORT's provider for where the inputs are: CUDA for CUDA tensors (untested here: no GPU)."""
+def target_name(route: str, args) -> str:
+    """The route's target for where the inputs are: ORT's CUDA provider for CUDA tensors
+    (untested here: no GPU); OpenVINO on the CPU, which takes CPU tensors only."""
     devices = {a.device.type for a in args if isinstance(a, torch.Tensor)}
+    if route == "openvino":
+        if devices - {"cpu"}:
+            raise ValueError(f"the OpenVINO route takes CPU tensors; these lie on {', '.join(sorted(devices))}")
+        return "openvino-cpu"
     return "ort-cuda" if "cuda" in devices else "ort-cpu"
 
 
@@ -51,22 +60,24 @@ def compile_graph(
     budget_s: float,
     policy: str = registry.DEFAULT_POLICY,
     replay: dict | None = None,
-) -> OrtRoute:
-    """Export, decide with graphopt's ONNX path within ``budget_s`` (0: no search; or replay a
-    decision made before), and make the ORT session of the kept graph."""
+    route: str = "onnxruntime",
+) -> OnnxRoute:
+    """Export, decide with graphopt's ONNX path on the route's runtime within ``budget_s`` (0: no
+    search; or replay a decision made before), and compile the kept graph."""
     baked = weight_inputs(gm, inputs)
     model, runtime = registry.converter("fx", "onnx")(gm, inputs, baked)
     fmt, all_rules = registry.format_named("onnx")
-    target = registry.target_for(_device(inputs))
+    names = [v.name for v in model.graph.inputs]
+    # (a replay on ORT needs none: bfloat16 tensors have no numpy form)
+    feeds = [] if replay is not None and route == "onnxruntime" else [_numpy_feeds(inputs, names, runtime)]
+    target = bound(registry.target_for(target_name(route, inputs)), feeds)
     prepared = fmt.copy(model)
     fmt.prepare(prepared)
-    rules = fmt.rules(all_rules, model)
-    names = [v.name for v in model.graph.inputs]
+    rules = fmt.rules(all_rules, model, runs_op=target.runs_op if isinstance(target, OpVocabulary) else None)
     decision = None
     if replay is not None:
         graph, lever = _replay(replay, prepared, rules, model, target)
     else:
-        feeds = [{name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}]
         if budget_s > 0:
             decision = decide(
                 prepared,
@@ -81,9 +92,13 @@ def compile_graph(
         lever = decision.lever.lever if decision else None
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     record = replay if replay is not None else _record(decision)
-    return OrtRoute(
+    return OnnxRoute(
         target.bind_torch(compiled, names, runtime), compiled, WeightGuard.of(inputs, baked), decision, record
     )
+
+
+def _numpy_feeds(inputs: list, names: list[str], runtime: list[int]) -> dict:
+    return {name: inputs[i].detach().cpu().numpy() for name, i in zip(names, runtime)}
 
 
 def _replay(remembered: dict, prepared, rules, model, target):

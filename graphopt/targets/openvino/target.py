@@ -147,6 +147,13 @@ class OpenVinoTarget:
     def read_lever(self, model_path) -> OpenVinoSettings | None:
         return levers.read(model_path)
 
+    # TorchRunner (graphopt.core.protocols): the torch backend's OpenVINO route
+    def bind_torch(self, compiled: OpenVinoCompiled, input_names: list[str], runtime: list[int]):
+        """``compiled`` as a callable taking the GraphModule's (CPU) inputs."""
+        from graphopt.targets.openvino.torch_binding import bind
+
+        return bind(compiled, input_names, runtime)
+
     def op_times(self, sides, feeds) -> list[dict[str, float]]:
         """Milliseconds per run by kernel kind for each (target, graph), runs interleaved (profile.py)."""
         from graphopt.targets.openvino.profile import op_times
