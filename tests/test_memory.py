@@ -46,6 +46,16 @@ def test_a_large_model_keeps_within_its_envelope_however_much_memory_there_is():
     assert memory.plan(100 * MIB, limit=64 * GIB, resident=resident).alive == 4
 
 
+def test_a_small_model_in_a_large_process_still_gets_four_compilations():
+    # a test runner or a torch user's process may hold GBs before graphopt starts: the envelope is
+    # then what the run adds (1.5x one compilation + 0.5 GiB), not the process's whole size
+    big_process = 3 * GIB
+    assert memory.plan(10 * MIB, limit=64 * GIB, resident=big_process).alive == 4
+    assert memory.plan(int(3.85 * GIB), limit=64 * GIB, resident=big_process).alive == 1
+    room_for_one = int((big_process + 15 * MIB) / memory.HEADROOM)  # the limit still rules
+    assert memory.plan(10 * MIB, limit=room_for_one, resident=big_process).alive == 1
+
+
 def test_refused_when_not_even_one_compilation_fits():
     with pytest.raises(memory.OutOfMemoryError, match=r"needs about 0\.1 GiB .* more than the 0\.1 GiB available"):
         memory.plan(100 * MIB, limit=105 * MIB, resident=0)

@@ -14,9 +14,12 @@ The engine plans first, from the Target's estimate of one compilation (``Target.
 what the process already holds, and two ceilings: the memory available (``GRAPHOPT_MEMORY_LIMIT``
 when set, as bytes or with a K/M/G suffix, else the kernel's MemAvailable) and the run's envelope,
 1.5x one compilation plus 1 GiB: a run stays a small multiple of the model's weights however much
-the machine has (a 1 B-parameter decoder's four sessions were 17.8 GB). The widest width within
-both is taken; when not even one compilation fits what is available, a one-line refusal says what
-it would need.
+the machine has (a 1 B-parameter decoder's four sessions were 17.8 GB). In a process that already
+holds more than that allowance (a test runner, a torch user's process with its model loaded) the
+envelope is what the run adds: 1.5x one compilation plus RUN_EXTRA over what it held when planning,
+so a small model is not timed one session at a time there. The widest width within both is
+taken; when not even one compilation fits what is available, a one-line refusal says what it
+would need.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ LIMIT_VARIABLE = "GRAPHOPT_MEMORY_LIMIT"
 HEADROOM = 0.9  # of what is available: the rules, the feeds and the outputs live there too
 ENVELOPE_MULTIPLE = 1.5  # a run holds at most this many compilations' worth ...
 ENVELOPE_EXTRA = 2**30  # ... plus this (the interpreter, onnx, ORT and the candidates' graphs)
+RUN_EXTRA = 2**29  # the candidates' graphs and buffers, over what a large process held already
 WIDTHS = (4, 2, 1)  # compilations alive at once in one timing, widest first
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -69,7 +73,7 @@ def plan(compiled_bytes: int, limit: int | None = None, resident: int | None = N
     limit = limit_bytes() if limit is None else limit
     resident = resident_bytes() if resident is None else resident
     usable = int(limit * HEADROOM)
-    ceiling = min(usable, envelope_bytes(compiled_bytes))
+    ceiling = min(usable, max(envelope_bytes(compiled_bytes), resident + growth_bytes(compiled_bytes)))
     for alive in WIDTHS:
         if alive * compiled_bytes + resident <= ceiling or (alive == 1 and compiled_bytes + resident <= usable):
             return MemoryPlan(alive, compiled_bytes, limit, max(ceiling, compiled_bytes + resident))
@@ -83,6 +87,11 @@ def plan(compiled_bytes: int, limit: int | None = None, resident: int | None = N
 def envelope_bytes(compiled_bytes: int) -> int:
     """What a run may hold whatever the machine has: 1.5x one compilation plus 1 GiB."""
     return int(ENVELOPE_MULTIPLE * compiled_bytes) + ENVELOPE_EXTRA
+
+
+def growth_bytes(compiled_bytes: int) -> int:
+    """What a run may add to a process that held more than the envelope's allowance already."""
+    return int(ENVELOPE_MULTIPLE * compiled_bytes) + RUN_EXTRA
 
 
 def limit_bytes() -> int:
