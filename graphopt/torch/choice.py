@@ -234,12 +234,12 @@ def _warn_wrong_rules(gm, decision: Decision) -> None:
 
 def build_route(gm, args, settings, budget_s, replay=None, route: str = "onnxruntime") -> Contender:
     """One ONNX route (``route``: its runtime) as a contender."""
-    compiled = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay, route=route)
-    chosen = compiled.decision.chosen if compiled.decision else None
+    routed = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay, route=route)
+    chosen = routed.decision.chosen if routed.decision else None
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
     fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
-    record = {"target": route, "onnx": compiled.record}
-    return Contender(route, compiled, fused, fired, record, compiled.record["reason"])
+    record = {"target": route, "onnx": routed.record}
+    return Contender(route, routed, fused, fired, record, routed.record["reason"])
 
 
 def _route_only(gm, args, settings, example_inputs, route: str) -> Choice:
