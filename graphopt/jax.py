@@ -13,6 +13,12 @@ example arguments, or on inputs generated from their types. A kept rewrite runs 
 with its module replaced, called inside ``jax.jit``: jax's own dispatch, no Python between the
 call and the executable. Arguments of other shapes or dtypes than the example's trace ``fn``
 itself, as ``jax.jit(fn)`` would.
+
+Other targets (``target="iree-cpu"``) run ``fn`` on their own runtime (a JaxRunner): the callable
+takes ``fn``'s arguments and runs the compiled module. A target that can hold weights as
+parameters (ParameterHolding: IREE) is given the leaves of the ``weights`` arguments (default:
+the first, when there are more, as flax's ``apply(params, x)`` passes them) to hold, and that
+choice is judged like a rewrite: against the same compiler with every argument passed per call.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from jax import export
 from graphopt.core import registry
 from graphopt.core.budget import Budget
 from graphopt.core.decide import decide
+from graphopt.core.protocols import Candidate, JaxRunner, ParameterHolding
 from graphopt.formats.stablehlo.files import replaced
+
+HELD_LABEL = "weights held as parameters"
 
 
 def optimize(
@@ -35,36 +44,70 @@ def optimize(
     policy: str = registry.DEFAULT_POLICY,
     target: str = "xla-cpu",
     generated_inputs: bool = False,
+    weights: tuple[int, ...] | None = None,
 ):
     """Export ``fn`` at ``example_args``, search rewrites within ``budget`` seconds, and return a
-    jitted callable running the fastest equivalent module (``jax.jit(fn)`` when none beat it);
+    callable running the fastest equivalent module (``jax.jit(fn)`` when none beat it on XLA);
     its ``graphopt`` attribute is the Decision. With ``generated_inputs`` the search verifies
-    and times on inputs generated from the arguments' types instead of the examples."""
+    and times on inputs generated from the arguments' types instead of the examples. ``weights``:
+    the argument positions holding weights, for targets that hold them as parameters."""
     start = time.monotonic()
     exported = export.export(jax.jit(fn, keep_unused=True))(*example_args)
     _, fmt, rules = registry.format_of(exported)  # the format follows the object: StableHLO
     graph = fmt.from_object(exported)
-    xla = registry.target_for(target)
+    target_as_is = registry.target_for(target)
+    specs = fmt.input_specs(graph)
     if generated_inputs:
         feeds = fmt.feeds(graph)
     else:
         leaves = jax.tree_util.tree_leaves(example_args)
-        feeds = [{spec.name: jax.device_get(leaf) for spec, leaf in zip(fmt.input_specs(graph), leaves)}]
+        feeds = [{spec.name: jax.device_get(leaf) for spec, leaf in zip(specs, leaves)}]
+    held = _weight_inputs(example_args, specs, weights) if isinstance(target_as_is, ParameterHolding) else []
+    target = target_as_is.holding(held) if held else target_as_is
     decision = decide(
         graph,
         fmt.rules(rules, graph),
-        xla,
-        registry.policy_for(policy, fmt, xla),
+        target,
+        registry.policy_for(policy, fmt, target),
         feeds,
         Budget(budget, start, saves=False),
+        extra=[Candidate(HELD_LABEL, graph, [])] if held else [],
+        baseline_target=target_as_is if held else None,
     )
-    result = (
-        jax.jit(fn)
-        if decision.chosen is None
-        else jax.jit(_dispatch(fn, exported, replaced(decision.chosen.candidate.graph)))
-    )
+    runs_itself = isinstance(target_as_is, JaxRunner)
+    result = _runner(fn, exported, graph, decision, target_as_is) if runs_itself else _jitted(fn, exported, decision)
     result.graphopt = decision
     return result
+
+
+def _weight_inputs(example_args, specs, weights) -> list[str]:
+    """Input names of the leaves of the ``weights`` arguments (default: the first of several)."""
+    positions = (0,) if weights is None and len(example_args) > 1 else tuple(weights or ())
+    names, index = [], 0
+    for position, argument in enumerate(example_args):
+        count = len(jax.tree_util.tree_leaves(argument))
+        if position in positions:
+            names += [spec.name for spec in specs[index : index + count]]
+        index += count
+    return names
+
+
+def _jitted(fn, exported, decision):
+    if decision.chosen is None:
+        return jax.jit(fn)
+    return jax.jit(_dispatch(fn, exported, replaced(decision.chosen.candidate.graph)))
+
+
+def _runner(fn, exported, graph, decision, target_as_is):
+    """The decided module on a JaxRunner target: the chosen graph (or the original) compiled the
+    way it was judged (weights held, lever flags), or the target as is when nothing won."""
+    judged = decision.compiled_with
+    if decision.lever.lever is not None:
+        target = judged.with_lever(decision.lever.lever)
+    else:
+        target = judged if decision.chosen is not None else target_as_is
+    chosen = decision.chosen.candidate.graph if decision.chosen is not None else graph
+    return target.bind_jax(target.compile(chosen, report=False), exported, target_as_is.as_is(fn))
 
 
 def _dispatch(fn, exported, rewritten):

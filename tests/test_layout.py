@@ -118,14 +118,16 @@ def test_only_the_fx_rooms_import_fx_rules():
 
 
 def test_only_the_stablehlo_rooms_import_jax():
-    """jax and jaxlib are read by the StableHLO format, its rules, the XLA target and the JAX way in."""
+    """jax and jaxlib are read by the StableHLO format, its rules, the XLA and IREE targets (IREE's
+    JAX binding calls with jax arrays) and the JAX way in."""
     rooms = ("graphopt/formats/stablehlo/", "graphopt/targets/xla/", "graphopt/passes/stablehlo/", "graphopt/jax.py")
+    rooms += ("graphopt/targets/iree/",)
     rooms += ("graphopt/models/",)
     assert _only_in(rooms, lambda m: m.split(".")[0] in ("jax", "jaxlib", "flax")) == {}
 
 
 def test_the_engine_imports_no_compiler_or_ir_library():
-    heavy = {"onnx", "onnx_ir", "onnxscript", "onnxruntime", "torch", "jax", "jaxlib", "openvino", "lightgbm"}
+    heavy = {"onnx", "onnx_ir", "onnxscript", "onnxruntime", "torch", "jax", "jaxlib", "openvino", "lightgbm", "iree"}
     offenders = {
         r: sorted(i)
         for room, r, imports in _sources()

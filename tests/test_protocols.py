@@ -49,12 +49,15 @@ CALLERS += [
 ]
 TARGET_MEMBERS = (protocols.Target, protocols.Tunable, protocols.SettingsFile, protocols.Profiler, protocols.Freezing)
 TARGET_MEMBERS += (protocols.TorchRunner, protocols.ShapeBinding, protocols.OpVocabulary)
+TARGET_MEMBERS += (protocols.ParameterHolding, protocols.JaxRunner, protocols.CompileCache)
 ROLES = {  # variable name in the callers -> the protocols that declare what may be read on it
     "fmt": (protocols.Format,),
     "target": TARGET_MEMBERS,
     "target_a": TARGET_MEMBERS,
     "target_b": TARGET_MEMBERS,
     "xla": TARGET_MEMBERS,
+    "target_as_is": TARGET_MEMBERS,
+    "judged": TARGET_MEMBERS,
     "rule_set": (protocols.RuleSet,),
     "policy": (protocols.Policy,),
     "compiled": (protocols.Compiled,),

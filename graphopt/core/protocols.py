@@ -11,7 +11,9 @@ What implements them today:
 - RuleSets: one per format, over the rule families of ``passes/<format>``.
 - Targets: ONNX Runtime (``targets/onnxruntime``: the fusion report is ORT's optimized model;
   session settings are its levers; a profiler), OpenVINO (``targets/openvino``: the report is read
-  from its profiling and runtime model; compiled for the shapes of the feeds), TorchInductor
+  from its profiling and runtime model; compiled for the shapes of the feeds), IREE
+  (``targets/iree``: the report is its scheduling statistics' dispatches; compile flags are its
+  levers; weights can be held as parameters), TorchInductor
   (``targets/inductor``: the report is read from the code Inductor generated; frozen weights are
   its lever), XLA through PJRT
   (``targets/xla``: the report is the optimized HLO's fusions).
@@ -22,7 +24,9 @@ by ``getattr``: a Target with levers (``Tunable``), one that writes its recommen
 beside a model (``SettingsFile``), one that can split a run's time by op type (``Profiler``),
 one that freezes weights for inference (``Freezing``), one whose runnables take torch tensors
 (``TorchRunner``), one that compiles for the shapes of the feeds it runs (``ShapeBinding``), one
-that reads only some of a format's ops (``OpVocabulary``: rewrites into others are not offered).
+that reads only some of a format's ops (``OpVocabulary``: rewrites into others are not offered),
+one that holds weights as parameters bound at load (``ParameterHolding``), one whose runnables a
+JAX function's arguments call (``JaxRunner``), one that keeps what it compiled (``CompileCache``).
 A graph is opaque to the engine: only its Format and RuleSet look inside it.
 """
 
@@ -213,6 +217,9 @@ class Lever(Protocol):
     def record(self) -> dict:
         """The setting as JSON, to replay a decision (``Tunable.lever_from_record`` reads it)."""
 
+    def to_json(self, measured) -> dict:
+        """The setting and its measurement (a Comparison or None), as the report shows it."""
+
 
 @runtime_checkable
 class Target(Protocol):
@@ -278,6 +285,38 @@ class TorchRunner(Protocol):
 
     def bind_torch(self, compiled: Compiled, input_names: list[str], runtime: list[int]):
         """``compiled`` as a callable taking the GraphModule's inputs (``runtime``: which feed the session)."""
+
+
+@runtime_checkable
+class ParameterHolding(Protocol):
+    """A Target that can hold some inputs as parameters, bound once when the module is loaded
+    (IREE: what depends on weights alone then runs once, not per call): judged against the same
+    compiler with every input passed per call."""
+
+    def holding(self, names) -> Target:
+        """This target with the inputs ``names`` (the weights) held as parameters."""
+
+
+@runtime_checkable
+class CompileCache(Protocol):
+    """A Target that keeps what it compiled, by graph and settings (IREE, whose compiles dominate
+    a search): compiling a graph again only loads it, so the engine measures what a timing's
+    fresh compilations cost from a second compilation of the original instead of the first."""
+
+    keeps_compiled: bool  # always True: the marker the engine checks with isinstance
+
+
+@runtime_checkable
+class JaxRunner(Protocol):
+    """A Target whose compiled module the JAX API calls with a function's flattened arguments
+    (targets other than XLA, which runs under ``jax.jit`` itself)."""
+
+    def bind_jax(self, compiled: Compiled, exported, fallback):
+        """``compiled`` as a callable with the exported function's signature; arguments of other
+        shapes go to ``fallback``."""
+
+    def as_is(self, fn):
+        """``fn`` run by this target with no decision: compiled per signature of its arguments."""
 
 
 @runtime_checkable

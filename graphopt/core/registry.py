@@ -31,6 +31,7 @@ TARGETS = {
     "ort": "graphopt.targets.onnxruntime:target_from_name",
     "openvino": "graphopt.targets.openvino:target_from_name",
     "xla": "graphopt.targets.xla:target_from_name",
+    "iree": "graphopt.targets.iree:target_from_name",
     "inductor": "graphopt.targets.inductor:target_from_name",
 }
 # policy name -> "module:function" building it from (format, target); the learned policy reads

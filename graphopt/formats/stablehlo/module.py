@@ -137,6 +137,11 @@ def _portable(op) -> str:
     return PORTABLE_OPS.get(name, name)
 
 
+def input_name(index: int) -> str:
+    """The name the engine's feeds give the entry function's argument ``index``."""
+    return f"arg{index}"
+
+
 def input_specs(text: str, symbols: list[tuple] | None = None) -> list[InputSpec]:
     """The entry function's arguments: dtype and dims, a dynamic dim named by ``symbols`` (an
     Exported's in_avals shapes) where given, else None."""
@@ -155,8 +160,17 @@ def input_specs(text: str, symbols: list[tuple] | None = None) -> list[InputSpec
                 (str(known[i]) if known else None) if tensor.is_dynamic_dim(i) else tensor.shape[i]
                 for i in range(tensor.rank)
             )
-            specs.append(InputSpec(f"arg{index}", dtype(str(tensor.element_type)), dims))
+            specs.append(InputSpec(input_name(index), dtype(str(tensor.element_type)), dims))
     return specs
+
+
+def result_count(text: str) -> int:
+    """How many results the entry function returns."""
+    from jaxlib.mlir import ir
+
+    with parsed(text) as module:
+        function_type = ir.FunctionType(ir.TypeAttr(entry_function(module).attributes["function_type"]).value)
+        return len(function_type.results)
 
 
 def dtype(element_type: str) -> np.dtype:
