@@ -32,6 +32,11 @@ def main(argv=None) -> None:
 
         xla_zoo.main([a for a in argv if a != "--xla"])
         return
+    if "--iree" in argv:
+        from bench import iree_zoo
+
+        iree_zoo.main([a for a in argv if a != "--iree"])
+        return
     if "--llm" in argv:
         from bench import llm
 
@@ -83,6 +88,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="graphopt optimize on 28 M / 123 M / 1 B LLaMA-style decoders: wall, peak RSS, ratio "
         "(bench/llm.py; its own options follow)",
+    )
+    parser.add_argument(
+        "--iree",
+        action="store_true",
+        help="graphopt for IREE against IREE as is, beside XLA, on the JAX zoo (bench/iree_zoo.py)",
     )
     parser.add_argument(
         "--xla",

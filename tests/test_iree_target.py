@@ -180,3 +180,37 @@ def test_the_jax_api_runs_iree_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "held: ['arg0', 'arg1'] iree-cpu" in result.stdout
+
+
+def _gqa_decode(q, k, v):
+    """One query token against a cache of 256, K/V heads repeated to the query heads (jnp.repeat,
+    as HF's Flax LLaMA writes GQA): grouped_dot's site, twice."""
+    k, v = jnp.repeat(k, 4, axis=2), jnp.repeat(v, 4, axis=2)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / 8.0
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
+
+
+def test_grouped_dot_is_kept_on_xla_and_dropped_on_iree():
+    """The same rule judged per target: on XLA one batched dot per KV head becomes a library call
+    (a fusion gained), timed and kept; on IREE it adds transpose dispatches and saves none, so its
+    report drops it before any timing."""
+    from graphopt.core.budget import Budget
+    from graphopt.core.decide import decide
+    from graphopt.policies.search import Greedy
+
+    shapes = ((1, 1, 32, 64), (1, 256, 8, 64), (1, 256, 8, 64))
+    args = [RNG.standard_normal(s, np.float32) for s in shapes]
+    graph = _module(_gqa_decode, *args)
+    _, fmt, rules = registry.format_of(graph.text)
+    rule_set = fmt.rules([r for r in rules if r.name == "grouped_dot"], graph)
+    on = {
+        name: decide(graph, rule_set, registry.target_for(name), Greedy(), [_feeds(*args)], Budget(30.0))
+        for name in ("xla-cpu", "iree-cpu")
+    }
+    iree_log = list(on["iree-cpu"].log)
+    assert len(iree_log) == 1 and iree_log[0].rejected == "no fusion gained and no kernel saved"
+    assert on["iree-cpu"].chosen is None
+    xla = on["xla-cpu"]
+    assert xla.chosen is not None, xla.reason
+    assert {site.rule for site in xla.chosen.candidate.applied} == {"grouped_dot"}
+    assert xla.chosen.report.fused.get("fusion.kCustom", 0) > xla.baseline.report.fused.get("fusion.kCustom", 0)

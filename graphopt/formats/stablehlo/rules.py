@@ -4,8 +4,9 @@ run over the entry function, rewrites applied to a fixpoint on a freshly parsed 
 
 A site is anchored at the matched op's place among the function's ops (``dot_general#12``) and
 its signature is the op's operand types, so the same rule on the same shapes in every layer is
-one site class. A rewrite parses the module's text, applies every match of the chosen rules not
-excluded, repeats until nothing matches (a rewrite may expose a new match), verifies the module
+one site class. A rewrite parses the module's text, marks the ops of single sites left out,
+applies one match at a time of the chosen rules (found afresh after each rewrite: a rewrite may
+erase an op another match bound, or expose a new match) until none is left, verifies the module
 (MLIR's verifier: types, dominance) and prints it again.
 """
 
@@ -16,14 +17,17 @@ from collections.abc import Sequence
 
 from graphopt.core.errors import GraphoptError
 from graphopt.core.protocols import Candidate, NearMiss, Site
-from graphopt.core.rules import MAX_SWEEPS, by_family
+from graphopt.core.rules import by_family
 from graphopt.formats.stablehlo.files import StableHloModule
 from graphopt.formats.stablehlo.module import entry_function, parsed, walk
 
+MAX_REWRITES = 10_000  # a guard: every rewrite removes its match, so the loop ends long before
+LEFT_OUT = "graphopt.left_out"  # a discardable attribute on the ops of single sites left out, while rewriting
 
-def _matches(module, rules) -> list[tuple[object, object, Site]]:
-    """(rule, what its match returned, the site) for every op of the entry function a rule's
-    pattern is found at: bindings (a site) or a reason (a near miss)."""
+
+def _matches(module, rules, ops: bool = False) -> list[tuple]:
+    """(rule, what its match returned, the site[, the op]) for every op of the entry function a
+    rule's pattern is found at: bindings (a site) or a reason (a near miss)."""
     found = []
     for index, op in enumerate(walk(entry_function(module).operation)):
         for rule in rules:
@@ -31,12 +35,35 @@ def _matches(module, rules) -> list[tuple[object, object, Site]]:
             if result is not None:
                 anchor = f"{op.name.removeprefix('stablehlo.')}#{index}"
                 signature = " ".join(str(value.type) for value in op.operands)
-                found.append((rule, result, Site(rule.name, "", anchor, (anchor,), signature, (op.name,))))
+                site = Site(rule.name, "", anchor, (anchor,), signature, (op.name,))
+                found.append((rule, result, site, op) if ops else (rule, result, site))
     return found
 
 
 def _found(module, rules) -> list[tuple[object, dict, Site]]:
     return [(rule, result, site) for rule, result, site in _matches(module, rules) if isinstance(result, dict)]
+
+
+def _next_match(module, rules, excluded):
+    """The first match of ``rules`` not left out: by its site class, or by its op's mark."""
+    for rule, result, site, op in _matches(module, rules, ops=True):
+        if isinstance(result, dict) and site.site_class not in excluded and LEFT_OUT not in op.attributes:
+            return rule, result, site
+    return None
+
+
+def _mark_left_out(module, rules, excluded) -> None:
+    from jaxlib.mlir import ir
+
+    for _, result, site, op in _matches(module, rules, ops=True):
+        if isinstance(result, dict) and site in excluded:
+            op.attributes[LEFT_OUT] = ir.UnitAttr.get()
+
+
+def _unmark(module) -> None:
+    for op in walk(module.operation):
+        if LEFT_OUT in op.attributes:
+            del op.attributes[LEFT_OUT]
 
 
 @dataclasses.dataclass
@@ -65,17 +92,15 @@ class StableHloRules:
         chosen = [r for r in self.rules if r.name in set(rules)]
         applied: list[Site] = []
         with parsed(graph.text) as module:
-            for _ in range(MAX_SWEEPS):
-                todo = [
-                    (rule, match, site)
-                    for rule, match, site in _found(module, chosen)
-                    if site.site_class not in excluded and site not in excluded
-                ]
-                if not todo:
+            _mark_left_out(module, chosen, excluded)
+            for _ in range(MAX_REWRITES):
+                found = _next_match(module, chosen, excluded)
+                if found is None:
                     break
-                for rule, match, site in todo:
-                    rule.rewrite(module, **match)
-                    applied.append(site)
+                rule, match, site = found
+                rule.rewrite(module, **match)
+                applied.append(site)
+            _unmark(module)
             if not module.operation.verify():
                 raise GraphoptError(
                     f"a StableHLO rewrite ({', '.join(sorted({s.rule for s in applied}))}) left an invalid module"
