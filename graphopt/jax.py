@@ -93,9 +93,12 @@ def _weight_inputs(example_args, specs, weights) -> list[str]:
 
 
 def _jitted(fn, exported, decision):
+    """``fn``, or the kept module, under ``jax.jit`` with the target's options (a lever that won)."""
+    judged = decision.compiled_with
+    target = judged.with_lever(decision.lever.lever) if decision.lever.lever is not None else judged
     if decision.chosen is None:
-        return jax.jit(fn)
-    return jax.jit(_dispatch(fn, exported, replaced(decision.chosen.candidate.graph)))
+        return target.jit(fn)
+    return target.jit(_dispatch(fn, exported, replaced(decision.chosen.candidate.graph)))
 
 
 def _runner(fn, exported, graph, decision, target_as_is):

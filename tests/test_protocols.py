@@ -49,7 +49,7 @@ CALLERS += [
 ]
 TARGET_MEMBERS = (protocols.Target, protocols.Tunable, protocols.SettingsFile, protocols.Profiler, protocols.Freezing)
 TARGET_MEMBERS += (protocols.TorchRunner, protocols.ShapeBinding, protocols.OpVocabulary)
-TARGET_MEMBERS += (protocols.ParameterHolding, protocols.JaxRunner, protocols.CompileCache)
+TARGET_MEMBERS += (protocols.ParameterHolding, protocols.JaxRunner, protocols.CompileCache, protocols.JaxJit)
 ROLES = {  # variable name in the callers -> the protocols that declare what may be read on it
     "fmt": (protocols.Format,),
     "target": TARGET_MEMBERS,
@@ -121,8 +121,9 @@ def test_every_target_implements_the_contract_and_declares_its_capabilities():
         assert sorted(n for n in _declared(protocols.Target) if not hasattr(target, n)) == [], target.name
         assert isinstance(target, protocols.Target)
     assert [isinstance(ort, c) for c in (protocols.Tunable, protocols.SettingsFile, protocols.Profiler)] == [True] * 3
-    for target in (xla, inductor):  # no levers, no settings file, no profiler: declared by absence
-        assert not isinstance(target, (protocols.Tunable, protocols.SettingsFile, protocols.Profiler))
+    assert not isinstance(inductor, (protocols.Tunable, protocols.SettingsFile, protocols.Profiler))  # by absence
+    assert isinstance(xla, protocols.Tunable) and isinstance(xla, protocols.SettingsFile)  # compile options
+    assert isinstance(xla, protocols.JaxJit) and not isinstance(xla, (protocols.Profiler, protocols.JaxRunner))
     assert isinstance(inductor, protocols.Freezing) and isinstance(ort, protocols.TorchRunner)
     assert not isinstance(ort, protocols.Freezing) and not isinstance(xla, protocols.TorchRunner)
     openvino = registry.target_for("openvino-cpu")

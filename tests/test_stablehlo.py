@@ -144,3 +144,28 @@ def test_dynamic_modules_are_refused_by_xla_with_one_line(tmp_path):
     path.write_bytes(exported.serialize())
     with pytest.raises(BadModelError, match="dynamic dimensions"):
         XlaTarget().compile(load(path))
+
+
+def test_xla_options_are_levers_that_keep_outputs_close_and_are_written_beside_the_output(mlir_file, tmp_path):
+    """Each compile option offered compiles in this process (an unknown one would be an error, not
+    an abort), keeps outputs within fp32 tolerance (another dot kernel: another summation order),
+    and a winner is written as the jax.jit compiler_options that reproduce it."""
+    from graphopt.targets.xla import options
+
+    target = registry.target_for("xla-cpu")
+    assert isinstance(target, protocols.Tunable) and isinstance(target, protocols.SettingsFile)
+    arguments = _arguments()
+    expected = np.asarray(jax.jit(mlp)(*arguments))
+    levers = target.levers(None)
+    assert {name for lever in levers for name, _ in lever.options} == {name for name, _ in options.LEVERS}
+    for lever in levers:
+        outputs = target.with_lever(lever).compile(load(mlir_file)).run({f"arg{i}": a for i, a in enumerate(arguments)})
+        np.testing.assert_allclose(outputs[0], expected, rtol=RTOL, atol=ATOL)
+    both = target.combine(levers[:2])
+    output = tmp_path / "out.mlir"
+    written = target.write_lever(output, both, None)
+    assert written == str(tmp_path / "out.xla.json") and target.read_lever(output) == both
+    jitted = target.with_lever(both).jit(mlp)
+    np.testing.assert_allclose(np.asarray(jitted(*arguments)), expected, rtol=RTOL, atol=ATOL)
+    assert target.write_lever(output, None, None) is None and not (tmp_path / "out.xla.json").exists()
+    assert target.lever_from_record(both.record()) == both

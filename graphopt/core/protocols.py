@@ -26,7 +26,8 @@ one that freezes weights for inference (``Freezing``), one whose runnables take 
 (``TorchRunner``), one that compiles for the shapes of the feeds it runs (``ShapeBinding``), one
 that reads only some of a format's ops (``OpVocabulary``: rewrites into others are not offered),
 one that holds weights as parameters bound at load (``ParameterHolding``), one whose runnables a
-JAX function's arguments call (``JaxRunner``), one that keeps what it compiled (``CompileCache``).
+JAX function's arguments call (``JaxRunner``), one that runs them under ``jax.jit`` with its options
+(``JaxJit``), one that keeps what it compiled (``CompileCache``).
 A graph is opaque to the engine: only its Format and RuleSet look inside it.
 """
 
@@ -295,6 +296,15 @@ class ParameterHolding(Protocol):
 
     def holding(self, names) -> Target:
         """This target with the inputs ``names`` (the weights) held as parameters."""
+
+
+@runtime_checkable
+class JaxJit(Protocol):
+    """A Target that runs a JAX function under ``jax.jit`` itself (XLA): the JAX API hands back
+    ``jit(fn)`` with the target's compile options."""
+
+    def jit(self, fn):
+        """``jax.jit(fn)`` compiled with this target's options."""
 
 
 @runtime_checkable

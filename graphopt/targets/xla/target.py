@@ -4,8 +4,8 @@ the fusions from the optimized HLO, run.
 The module is compiled as given (``client.compile_and_load`` on its bytecode) with the client's
 default options, the same executable ``jax.jit`` would build from that module. Shape-polymorphic
 modules (dynamic dims) must be bound to sizes first; they are refused with a one-line error.
-It has no levers yet (it is not a protocols.Tunable): per-compile XLA options that keep outputs
-equal would be its levers.
+Per-compile options (options.py: oneDNN or XNNPACK for dots, 512-bit vectors) are its levers,
+each judged like any lever; what won is written beside an output as ``<model>.xla.json``.
 
 CPU is what runs here; on a machine with a GPU, ``device="gpu"`` picks JAX's GPU client and the
 same code compiles through XLA's GPU pipeline (untested: no GPU on this machine).
@@ -20,6 +20,8 @@ import numpy as np
 from graphopt.core.errors import BadModelError, UsageError
 from graphopt.core.protocols import FusionReport
 from graphopt.formats.stablehlo import files, module
+from graphopt.targets.xla import options as xla_options
+from graphopt.targets.xla.options import XlaOptions
 from graphopt.targets.xla.report import fusion_report
 
 
@@ -46,9 +48,10 @@ class XlaCompiled:
 
 @dataclasses.dataclass(frozen=True)
 class XlaTarget:
-    """XLA on one PJRT device, compiling with the client's default options (no levers yet)."""
+    """XLA on one PJRT device, with the client's default options or some overridden (a lever)."""
 
     device: str = "cpu"
+    options: XlaOptions = XlaOptions()
     compiler = "XLA"
     kernel_noun = "fusions"
 
@@ -79,7 +82,8 @@ class XlaTarget:
         import jax.extend as jex
 
         client = device.client
-        options = jex.backend.get_compile_options(num_replicas=1, num_partitions=1)
+        overrides = self.options.overrides() or None
+        options = jex.backend.get_compile_options(num_replicas=1, num_partitions=1, env_options_overrides=overrides)
         try:
             return client.compile_and_load(files.to_bytecode(text), [device], options)
         except Exception as error:  # XlaRuntimeError: what XLA could not compile
@@ -87,6 +91,31 @@ class XlaTarget:
 
     def admit(self, graph: files.StableHloModule) -> list[str]:
         return []  # XLA compiles any module jaxlib parses; dynamic ones are refused at compile
+
+    def jit(self, fn):
+        """``jax.jit(fn)`` with this target's compile options (protocols.JaxJit)."""
+        import jax
+
+        return jax.jit(fn, compiler_options=self.options.overrides() or None)
+
+    # Tunable and SettingsFile (graphopt.core.protocols)
+    def levers(self, report: FusionReport) -> list[XlaOptions]:
+        return xla_options.levers(self.device)
+
+    def combine(self, winners) -> XlaOptions:
+        return xla_options.combine(list(winners))
+
+    def with_lever(self, lever: XlaOptions) -> XlaTarget:
+        return dataclasses.replace(self, options=lever)
+
+    def lever_from_record(self, record: dict | None) -> XlaOptions | None:
+        return xla_options.from_record(record)
+
+    def write_lever(self, model_path, lever: XlaOptions | None, measured) -> str | None:
+        return xla_options.write(model_path, lever, measured)
+
+    def read_lever(self, model_path) -> XlaOptions | None:
+        return xla_options.read(model_path)
 
 
 def target_from_name(name: str) -> XlaTarget:
