@@ -165,6 +165,38 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def onnx_intake(folder: str, out: Path) -> str:
+    """Which of the zoo's ONNX exports (``python -m bench`` writes them to ``folder`` with their
+    inputs) IREE's ONNX importer and compiler take, at the inputs' shapes: compile time,
+    dispatches, largest difference from ORT's outputs."""
+    import glob
+
+    import numpy as np
+
+    from graphopt.core import registry
+    from graphopt.targets.iree.target import IreeTarget
+
+    lines = [
+        "| ONNX export | IREE takes it | compile s | dispatches | max abs diff vs ORT |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for path in sorted(glob.glob(f"{folder}/*.onnx")):
+        fmt, _ = registry.format_for(path)
+        model, feeds = fmt.load(path), dict(np.load(path.removesuffix(".onnx") + ".inputs.npz"))
+        started = time.monotonic()
+        try:
+            compiled = IreeTarget().bound_to(feeds).compile(model)
+        except Exception as error:  # a BadModelError naming what IREE refused
+            lines.append(f"| {Path(path).stem} | no: {str(error)[:150]} | | | |")
+            continue
+        seconds = time.monotonic() - started
+        expected = registry.target_for("ort-cpu").compile(model).run(feeds)
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(compiled.run(feeds), expected))
+        lines.append(f"| {Path(path).stem} | yes | {seconds:.1f} | {compiled.report.kernels} | {diff:.2g} |")
+    out.write_text("\n".join(lines) + "\n")
+    return out.read_text()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench --iree", description=__doc__)
     parser.add_argument("--models", default=",".join(MODELS))
@@ -172,7 +204,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="interleaved timing per pair, seconds")
     parser.add_argument("--out", default="bench/results/iree-zoo.jsonl")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the subprocess: one model
+    parser.add_argument("--onnx-zoo", default=None, help="a folder of zoo ONNX exports: which IREE takes")
     options = parser.parse_args(argv)
+    if options.onnx_zoo:
+        print(onnx_intake(options.onnx_zoo, Path(options.out).with_name("iree-onnx.md")))
+        return
     if options.one:
         print(json.dumps(measure(options.one, options.budget, options.seconds)))
         return

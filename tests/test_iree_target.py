@@ -214,3 +214,30 @@ def test_grouped_dot_is_kept_on_xla_and_dropped_on_iree():
     assert xla.chosen is not None, xla.reason
     assert {site.rule for site in xla.chosen.candidate.applied} == {"grouped_dot"}
     assert xla.chosen.report.fused.get("fusion.kCustom", 0) > xla.baseline.report.fused.get("fusion.kCustom", 0)
+
+
+def test_an_onnx_model_compiles_through_irees_importer_at_the_feeds_shapes(tmp_path):
+    """ONNX into IREE: a dynamic batch bound to the feeds' shapes, outputs equal to ORT's within
+    fp32 tolerance, another batch size compiled on first use, and ORT's contrib ops never offered."""
+    import onnx
+
+    from tests.test_optimize import _mlp_with_erf_gelu
+
+    fmt, _ = registry.format_named("onnx")
+    model = fmt.from_object(_mlp_with_erf_gelu(np.float32))
+    x = RNG.standard_normal((3, 16), np.float32)
+    compiled = IreeTarget().bound_to({"x": x}).compile(model)
+    expected = registry.target_for("ort-cpu").compile(model).run({"x": x})[0]
+    np.testing.assert_allclose(compiled.run({"x": x})[0], expected, rtol=RTOL, atol=ATOL)
+    wider = RNG.standard_normal((5, 16), np.float32)
+    wider_expected = registry.target_for("ort-cpu").compile(model).run({"x": wider})[0]
+    np.testing.assert_allclose(compiled.run({"x": wider})[0], wider_expected, rtol=RTOL, atol=ATOL)
+    assert compiled.input_names == ["x"] and compiled.output_names == ["y"] and len(compiled.by_shape) == 1
+    target = registry.target_for("iree-cpu")
+    assert isinstance(target, protocols.OpVocabulary) and isinstance(target, protocols.ShapeBinding)
+    assert target.runs_op("", "LayerNormalization") and not target.runs_op("com.microsoft", "FastGelu")
+    source, out = tmp_path / "m.onnx", tmp_path / "out" / "m.onnx"
+    onnx.save(_mlp_with_erf_gelu(np.float32), source)
+    made = graphopt("optimize", str(source), "-o", str(out), "--mkdir", "--target", "iree-cpu", "--budget", "30")
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "out" / "m.iree.json").read_text())["compiler"] == "iree"

@@ -104,6 +104,7 @@ def test_only_the_onnx_rooms_import_onnx_or_ort():
         "graphopt/formats/onnx/",
         "graphopt/targets/onnxruntime/",
         "graphopt/targets/openvino/",  # compiles ONNX graphs: it reads them with the ONNX format
+        "graphopt/targets/iree/",  # IREE imports ONNX graphs too (onnx_import.py)
         "graphopt/passes/onnx/",
         "graphopt/models/",
     )

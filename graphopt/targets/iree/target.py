@@ -12,6 +12,11 @@ on weights alone runs once at load. Outputs are the same; the engine judges it a
 module as exported like any other target.
 
 Modules with dynamic dimensions are refused with one line (bind them to sizes first), as for XLA.
+
+ONNX models (onnx_ir graphs, ``graphopt optimize m.onnx --target iree-cpu``) go through IREE's
+ONNX importer (onnx_import.py) at the shapes of the feeds the engine binds this target to
+(ShapeBinding, as for OpenVINO); feeds of other shapes get a compilation of their own on first
+use. Only standard ONNX ops are offered to it (OpVocabulary: ORT's contrib ops are ORT's).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from graphopt.core.errors import BadModelError, UsageError
 from graphopt.core.protocols import FusionReport
 from graphopt.formats.stablehlo import files, module
-from graphopt.targets.iree import cache, flags, parameters
+from graphopt.targets.iree import cache, flags, onnx_import, parameters
 from graphopt.targets.iree.flags import IreeFlags
 from graphopt.targets.iree.report import fusion_report
 
@@ -55,12 +60,21 @@ class IreeCompiled:
     held: list[str]  # inputs held as parameters, bound at load
     output_names: list[str]
     report: FusionReport | None
+    function: str = "main"  # the entry point: jax's main, or the ONNX graph's name
+    shapes: dict | None = None  # input shapes it was compiled for, where it was bound to some (ONNX)
+    reshaped: object = None  # feeds -> an IreeCompiled for their shapes (ONNX), made on first use
     loaded: dict = dataclasses.field(default_factory=dict)  # parameter arrays' ids -> (arrays, entry function)
     placed: tuple | None = None  # (feeds, their arrays on the device)
+    by_shape: dict = dataclasses.field(default_factory=dict)  # other input shapes -> their compilation
 
     def run(self, feeds) -> list[np.ndarray]:
         """Outputs for ``feeds``: the module is loaded once per set of parameter values, and the
         other inputs are put on the device once per feeds object (a timing loop runs one many times)."""
+        key = tuple((name, tuple(np.shape(feeds[name]))) for name in self.input_names)
+        if self.shapes is not None and key != tuple((name, self.shapes[name]) for name in self.input_names):
+            if key not in self.by_shape:
+                self.by_shape[key] = self.reshaped(feeds)
+            return self.by_shape[key].run(feeds)
         function = self.entry(feeds)
         if self.placed is None or self.placed[0] is not feeds:
             device = runtime_config(self.driver).device
@@ -80,7 +94,8 @@ class IreeCompiled:
             modules = [_parameter_module(config, dict(zip(self.held, values)))] if self.held else []
             vm_module = iree.runtime.VmModule.copy_buffer(config.vm_instance, self.vmfb)
             context = iree.runtime.SystemContext(vm_modules=[*modules, vm_module], config=config)
-            self.loaded = {identity: ([feeds[name] for name in self.held], context.modules[vm_module.name]["main"])}
+            entry = context.modules[vm_module.name][self.function]
+            self.loaded = {identity: ([feeds[name] for name in self.held], entry)}
         return self.loaded[identity][1]
 
 
@@ -107,6 +122,7 @@ class IreeTarget:
     device: str = "cpu"
     flags: IreeFlags = IreeFlags()
     parameters: frozenset[str] = frozenset()  # input names held as parameters (the weights)
+    feeds: dict | None = dataclasses.field(default=None, compare=False, hash=False)  # bound to (ONNX: their shapes)
     compiler = "IREE"
     kernel_noun = "dispatches"
     keeps_compiled = True  # protocols.CompileCache: compiles are kept by module text and flags (cache.py)
@@ -126,14 +142,29 @@ class IreeTarget:
         """This target with the inputs ``names`` held as parameters (bound once at load)."""
         return dataclasses.replace(self, parameters=frozenset(names))
 
-    def compiled_bytes(self, graph: files.StableHloModule) -> int:
-        """The module's text (its constants are in it); weights passed as inputs are in the feeds."""
-        return len(graph.text)
+    def bound_to(self, feeds) -> IreeTarget:
+        """This target compiling ONNX models for the shapes of ``feeds`` (protocols.ShapeBinding)."""
+        return dataclasses.replace(self, feeds=dict(feeds))
 
-    def admit(self, graph: files.StableHloModule) -> list[str]:
+    def runs_op(self, domain: str, op_type: str) -> bool:
+        """Whether IREE's ONNX importer reads this op: standard ONNX ops (protocols.OpVocabulary)."""
+        import onnx.defs
+
+        return domain in ("", "ai.onnx") and onnx.defs.has(op_type, "")
+
+    def compiled_bytes(self, graph) -> int:
+        """A StableHLO module's text (its constants are in it; weights passed as inputs are in the
+        feeds); an ONNX model's weights three times: the bound copy, its import, the compiled module."""
+        if isinstance(graph, files.StableHloModule):
+            return len(graph.text)
+        return 3 * sum(value.const_value.nbytes for value in graph.graph.initializers.values() if value.const_value)
+
+    def admit(self, graph) -> list[str]:
         return []
 
-    def compile(self, graph: files.StableHloModule, *, report: bool = True) -> IreeCompiled:
+    def compile(self, graph, *, report: bool = True) -> IreeCompiled:
+        if not isinstance(graph, files.StableHloModule):
+            return self._compile_onnx(graph, report)
         specs = module.input_specs(graph.text)
         if any(not isinstance(d, int) for spec in specs for d in spec.dims):
             raise BadModelError("the module has dynamic dimensions; bind them to sizes before compiling for IREE")
@@ -144,6 +175,27 @@ class IreeTarget:
         inputs = [spec.name for spec in specs if spec.name not in held]
         return IreeCompiled(
             vmfb, DEVICES[self.device][1], inputs, list(held), outputs, fusion_report(statistics) if report else None
+        )
+
+    def _compile_onnx(self, model, report: bool) -> IreeCompiled:
+        if self.feeds is None:
+            raise BadModelError("IREE compiles an ONNX model for the shapes of its inputs; none were given")
+        shapes = onnx_import.shapes_of(self.feeds)
+        proto = onnx_import.static_proto(model, shapes)
+        bytecode, function = onnx_import.imported(proto)
+        vmfb, statistics = cache.compiled(bytecode, self.backend, self.compile_flags(), input_type="onnx")
+        weights = {value.name for value in proto.graph.initializer}
+        inputs = [value.name for value in proto.graph.input if value.name not in weights]
+        return IreeCompiled(
+            vmfb,
+            DEVICES[self.device][1],
+            inputs,
+            [],
+            [value.name for value in proto.graph.output],
+            fusion_report(statistics) if report else None,
+            function=function,
+            shapes={name: shapes[name] for name in inputs},
+            reshaped=lambda feeds: self.bound_to(feeds).compile(model, report=False),
         )
 
     # Tunable and SettingsFile (graphopt.core.protocols)
