@@ -115,7 +115,7 @@ def measure(name: str, budget: float, seconds: float) -> dict:
         "iree_search_s": iree_search_s,
         "iree_kept": {
             "rules": _rules(iree_decision),
-            "held_weights": sorted(iree_decision.compiled_with.parameters),
+            "held_weights": sorted(iree_decision.compiled_with.parameters) if after is not None else [],
             "flags": list(iree_decision.lever.lever.flags) if iree_decision.lever.lever else [],
             "reason": iree_decision.reason,
             "rejected": {e.candidate.label: e.rejected for e in iree_decision.log if e.rejected},
@@ -141,20 +141,22 @@ def _cell(r: dict) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| model | IREE ms (default) | O3 / default | graphopt-IREE / best as is | A/A "
-        "| IREE dispatches default -> graphopt | kept for IREE "
+        "| IREE dispatches default -> graphopt | kept for IREE | IREE compile s / graphopt search s "
         "| graphopt-XLA / jax.jit | kept for XLA | IREE / jax.jit | ok |",
-        "|---|---:|---|---|---|---|---|---|---|---|---|",
+        "|---|---:|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         best, ratio = _best_as_is(r)
-        kept = r["iree_kept"]
-        what = ", ".join(kept["rules"] + [f"{len(kept['held_weights'])} weights held"] * bool(kept["held_weights"]))
+        kept, after = r["iree_kept"], r["iree_dispatches"]["graphopt"]
+        held = [f"{len(kept['held_weights'])} weights held"] if kept["held_weights"] and after is not None else []
+        what = ", ".join(kept["rules"] + held)
         what = "; ".join(filter(None, [what, " ".join(f.removeprefix("--iree-") for f in kept["flags"])])) or "as is"
         lines.append(
             f"| {r['model']} | {r['ratios']['graphopt-iree/iree']['a_ms']:.3f} | "
             f"{_cell(r['ratios']['iree-O3/iree'])} | "
             f"{_cell(ratio)} vs {best} | {r['ratios']['aa-iree']['ratio']:.3f} | "
-            f"{r['iree_dispatches']['default']} -> {r['iree_dispatches']['graphopt']} | {what} | "
+            f"{r['iree_dispatches']['default']} -> {after if after is not None else 'as is'} | {what} | "
+            f"{r['iree_compile_s']['default']:.1f} / {r['iree_search_s']:.0f} | "
             f"{_cell(r['ratios']['graphopt-xla/jit'])} | {', '.join(r['xla_kept']['rules']) or 'jax.jit'} | "
             f"{_cell(r['ratios']['iree/jit'])} | {'yes' if all(r['ok'].values()) else 'NO'} |"
         )
