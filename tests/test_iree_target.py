@@ -143,6 +143,10 @@ def test_optimize_and_check_a_module_file_for_iree(tmp_path):
     checked = graphopt("check", str(source), str(out), "--target", "iree-cpu", "--time-budget", "10")
     assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr
     assert "equivalent" in checked.stdout.lower()
+    inspected = graphopt("inspect", str(source), "--target", "iree-cpu")
+    assert inspected.returncode == 0, inspected.stderr
+    assert "2 IREE dispatches (iree-cpu)" in " ".join(inspected.stdout.split())
+    assert "reciprocal_multiply" in inspected.stdout  # the site graphopt finds for IREE's softmax
 
 
 def test_without_the_extra_the_target_says_how_to_install_it(tmp_path):

@@ -1,11 +1,20 @@
 """Which Format reads a file or an object, which Target a name means, which Policy: the one
 place that knows the implementations by name. They are imported lazily, by module path, so the
 engine and the ways in depend only on graphopt.core.protocols, and a format or compiler that is
-not installed costs nothing until asked for."""
+not installed costs nothing until asked for.
+
+Targets are also found through the ``graphopt.targets`` entry-point group: a package that
+implements the Target protocol registers a name prefix and a function parsing the full target
+name (``[project.entry-points."graphopt.targets"] mycc = "mypkg.graphopt_target:target_from_name"``),
+and ``--target mycc-cpu`` then reaches it like a built-in one. graphopt's own IREE target is
+registered that way (pyproject.toml), so the plugin path is the one a built-in target runs on.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 from pathlib import Path
 
 from graphopt.core.errors import GraphoptError, UsageError
@@ -26,14 +35,14 @@ SUFFIXES = {
 }
 # (from, to) -> "module:function" converting a graph of one format into the other
 CONVERSIONS = {("fx", "onnx"): "graphopt.formats.onnx.from_fx:export"}
-# target name prefix -> "module:function" parsing the full name
+# target name prefix -> "module:function" parsing the full name (more come from ENTRY_POINTS)
 TARGETS = {
     "ort": "graphopt.targets.onnxruntime:target_from_name",
     "openvino": "graphopt.targets.openvino:target_from_name",
     "xla": "graphopt.targets.xla:target_from_name",
-    "iree": "graphopt.targets.iree:target_from_name",
     "inductor": "graphopt.targets.inductor:target_from_name",
 }
+ENTRY_POINTS = "graphopt.targets"  # the group plugged-in targets register under
 # policy name -> "module:function" building it from (format, target); the learned policy reads
 # the graph through the format and picks its weights by the target's name
 POLICIES = {
@@ -108,11 +117,24 @@ def target_of(target, format_name: str):
     return target_for(target or FORMATS[format_name][2])
 
 
+@functools.cache
+def plugged_in() -> dict[str, str]:
+    """Target prefix -> "module:function" for every installed package registering one under
+    ENTRY_POINTS (a built-in prefix cannot be taken over)."""
+    found = {point.name: point.value for point in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+    return {prefix: reference for prefix, reference in found.items() if prefix not in TARGETS}
+
+
+def known_targets() -> dict[str, str]:
+    return TARGETS | plugged_in()
+
+
 def target_for(name: str):
     prefix = name.split("-", 1)[0]
-    if prefix not in TARGETS:
-        raise UsageError(f"unknown target {name!r}; known: {', '.join(f'{p}-...' for p in TARGETS)}")
-    return _load(TARGETS[prefix])(name)
+    known = known_targets()
+    if prefix not in known:
+        raise UsageError(f"unknown target {name!r}; known: {', '.join(f'{p}-...' for p in known)}")
+    return _load(known[prefix])(name)
 
 
 def policy_for(name: str, fmt=None, target=None):
