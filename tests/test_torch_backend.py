@@ -284,3 +284,46 @@ def test_the_openvino_route_runs_new_sizes_and_says_what_ran():
             torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
     decision = graphopt_decisions()[-1]
     assert (decision.target, decision.contender) == ("openvino", "openvino")
+
+
+DEFAULT_CACHE_SCRIPT = """
+import torch, graphopt.torch
+from tests.test_torch_backend import _Mlp
+torch.manual_seed(0)
+model = _Mlp().eval()
+decision = graphopt.torch.explain(model, torch.randn(4, 16), options={"budget": 5, "target": "onnxruntime"})[0]
+print("cached" if decision.cached else "decided", decision.timings)
+"""
+
+
+def test_a_second_process_replays_the_default_cache_without_timing(tmp_path):
+    """No cache_dir given: decisions go to the user's cache folder (here GRAPHOPT_CACHE_DIR), so a
+    second process times nothing; GRAPHOPT_CACHE_DIR=off keeps nothing."""
+    import os
+    import subprocess
+    import sys
+
+    def run(folder):
+        environment = os.environ | {"GRAPHOPT_CACHE_DIR": str(folder)}
+        command = [sys.executable, "-c", DEFAULT_CACHE_SCRIPT]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.strip().splitlines()[-1]
+
+    assert run(tmp_path / "decisions").startswith("decided")
+    assert len(list((tmp_path / "decisions").glob("*.json"))) == 1
+    assert run(tmp_path / "decisions") == "cached {}"
+    assert run("off").startswith("decided") and not (tmp_path / "off").exists()
+
+
+def test_a_cached_record_that_cannot_be_replayed_is_decided_again(tmp_path):
+    model = _Mlp().eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        _compiled(model, cache_dir=str(tmp_path), target="onnxruntime")(x)
+    (record,) = tmp_path.glob("*.json")
+    record.write_text('{"target": "onnxruntime", "onnx": {"what": "a record from another version"}}')
+    with torch.no_grad():
+        out = _compiled(model, cache_dir=str(tmp_path), target="onnxruntime")(x)
+    torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
+    assert not graphopt_decisions()[-1].cached and "another version" not in record.read_text()

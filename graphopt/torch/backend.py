@@ -16,8 +16,9 @@ Options (``torch.compile(..., options={...})``): ``target`` ("auto": measure; "o
 "openvino"; "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
 search), ``verify`` (default True), ``policy`` ("learned", default, "search" or "greedy"), ``cache_dir`` (a folder
 for decisions: a graph decided before, at the same input shapes, options and library versions,
-is compiled the same way without timing anything), ``log`` (a JSON-lines file each graph's
-decision and evaluation log is appended to). Each graph's decision is logged (logger
+is compiled the same way without timing anything; by default the user's cache folder, moved or
+turned off by ``GRAPHOPT_CACHE_DIR`` (graphopt/torch/cache.py); ``None``: no cache), ``log`` (a
+JSON-lines file each graph's decision and evaluation log is appended to). Each graph's decision is logged (logger
 ``graphopt.torch``) and kept in ``DECISIONS``; ``graphopt.torch.explain(model, *args)`` returns
 those of one call, with the FX rule sites taken and left.
 """
@@ -75,7 +76,7 @@ DEFAULTS = {
     "budget": 30.0,
     "verify": True,
     "policy": registry.DEFAULT_POLICY,
-    "cache_dir": None,
+    "cache_dir": "default",  # graphopt/torch/cache.py: the user's cache folder, or GRAPHOPT_CACHE_DIR
     "log": None,
 }
 TARGETS = ("auto", "onnxruntime", "openvino", "inductor")
@@ -108,18 +109,15 @@ class _Graph:
         return self.run(*args)
 
     def _decide(self, args):
-        from graphopt.torch.cache import DecisionCache
+        from graphopt.torch.cache import DecisionCache, folder_for
         from graphopt.torch.choice import decide_graph
 
         start = time.monotonic()
-        cache = (
-            DecisionCache.for_graph(self.settings["cache_dir"], self.gm, args, self.settings)
-            if self.settings["cache_dir"]
-            else None
-        )
+        folder = folder_for(self.settings["cache_dir"])
+        cache = DecisionCache.for_graph(folder, self.gm, args, self.settings) if folder else None
         remembered = cache.load() if cache else None
         choice = decide_graph(self.gm, args, self.settings, remembered, self.example_inputs)
-        if cache and remembered is None:
+        if cache and not choice.replayed:  # decided now (or a cached record that failed its check: replaced)
             cache.store(choice.kept.record)
         kept = choice.kept
         taken, left = _sites(choice)
@@ -135,7 +133,7 @@ class _Graph:
             kept.name,
             choice.timings,
             choice.left_out,
-            remembered is not None,
+            choice.replayed,
             choice.log.records(),
             taken,
             left,

@@ -7,6 +7,11 @@ real inputs' shapes and dtypes, the options that change a decision (target, budg
 the versions of torch, onnxruntime and graphopt. Only the decision is stored (the target, the
 FX rules or the ONNX rewrite and session settings), never weights. Written atomically, so two
 processes deciding the same graph cannot leave half a file.
+
+Decisions are kept by default in the user's cache folder (``$XDG_CACHE_HOME/graphopt/torch``,
+else ``~/.cache/graphopt/torch``), so a second process pays for no timing; ``GRAPHOPT_CACHE_DIR``
+moves it, or turns it off when empty, ``0`` or ``off``; the backend's ``cache_dir`` option names a
+folder for one model (``None``: none).
 """
 
 from __future__ import annotations
@@ -14,12 +19,33 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from graphopt.core.atomic import atomic_path
 from graphopt.formats.fx import fingerprint
+
+ENVIRONMENT = "GRAPHOPT_CACHE_DIR"
+OFF = ("", "0", "off", "none", "false")
+DEFAULT = "default"  # the backend's cache_dir default: the user's cache folder (default_folder)
+
+
+def default_folder() -> Path | None:
+    """Where decisions are kept unless the backend is told otherwise (None: nowhere)."""
+    value = os.environ.get(ENVIRONMENT)
+    if value is not None:
+        return None if value.strip().lower() in OFF else Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "graphopt" / "torch"
+
+
+def folder_for(setting) -> Path | None:
+    """The folder the ``cache_dir`` option means: DEFAULT -> default_folder(), None -> none, else the path."""
+    if setting == DEFAULT:
+        return default_folder()
+    return Path(setting).expanduser() if setting else None
 
 
 def _versions() -> tuple[str, ...]:

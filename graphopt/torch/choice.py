@@ -74,6 +74,7 @@ class Choice:
     left_out: dict = dataclasses.field(default_factory=dict)  # contender -> why
     log: EvaluationLog = dataclasses.field(default_factory=EvaluationLog)  # every evaluation of this graph
     sites: list = dataclasses.field(default_factory=list)  # the FX rule sites found in the graph
+    replayed: bool = False  # built from a cached decision, nothing timed
 
 
 def needs_gradients(args) -> bool:
@@ -103,8 +104,8 @@ def plain_inductor(gm, example_inputs, target=None) -> Contender:
 def decide_graph(gm, args, settings: dict, remembered: dict | None = None, example_inputs=None) -> Choice:
     """Build, check and (unless gradients or a replay) judge the contenders for one graph; keep one."""
     example_inputs = list(example_inputs if example_inputs is not None else args)
-    if remembered is not None:
-        return _replayed(gm, args, settings, remembered, example_inputs)
+    if remembered is not None and (replayed := _replayed(gm, args, settings, remembered, example_inputs)):
+        return replayed  # a cached decision that fails its check is decided afresh below
     if needs_gradients(args):
         return _for_training(gm, args, example_inputs)
     if settings["target"] in ROUTES:
@@ -328,23 +329,21 @@ def _checked(gm, args, settings, left_out: dict, name: str, build) -> Contender 
     return None
 
 
-def _replayed(gm, args, settings, remembered: dict, example_inputs) -> Choice:
-    """A decision from the cache, built again without timing (still checked against eager)."""
+def _replayed(gm, args, settings, remembered: dict, example_inputs) -> Choice | None:
+    """A decision from the cache, built again without timing (still checked against eager); None
+    when it fails its check or cannot be built (a record of another version): decided afresh."""
     left_out: dict[str, str] = {}
-    route = remembered["target"]
+    route = remembered.get("target")
     if route in ROUTES:
-        built = _checked(
-            gm, args, settings, left_out, route, lambda: build_route(gm, args, settings, 0, remembered["onnx"], route)
-        )
-        if built is not None:
-            return Choice(built, "a cached decision (not timed again)")
-        return Choice(plain_inductor(gm, example_inputs), "a cached decision failed its check", left_out=left_out)
+        build = lambda: build_route(gm, args, settings, 0, remembered["onnx"], route)  # noqa: E731
+        built = _checked(gm, args, settings, left_out, route, build)
+        return Choice(built, "a cached decision (not timed again)", replayed=True) if built is not None else None
     if remembered.get("rules") is None:
-        return Choice(plain_inductor(gm, example_inputs), "a cached decision (not timed again)")
+        return Choice(plain_inductor(gm, example_inputs), "a cached decision (not timed again)", replayed=True)
     kept = _checked(gm, args, settings, left_out, "inductor", lambda: _rebuilt(gm, args, remembered, example_inputs))
     if kept is None:
-        return Choice(plain_inductor(gm, example_inputs), "a cached decision failed its check", left_out=left_out)
-    return Choice(kept, "a cached decision (not timed again)")
+        return None
+    return Choice(kept, "a cached decision (not timed again)", replayed=True)
 
 
 def _rebuilt(gm, args, remembered: dict, example_inputs) -> Contender:
