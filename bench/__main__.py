@@ -32,6 +32,11 @@ def main(argv=None) -> None:
 
         xla_zoo.main([a for a in argv if a != "--xla"])
         return
+    if "--gpu" in argv:
+        from bench import gpu
+
+        gpu.main([a for a in argv if a != "--gpu"])
+        return
     if "--iree" in argv:
         from bench import iree_zoo
 
@@ -88,6 +93,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="graphopt optimize on 28 M / 123 M / 1 B LLaMA-style decoders: wall, peak RSS, ratio "
         "(bench/llm.py; its own options follow)",
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="torch.compile and the JAX path on a GPU against Inductor and jax.jit (bench/gpu.py; --dry-run: CPU)",
     )
     parser.add_argument(
         "--iree",
