@@ -55,6 +55,8 @@ class GraphDecision:
     evaluations: list = dataclasses.field(default_factory=list)  # the graph's evaluation log (EvaluationLog.records())
     sites_taken: list = dataclasses.field(default_factory=list)  # FX rule sites ("rule@node") in what runs
     sites_left: list = dataclasses.field(default_factory=list)  # FX rule sites found and not taken
+    kernels: int | None = None  # kernels in what runs (Inductor's generated kernels; ORT's nodes on a route)
+    inductor_kernels: int | None = None  # kernels Inductor as is runs for the graph, in the same report's terms
 
 
 DECISIONS: list[GraphDecision] = []  # every graph decided in this process, in order
@@ -137,6 +139,8 @@ class _Graph:
             choice.log.records(),
             taken,
             left,
+            kept.kernels,
+            choice.inductor_kernels,
         )
         _record(decision, self.settings["log"])
         return kept.run

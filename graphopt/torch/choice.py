@@ -58,6 +58,7 @@ class Contender:
     record: dict  # what to store to replay it
     detail: str = ""  # the ONNX path's own reason
     applied: list = dataclasses.field(default_factory=list)  # the FX rule sites it rewrote
+    kernels: int | None = None  # kernels in what runs, in its compiler's terms (Inductor's, ORT's nodes)
 
     @property
     def target(self) -> str:
@@ -75,6 +76,7 @@ class Choice:
     log: EvaluationLog = dataclasses.field(default_factory=EvaluationLog)  # every evaluation of this graph
     sites: list = dataclasses.field(default_factory=list)  # the FX rule sites found in the graph
     replayed: bool = False  # built from a cached decision, nothing timed
+    inductor_kernels: int | None = None  # kernels Inductor as is runs for this graph (what was judged against)
 
 
 def needs_gradients(args) -> bool:
@@ -98,7 +100,8 @@ def inductor_for(example_inputs):
 
 def plain_inductor(gm, example_inputs, target=None) -> Contender:
     compiled = (target or inductor_for(example_inputs)).compile(gm)
-    return Contender("inductor", compiled, dict(compiled.report.fused), {}, {"target": "inductor", "rules": None})
+    record = {"target": "inductor", "rules": None}
+    return Contender("inductor", compiled, dict(compiled.report.fused), {}, record, kernels=compiled.report.kernels)
 
 
 def decide_graph(gm, args, settings: dict, remembered: dict | None = None, example_inputs=None) -> Choice:
@@ -162,19 +165,14 @@ def _judged(args, plain, ruled, decision, sites, routes, budget: TorchBudget, le
         why = (
             "; ".join(f"{e.candidate.label}: {e.rejected}" for e in graph_log if e.rejected) or "no contender to judge"
         )
-        return Choice(
-            plain,
-            f"no contender beat Inductor as is by {MIN_GAIN:.1%} with confidence ({why})",
-            None,
-            None,
-            timings,
-            left_out,
-            graph_log,
-            sites,
-        )
+        reason = f"no contender beat Inductor as is by {MIN_GAIN:.1%} with confidence ({why})"
+        return Choice(plain, reason, None, None, timings, left_out, graph_log, sites, inductor_kernels=plain.kernels)
     kept, timing = min(accepted, key=lambda pair: pair[1].ratio)
     reason = f"{kept.name} {timing.ratio:.3f}x Inductor's time [{timing.ci_low:.3f}, {timing.ci_high:.3f}]"
-    return Choice(kept, reason, timing.ratio, (timing.ci_low, timing.ci_high), timings, left_out, graph_log, sites)
+    interval = (timing.ci_low, timing.ci_high)
+    return Choice(
+        kept, reason, timing.ratio, interval, timings, left_out, graph_log, sites, inductor_kernels=plain.kernels
+    )
 
 
 def _route_evaluation(plain: Contender, route: Contender, args, seconds: float) -> Evaluation:
@@ -217,7 +215,10 @@ def _inductor_decision(gm, args, settings, plain_target, budget: Budget, left_ou
         "excluded": [list(c) for c in candidate.excluded],
         "freezing": frozen,
     }
-    contender = Contender(name, compiled, dict(compiled.report.fused), fired, record, applied=list(candidate.applied))
+    applied = list(candidate.applied)
+    contender = Contender(
+        name, compiled, dict(compiled.report.fused), fired, record, applied=applied, kernels=compiled.report.kernels
+    )
     return _checked(gm, args, settings, left_out, name, lambda: contender), decision, sites
 
 
@@ -240,7 +241,9 @@ def build_route(gm, args, settings, budget_s, replay=None, route: str = "onnxrun
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
     fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}
     record = {"target": route, "onnx": routed.record}
-    return Contender(route, routed, fused, fired, record, routed.record["reason"])
+    report = chosen.report if chosen else (routed.decision.baseline.report if routed.decision else None)
+    kernels = report.kernels if report else None
+    return Contender(route, routed, fused, fired, record, routed.record["reason"], kernels=kernels)
 
 
 def _route_only(gm, args, settings, example_inputs, route: str) -> Choice:
@@ -272,7 +275,13 @@ def _for_training(gm, args, example_inputs) -> Choice:
     name = "inductor+rules" if fired else "inductor"
     return Choice(
         Contender(
-            name, compiled, dict(compiled.report.fused), fired, record, applied=candidate.applied if fired else []
+            name,
+            compiled,
+            dict(compiled.report.fused),
+            fired,
+            record,
+            applied=candidate.applied if fired else [],
+            kernels=compiled.report.kernels,
         ),
         "it needs gradients (FX rules that keep gradients exact only)",
     )
@@ -357,7 +366,9 @@ def _rebuilt(gm, args, remembered: dict, example_inputs) -> Contender:
     compiled = (target.freezing(args) if freeze else target).compile(candidate.graph)
     fired = dict(collections.Counter(site.rule for site in candidate.applied))
     name = "inductor+freezing" if freeze else "inductor+rules" if fired else "inductor"
-    return Contender(name, compiled, dict(compiled.report.fused), fired, remembered, applied=list(candidate.applied))
+    applied = list(candidate.applied)
+    fused = dict(compiled.report.fused)
+    return Contender(name, compiled, fused, fired, remembered, applied=applied, kernels=compiled.report.kernels)
 
 
 __all__ = ["Choice", "Contender", "decide_graph"]
