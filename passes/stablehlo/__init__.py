@@ -4,9 +4,15 @@ formation), each judged by measurement on the target it is for, so one model can
 one compiler and drop it on another. RULES is the registry, in the order rules are applied."""
 
 from graphopt.passes import Registry
-from graphopt.passes.stablehlo import attention, products, scaling
+from graphopt.passes.stablehlo import attention, calls, constants, products, scaling
 
-FAMILIES = {"attention": attention, "products": products, "scaling": scaling}
+FAMILIES = {
+    "calls": calls,
+    "constants": constants,
+    "attention": attention,
+    "products": products,
+    "scaling": scaling,
+}
 REGISTRY = Registry("stablehlo", FAMILIES)
 RULES = REGISTRY.all_rules()
 families, all_rules, rules_by_name = REGISTRY.families, REGISTRY.all_rules, REGISTRY.rules_by_name
