@@ -117,6 +117,7 @@ def measure(name: str, budget: float, seconds: float) -> dict:
             "rules": _rules(iree_decision),
             "held_weights": sorted(iree_decision.compiled_with.parameters) if after is not None else [],
             "flags": list(iree_decision.lever.lever.flags) if iree_decision.lever.lever else [],
+            "standard_level": list(iree_decision.standard_level.flags) if iree_decision.standard_level else [],
             "reason": iree_decision.reason,
             "rejected": {e.candidate.label: e.rejected for e in iree_decision.log if e.rejected},
         },
@@ -151,6 +152,8 @@ def table(rows: list[dict]) -> str:
         held = [f"{len(kept['held_weights'])} weights held"] if kept["held_weights"] and after is not None else []
         what = ", ".join(kept["rules"] + held)
         what = "; ".join(filter(None, [what, " ".join(f.removeprefix("--iree-") for f in kept["flags"])])) or "as is"
+        level = " ".join(f.removeprefix("--iree-") for f in kept.get("standard_level", []))
+        what += f" (bar: {level})" if level else ""
         lines.append(
             f"| {r['model']} | {r['ratios']['graphopt-iree/iree']['a_ms']:.3f} | "
             f"{_cell(r['ratios']['iree-O3/iree'])} | "

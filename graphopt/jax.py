@@ -103,12 +103,13 @@ def _jitted(fn, exported, decision):
 
 def _runner(fn, exported, graph, decision, target_as_is):
     """The decided module on a JaxRunner target: the chosen graph (or the original) compiled the
-    way it was judged (weights held, lever flags), or the target as is when nothing won."""
+    way it was judged (weights held, lever flags), or, when nothing won, the bar itself (the
+    target as is, at the standard level it was set at)."""
     judged = decision.compiled_with
     if decision.lever.lever is not None:
         target = judged.with_lever(decision.lever.lever)
     else:
-        target = judged if decision.chosen is not None else target_as_is
+        target = judged if decision.chosen is not None else decision.baseline.target
     chosen = decision.chosen.candidate.graph if decision.chosen is not None else graph
     return target.bind_jax(target.compile(chosen, report=False), exported, target_as_is.as_is(fn))
 

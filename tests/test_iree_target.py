@@ -21,7 +21,7 @@ from jax import export  # noqa: E402
 from graphopt.core import protocols, registry  # noqa: E402
 from graphopt.core.errors import BadModelError  # noqa: E402
 from graphopt.targets.iree import cache  # noqa: E402
-from graphopt.targets.iree.flags import DATA_TILING, IreeFlags  # noqa: E402
+from graphopt.targets.iree.flags import DATA_TILING, O0, IreeFlags  # noqa: E402
 from graphopt.targets.iree.target import IreeTarget  # noqa: E402
 from tests.test_bad_input import _assert_refused, graphopt  # noqa: E402
 
@@ -196,8 +196,10 @@ def _gqa_decode(q, k, v):
 
 def test_grouped_dot_is_kept_on_xla_and_dropped_on_iree():
     """The same rule judged per target: on XLA one batched dot per KV head becomes a library call
-    (a fusion gained), timed and kept; on IREE it adds transpose dispatches and saves none, so its
-    report drops it before any timing."""
+    (a fusion gained), timed and kept; on IREE at its default level it adds transpose dispatches and
+    saves none, so its report drops it before any timing. The level is named (O0) so that IREE's
+    standard levels are not searched: at O3 IREE fuses the grouped form into fewer dispatches and
+    keeps the rule, which is the per-target judgment again, one level over."""
     from graphopt.core.budget import Budget
     from graphopt.core.decide import decide
     from graphopt.policies.search import Greedy
@@ -207,10 +209,8 @@ def test_grouped_dot_is_kept_on_xla_and_dropped_on_iree():
     graph = _module(_gqa_decode, *args)
     _, fmt, rules = registry.format_of(graph.text)
     rule_set = fmt.rules([r for r in rules if r.name == "grouped_dot"], graph)
-    on = {
-        name: decide(graph, rule_set, registry.target_for(name), Greedy(), [_feeds(*args)], Budget(30.0))
-        for name in ("xla-cpu", "iree-cpu")
-    }
+    targets = {"xla-cpu": registry.target_for("xla-cpu"), "iree-cpu": IreeTarget(flags=IreeFlags((O0,)))}
+    on = {name: decide(graph, rule_set, t, Greedy(), [_feeds(*args)], Budget(30.0)) for name, t in targets.items()}
     iree_log = list(on["iree-cpu"].log)
     assert len(iree_log) == 1 and iree_log[0].rejected == "no fusion gained and no kernel saved"
     assert on["iree-cpu"].chosen is None
@@ -245,3 +245,37 @@ def test_an_onnx_model_compiles_through_irees_importer_at_the_feeds_shapes(tmp_p
     made = graphopt("optimize", str(source), "-o", str(out), "--mkdir", "--target", "iree-cpu", "--budget", "30")
     assert made.returncode == 0, made.stderr
     assert json.loads((tmp_path / "out" / "m.iree.json").read_text())["compiler"] == "iree"
+
+
+def test_levers_apply_on_top_of_the_standard_level_and_are_written_with_it(tmp_path):
+    """IREE's O3 is a standard level (protocols.StandardLevels): a decision sets its bar at the
+    faster of O0 and O3 for the original; levers then add their flags to it, O3 is not offered
+    again, and the settings file holds both."""
+    from graphopt.targets.iree.flags import AGGRESSIVE_FUSION, O3
+
+    target = registry.target_for("iree-cpu")
+    assert isinstance(target, protocols.StandardLevels) and target.standard_levels() == [IreeFlags((O3,))]
+    assert IreeTarget(flags=IreeFlags((O0,))).standard_levels() == []  # a level named is the level chosen
+    leveled = target.with_lever(IreeFlags((O3,)))
+    assert O3 not in {flag for lever in leveled.levers(None) for flag in lever.flags}
+    both = leveled.with_lever(IreeFlags((DATA_TILING,)))
+    assert set(both.flags.flags) == {O3, DATA_TILING}
+    leveled.write_lever(tmp_path / "m.mlir", IreeFlags((AGGRESSIVE_FUSION,)), None)
+    written = json.loads((tmp_path / "m.iree.json").read_text())["flags"]
+    assert O3 in written and AGGRESSIVE_FUSION in written and "--iree-llvmcpu-target-cpu=host" in written
+
+
+def test_the_bar_is_the_faster_standard_level_and_the_runner_uses_it():
+    from graphopt.core.budget import Budget
+    from graphopt.core.decide import decide
+    from graphopt.policies.search import Greedy
+
+    args = _mlp_args()
+    graph = _module(_mlp, *args)
+    _, fmt, rules = registry.format_of(graph.text)
+    decision = decide(graph, fmt.rules(rules, graph), IreeTarget(), Greedy(), [_feeds(*args)], Budget(20.0))
+    level = decision.standard_level
+    assert level is None or level.flags == ("--iree-opt-level=O3",)
+    expected_flags = set(level.flags) if level else set()
+    assert set(decision.baseline.target.flags.flags) == expected_flags  # the bar, compiled at that level
+    assert expected_flags <= set(decision.compiled_with.flags.flags)

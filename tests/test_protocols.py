@@ -50,6 +50,7 @@ CALLERS += [
 TARGET_MEMBERS = (protocols.Target, protocols.Tunable, protocols.SettingsFile, protocols.Profiler, protocols.Freezing)
 TARGET_MEMBERS += (protocols.TorchRunner, protocols.ShapeBinding, protocols.OpVocabulary)
 TARGET_MEMBERS += (protocols.ParameterHolding, protocols.JaxRunner, protocols.CompileCache, protocols.JaxJit)
+TARGET_MEMBERS += (protocols.StandardLevels,)
 ROLES = {  # variable name in the callers -> the protocols that declare what may be read on it
     "fmt": (protocols.Format,),
     "target": TARGET_MEMBERS,

@@ -48,6 +48,7 @@ class Decision:
     out_of_time: str | None = None  # why no candidate was judged, when the budget is the reason
     budget: Budget | None = None  # the budget the run kept to (an automatic one fitted to the model)
     compiled_with: Target | None = None  # the target as it compiled, bound to the feeds' shapes (ShapeBinding)
+    standard_level: object = None  # the compiler's standard level the bar was set at (StandardLevels), or None
 
     @property
     def kept_original(self) -> bool:
@@ -79,10 +80,12 @@ def decide(
     progress = progress or Reporter(None)
     target, baseline_target = (bound(t, feeds) for t in (target, baseline_target))
     budget = budget if isinstance(target, Tunable) else budget.without_levers()
-    progress.stage(f"compiling the original with {(baseline_target or target).name}")
     reference = graph if baseline_graph is None else baseline_graph
+    target, baseline_target, level = judge.standard_level(reference, target, baseline_target, feeds)
+    progress.stage(f"compiling the original with {(baseline_target or target).name}")
     plan = memory.plan(max(target.compiled_bytes(graph), (baseline_target or target).compiled_bytes(reference)))
     decision = Decision(judge.make_baseline(reference, baseline_target or target, feeds, plan), EvaluationLog())
+    decision.standard_level = level
     decision.budget = budget = budget.fitted(decision.baseline.candidate_s(MEASURE_MAX_S))
     progress.extend(budget.end)
     context = SearchContext(feeds, decision.baseline.report, target.name)

@@ -20,7 +20,17 @@ from graphopt.core.errors import GraphoptError, InputsDidNotRun
 from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
 from graphopt.core.measure import Comparison
 from graphopt.core.memory import MemoryPlan
-from graphopt.core.protocols import Candidate, CompileCache, Feeds, FusionReport, Graph, Lever, Target, Tunable
+from graphopt.core.protocols import (
+    Candidate,
+    CompileCache,
+    Feeds,
+    FusionReport,
+    Graph,
+    Lever,
+    StandardLevels,
+    Target,
+    Tunable,
+)
 
 
 @dataclasses.dataclass
@@ -246,3 +256,27 @@ def _lever_refusal(target: Target, graph: Graph, baseline: Baseline) -> str | No
         bad = equivalence.first_failure()
         return f"not equivalent: output {bad.name}: {bad.reason}"
     return None
+
+
+STANDARD_LEVEL_S = 3.0  # timing of the original at one standard level against the defaults
+
+
+def standard_level(graph: Graph, target: Target, baseline_target: Target | None, feeds: list[Feeds]):
+    """(target, baseline target, the level) at the fastest standard level of the compiler for the
+    original ``graph``, when one is faster than its defaults with confidence; else unchanged and None.
+    A user of the compiler picks among its levels without graphopt: that is the bar to beat."""
+    base = baseline_target or target
+    if not isinstance(base, StandardLevels) or not feeds:
+        return target, baseline_target, None
+    best, best_ratio = None, 1.0
+    for level in base.standard_levels():
+        try:
+            timing = harness.time_pair((base, graph), (base.with_lever(level), graph), feeds[0], STANDARD_LEVEL_S)
+        except GraphoptError:
+            continue  # a level the compiler refuses for this model is not a level its user has
+        if timing.candidate_faster() and timing.ratio < best_ratio:
+            best, best_ratio = level, timing.ratio
+    if best is None:
+        return target, baseline_target, None
+    leveled = baseline_target.with_lever(best) if baseline_target is not None else None
+    return target.with_lever(best), leveled, best

@@ -27,7 +27,8 @@ one that freezes weights for inference (``Freezing``), one whose runnables take 
 that reads only some of a format's ops (``OpVocabulary``: rewrites into others are not offered),
 one that holds weights as parameters bound at load (``ParameterHolding``), one whose runnables a
 JAX function's arguments call (``JaxRunner``), one that runs them under ``jax.jit`` with its options
-(``JaxJit``), one that keeps what it compiled (``CompileCache``).
+(``JaxJit``), one that keeps what it compiled (``CompileCache``), one whose users pick among
+standard levels (``StandardLevels``: the bar is the fastest of them).
 A graph is opaque to the engine: only its Format and RuleSet look inside it.
 """
 
@@ -296,6 +297,16 @@ class ParameterHolding(Protocol):
 
     def holding(self, names) -> Target:
         """This target with the inputs ``names`` (the weights) held as parameters."""
+
+
+@runtime_checkable
+class StandardLevels(Protocol):
+    """A Tunable Target whose users pick among a few standard settings on their own (IREE's O3
+    beside its default O0): the original is timed at each, the fastest with confidence is the bar
+    every candidate and lever is judged against, and levers apply on top of it."""
+
+    def standard_levels(self) -> list[Lever]:
+        """The settings besides the defaults a user of this compiler would try without graphopt."""
 
 
 @runtime_checkable

@@ -24,7 +24,9 @@ from pathlib import Path
 from graphopt.core.atomic import atomic_path
 from graphopt.core.measure import Comparison
 
-O3 = "--iree-opt-level=O3"
+OPT_LEVEL = "--iree-opt-level="
+O3 = OPT_LEVEL + "O3"
+O0 = OPT_LEVEL + "O0"  # the default, named: a target with it set has its level chosen
 DATA_TILING = "--iree-dispatch-creation-data-tiling"
 AGGRESSIVE_FUSION = "--iree-dispatch-creation-enable-aggressive-fusion"
 LEVERS = (DATA_TILING, O3, AGGRESSIVE_FUSION)

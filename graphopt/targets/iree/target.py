@@ -198,15 +198,25 @@ class IreeTarget:
             reshaped=lambda feeds: self.bound_to(feeds).compile(model, report=False),
         )
 
-    # Tunable and SettingsFile (graphopt.core.protocols)
+    # Tunable, StandardLevels and SettingsFile (graphopt.core.protocols)
+    def standard_levels(self) -> list[IreeFlags]:
+        """O3: what an IREE user tries beside the default O0 (flags.py); none when this target's
+        flags name a level already (the user chose it: that is the bar)."""
+        if any(flag.startswith(flags.OPT_LEVEL) for flag in self.flags.flags):
+            return []
+        return [IreeFlags((flags.O3,))]
+
     def levers(self, report: FusionReport) -> list[IreeFlags]:
-        return flags.levers()
+        """Each lever not already set (a standard level the bar was set at is set)."""
+        return [lever for lever in flags.levers() if not set(lever.flags) <= set(self.flags.flags)]
 
     def combine(self, winners) -> IreeFlags:
         return flags.combine(list(winners))
 
     def with_lever(self, lever: IreeFlags) -> IreeTarget:
-        return dataclasses.replace(self, flags=lever)
+        """This target with ``lever``'s flags added to its own (flags compose: a lever applies on
+        top of the standard level the bar was set at)."""
+        return dataclasses.replace(self, flags=flags.combine([self.flags, lever]))
 
     def lever_from_record(self, record: dict | None) -> IreeFlags | None:
         if not record or "iree_flags" not in record:
@@ -216,7 +226,7 @@ class IreeTarget:
     def write_lever(self, model_path, lever: IreeFlags | None, measured) -> str | None:
         """The flags the output was measured with, beside it (always: the backend's own flags matter)."""
         path = flags.settings_path(model_path)
-        chosen = lever or IreeFlags()
+        chosen = flags.combine([self.flags, lever or IreeFlags()])
         flags.write(path, chosen.settings_file(self.backend, list(DEVICES[self.device][2]), measured))
         return str(path)
 
