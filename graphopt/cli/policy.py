@@ -41,15 +41,22 @@ def collect(
     ray: Annotated[
         str | None, typer.Option(help="Run on Ray: 'auto' or a cluster address (default: local processes).")
     ] = None,
-    target: Annotated[str, typer.Option(help="ort-cpu (the ONNX path on ORT).")] = "ort-cpu",
+    target: Annotated[
+        str, typer.Option(help="Any target that compiles ONNX: ort-cpu, openvino-cpu, iree-cpu, a plugged-in one.")
+    ] = "ort-cpu",
+    hours: Annotated[float | None, typer.Option(help="Start no graph after this many hours (a rerun resumes).")] = None,
 ) -> None:
     """Judge every candidate of sampled corpus graphs and store each evaluation."""
     _needs("pyarrow", "torch", "transformers", *(("ray",) if ray else ()))
+    from graphopt.core import registry
+    from graphopt.core.errors import GraphoptError
     from graphopt.policies.training import corpus
-    from graphopt.policies.training.commands import TARGETS, collect_corpus
+    from graphopt.policies.training.commands import collect_corpus
 
-    if target not in TARGETS:
-        _fail(f"unknown target {target!r}; one of {', '.join(TARGETS)}")
+    try:
+        registry.target_for(target)
+    except GraphoptError as error:
+        _fail(str(error))
     unknown = set(arch or ()) - set(corpus.TRAIN)
     if unknown:
         _fail(
@@ -65,8 +72,30 @@ def collect(
         ray_address=ray,
         progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
         target=target,
+        hours=hours,
     )
     Console().print(f"{len(written)} graph(s) written to {out}")
+
+
+@policy_app.command("featurize")
+def featurize(
+    data: Annotated[Path, typer.Argument(help="A dataset folder from `graphopt policy collect`.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the rows with today's features.")],
+    ray: Annotated[
+        str | None, typer.Option(help="Run on Ray: 'auto' or a cluster address (default: local processes).")
+    ] = None,
+) -> None:
+    """Read a dataset's features again with today's feature set, keeping its measurements."""
+    _needs("pyarrow", "torch", "transformers", *(("ray",) if ray else ()))
+    from graphopt.policies.training.featurize import featurize as featurize_data
+
+    if out.resolve() == data.resolve():
+        _fail("write the new features to another folder (-o): the dataset is the measurements")
+    try:
+        written = featurize_data(data, out, ray, progress=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    Console().print(f"{len(written)} graph(s) featurized into {out}")
 
 
 @policy_app.command("retime")
@@ -146,7 +175,9 @@ def evaluate(
 def _print_evaluation(result: dict) -> None:
     out = Console()
     budgets = sorted({b for per in result["speedups"].values() for b in per})
-    baseline = "Inductor as torch.compile runs it" if result.get("target") == "inductor" else "ORT ENABLE_ALL"
+    baseline = {"inductor": "Inductor as torch.compile runs it", "ort-cpu": "ORT ENABLE_ALL"}.get(
+        result.get("target"), f"{result.get('target')} as is"
+    )
     table = Table(
         title=f"held-out graphs: {result['graphs']} ({', '.join(result['archs'])}); "
         f"geometric-mean speedup over {baseline}, "

@@ -142,12 +142,15 @@ def _choose_lever(chosen: Evaluation | None, decision: Decision, target: Target,
 
 
 def _reason(decision: Decision) -> str:
-    """The headline: the graph handed back against the original, both at the compiler's defaults."""
+    """The headline: the graph handed back against the original, both at the compiler's defaults
+    (or at the standard level the bar was set at)."""
     chosen = decision.chosen
     if chosen is not None:
         t = chosen.final_timing
+        level = decision.standard_level
+        where = f"at the compiler's standard level ({level.label()})" if level else "at the compiler's defaults"
         return (
-            f"kept candidate '{chosen.candidate.label}': {t.speedup:.3f}x faster at the compiler's defaults "
+            f"kept candidate '{chosen.candidate.label}': {t.speedup:.3f}x faster {where} "
             f"(ratio {t.ratio:.3f}, 95% CI [{t.ci_low:.3f}, {t.ci_high:.3f}])"
         )
     if decision.unconfirmed:

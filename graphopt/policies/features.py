@@ -9,6 +9,13 @@ Three parts, all read before anything is rewritten or compiled:
   family, a site class with its rule and the elements its values hold), and whether the
   compiler already fuses the nodes of the sites it keeps or drops (``Site.fused_now``).
 
+Most of it means the same on every format and target (the rule names do not): the graph's ops
+and each entry's kept and dropped sites by category (graphopt/policies/categories.py:
+contraction, normalization, activation, softmax, data movement, shape arithmetic...), the bytes
+the sites read and an element-operations estimate of their work, how many layers a site class
+repeats in, and the share of them the target fuses now in its own report. A policy for a new
+compiler learns from these without any rule written for it.
+
 A feature vector is a dict name -> float; ``Schema`` fixes the names and their order for a rule
 registry, and its hash goes into the weights file so a policy trained on other rules is refused.
 """
@@ -22,9 +29,11 @@ import re
 from collections import Counter
 
 from graphopt.core.protocols import Format, FusionReport, InputSpec, Site
+from graphopt.policies.categories import CATEGORIES, category
+from graphopt.policies.categories import shares as category_shares
 from graphopt.policies.pool import Entry
 
-KINDS = ("greedy", "all-but", "only", "without-class")
+KINDS = ("greedy", "all-but", "only", "without-class", "composed")
 TARGETS = ("ort-cpu", "ort-CUDAExecutionProvider", "inductor", "xla-cpu")  # Target.name
 # The op mix is counted in ONNX operator names, the vocabulary every Format maps its ops to
 # (Format.portable_op_types): the same share of MatMul reads the same in ONNX, FX and StableHLO.
@@ -132,11 +141,22 @@ class Schema:
                 "entry.kept_fused_now",
                 "entry.dropped_fused_now",
             ]
+            + NEUTRAL_NAMES
         )
 
     @property
     def digest(self) -> str:
         return hashlib.sha256("\n".join(self.names).encode()).hexdigest()[:16]
+
+
+# The target-neutral part, after the names above (weights trained before it stay readable: a
+# ranker reads the names it was trained on, and these only add names).
+NEUTRAL_NAMES = (
+    [f"graph.category.{c}" for c in CATEGORIES]
+    + [f"entry.{side}.{c}" for side in ("kept", "dropped") for c in CATEGORIES]
+    + [f"entry.{side}.{m}" for side in ("kept", "dropped") for m in ("log_bytes", "log_element_ops", "fused_now")]
+    + ["entry.log_class_multiplicity", "entry.log_mean_multiplicity", "entry.dropped_share"]
+)
 
 
 def features(entry: Entry, greedy: list[Site], facts: GraphFacts) -> dict[str, float]:
@@ -145,7 +165,38 @@ def features(entry: Entry, greedy: list[Site], facts: GraphFacts) -> dict[str, f
     values = _graph_part(facts)
     values.update(_greedy_part(greedy))
     values.update(_entry_part(entry, greedy, kept, facts))
+    values.update(_neutral_part(entry, greedy, kept, facts))
     return values
+
+
+def _neutral_part(entry: Entry, greedy: list[Site], kept: list[Site], facts: GraphFacts) -> dict[str, float]:
+    """What the entry keeps and leaves out, in categories, bytes and work; how often it repeats."""
+    values = {f"graph.category.{c}": share for c, share in _graph_categories(facts.op_counts).items()}
+    kept_set = set(kept)
+    sides = {"kept": kept, "dropped": [s for s in greedy if s not in kept_set]}
+    for side, sites in sides.items():
+        ops = [op for site in sites for op in site.op_types]
+        values.update({f"entry.{side}.{c}": share for c, share in category_shares(ops).items()})
+        values[f"entry.{side}.log_bytes"] = math.log1p(sum(site_bytes(s.signature, facts.dims) for s in sites))
+        work = sum(elements(s.signature, facts.dims) * max(1, len(s.op_types)) for s in sites)
+        values[f"entry.{side}.log_element_ops"] = math.log1p(work)
+        if facts.report is not None:
+            values[f"entry.{side}.fused_now"] = _fused_share(sites, facts.report)
+    classes = Counter(s.site_class for s in greedy)
+    if entry.site_class is not None:
+        values["entry.log_class_multiplicity"] = math.log1p(classes[entry.site_class])
+    if kept:
+        values["entry.log_mean_multiplicity"] = math.log1p(sum(classes[s.site_class] for s in kept) / len(kept))
+    values["entry.dropped_share"] = len(sides["dropped"]) / max(1, len(greedy))
+    return values
+
+
+def _graph_categories(op_counts: dict[str, int]) -> dict[str, float]:
+    totals = Counter()
+    for op, count in op_counts.items():
+        totals[category(op)] += count
+    nodes = sum(totals.values())
+    return {name: count / nodes for name, count in totals.items()} if nodes else {}
 
 
 def vector(named: dict[str, float], schema: Schema | list[str]) -> list[float]:
@@ -206,16 +257,37 @@ def _fused_share(sites: list[Site], report: FusionReport) -> float:
     return sum(s.fused_now(report) for s in sites) / len(sites) if sites else 0.0
 
 
-_TENSOR = re.compile(r"\w+\[([^\]]*)\]")
+_TYPED_TENSOR = re.compile(r"(\w+)\[([^\]]*)\]")
+_ITEM_BYTES = {"double": 8, "float64": 8, "int64": 8, "uint64": 8, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2}
+_MLIR_TENSOR = re.compile(r"tensor<([^>]*)>")
+_MLIR_DTYPES = {"f32": "float", "f64": "double", "f16": "float16", "bf16": "bfloat16", "i64": "int64", "i1": "bool"}
+_MLIR_DTYPES |= {"i32": "int32", "i8": "int8", "ui8": "uint8", "i16": "int16"}
+_ITEM_BYTES |= {"int8": 1, "uint8": 1, "bool": 1, "float8e4m3fn": 1, "float8e5m2": 1}
 
 
 def elements(signature: str, dims: dict[str, int]) -> int:
-    """Elements of the values a site signature names (``float[batch,sequence,64] int64[3]``),
-    symbols resolved by the inputs' sizes (an unknown symbol counts 1)."""
-    total = 0
-    for shape in _TENSOR.findall(signature):
-        count = 1
-        for dim in filter(None, (d.strip() for d in shape.split(","))):
-            count *= int(dim) if dim.isdigit() else dims.get(dim, 1)
-        total += count
-    return total
+    """Elements of the values a site signature names (ONNX and FX: ``float[batch,sequence,64]
+    int64[3]``; StableHLO: ``tensor<1x16x64xf32>``), symbols resolved by the inputs' sizes (an
+    unknown symbol or a dynamic ``?`` counts 1)."""
+    return sum(count for count, _ in _tensors(signature, dims))
+
+
+def site_bytes(signature: str, dims: dict[str, int]) -> int:
+    """Bytes of the values a site signature names (4 per element unless its dtype says otherwise)."""
+    return sum(count * _ITEM_BYTES.get(dtype, 4) for count, dtype in _tensors(signature, dims))
+
+
+def _tensors(signature: str, dims: dict[str, int]) -> list[tuple[int, str]]:
+    """(elements, dtype) of each value a signature names."""
+    found = [(_count(shape.split(","), dims), dtype.lower()) for dtype, shape in _TYPED_TENSOR.findall(signature)]
+    for body in _MLIR_TENSOR.findall(signature):
+        *shape, dtype = body.split("x")
+        found.append((_count(shape, dims), _MLIR_DTYPES.get(dtype, dtype)))
+    return found
+
+
+def _count(shape: list[str], dims: dict[str, int]) -> int:
+    count = 1
+    for dim in filter(None, (d.strip() for d in shape)):
+        count *= int(dim) if dim.isdigit() else dims.get(dim, 1)
+    return count

@@ -3,6 +3,9 @@ predicts, so the best is measured first.
 
 The policy proposes the pool (graphopt/policies/pool.py) best-predicted first, then, while the
 budget lasts, refines the best measured candidate one site class at a time as the search does.
+Beside the pool it scores one candidate of its own (``pool.composed``): greedy without every
+family and site class whose removal it predicts to help, so that two decisions predicted apart
+can be measured together; it is proposed at its own predicted place.
 Acceptance stays measured (equivalent, and faster with confidence): a wrong prediction costs
 budget, never a slower or wrong graph. Features are matched to the weights by name: rules added
 since the weights were trained only add features the ranker never saw (they are left out of its
@@ -19,7 +22,7 @@ import numpy as np
 
 from graphopt.core.protocols import Candidate, Graph, Prediction, RuleSet, Site
 from graphopt.policies.features import Schema, features, graph_facts, vector
-from graphopt.policies.pool import pool
+from graphopt.policies.pool import composed, pool
 from graphopt.policies.search import FamilySearch, Greedy
 
 log = logging.getLogger("graphopt.policies")
@@ -72,6 +75,10 @@ class Learned:
         scores = self.ranker.scores(rows)
         if np.ptp(scores) < UNDECIDED_SPREAD:
             return None, entries
+        if (mixed := composed(entries, scores, rules)) is not None:
+            entries.append(mixed)
+            rows.append(vector(features(mixed, greedy.applied, facts), self.ranker.feature_names))
+            scores = np.append(scores, self.ranker.scores(rows[-1:]))
         order = np.argsort(-scores, kind="stable")
         self.explanation = [
             Prediction(entries[i].label, float(scores[i]), tuple(self.ranker.drivers(rows[i]))) for i in order[:3]

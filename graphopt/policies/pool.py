@@ -24,7 +24,7 @@ class Entry:
     """One candidate of the pool: ``rules`` to a fixpoint except at the ``excluded`` site classes."""
 
     label: str
-    kind: str  # "greedy", "all-but", "only", "without-class"
+    kind: str  # "greedy", "all-but", "only", "without-class", "composed"
     rules: tuple[str, ...]
     excluded: frozenset = frozenset()
     family: str = ""  # the family left out ("all-but") or kept ("only")
@@ -60,3 +60,18 @@ def pool(greedy: Candidate, rules: RuleSet) -> list[Entry]:
             )
         )
     return entries
+
+
+def composed(entries: list[Entry], scores, rules: RuleSet) -> Entry | None:
+    """One candidate outside the pool, composed from the actions predicted to help: greedy without
+    every family whose "all-but" entry and every site class whose "without-class" entry scores
+    above greedy itself. None when fewer than two actions are predicted to help (one action alone
+    is a pool entry already). ``entries[0]`` is greedy, as ``pool`` makes it."""
+    above = [entry for entry, score in zip(entries, scores) if score > scores[0]]
+    families = {entry.family for entry in above if entry.kind == "all-but"}
+    classes = frozenset(entry.site_class for entry in above if entry.kind == "without-class")
+    if len(families) + len(classes) < 2:
+        return None
+    kept = tuple(name for family, names in rules.families().items() if family not in families for name in names)
+    left_out = sorted(families) + [f"{rule}{' on ' + where if where else ''}" for rule, where in sorted(classes)]
+    return Entry(f"all rules, without {', '.join(left_out)}", "composed", kept, classes)

@@ -5,8 +5,15 @@ evaluation with its features (graphopt/policies/training/dataset.py).
 One graph is one job: export the spec, compile the original, rewrite and judge each pool entry
 (an entry whose sites equal an earlier one's reuses its evaluation). Jobs run one at a time in
 fresh local processes by default, or as Ray tasks (``ray_address``): each task asks for every
-core of a node, so one measuring task runs per node and timings do not disturb each other. Ray
-tasks return their rows and the driver writes the files, so workers need no shared disk.
+core of a node, and no more tasks are in flight than there are nodes, so one measuring task runs
+per node and timings do not disturb each other. Ray tasks return their rows and the driver writes
+the files, so workers need no shared disk. A run with a deadline starts no job past it; a rerun
+resumes with the graphs not yet written.
+
+Any target that compiles the corpus's ONNX exports can be collected for (ORT, OpenVINO, IREE
+through its ONNX importer, a compiler plugged in through the ``graphopt.targets`` entry points):
+the features are read from the graph and the target's own fusion report, so no rule or feature
+is written for it.
 """
 
 from __future__ import annotations
@@ -25,21 +32,24 @@ from graphopt.policies.pool import Entry, pool
 from graphopt.policies.training import dataset
 from graphopt.policies.training.corpus import Spec, build
 
-TARGET = "ort-cpu"  # Target.name; the weights are graphopt/policies/weights/<TARGET>.json
+TARGET = "ort-cpu"  # the default Target.name; the weights are graphopt/policies/weights/<target>.json
 MEASURE_S = 6.0  # timing per entry (interleaved; stops early once the interval is clear)
 
 
-def collect_one(spec: Spec, measure_s: float = MEASURE_S) -> tuple[str, list[dict], list[str], str]:
-    """Export ``spec`` and judge its whole pool: (graph id, rows, feature names, schema digest)."""
+def collect_one(
+    spec: Spec, measure_s: float = MEASURE_S, target: str = TARGET
+) -> tuple[str, list[dict], list[str], str]:
+    """Export ``spec`` and judge its whole pool on ``target``: (graph id, rows, feature names,
+    schema digest)."""
     with tempfile.TemporaryDirectory(prefix="graphopt-collect-") as folder:
-        context = prepared(spec, folder, measure_s)
+        context = prepared(spec, folder, measure_s, target)
         if context.greedy is None:
             return spec.graph_id, [], context.schema.names, context.schema.digest
         rows = [_judged(context, position, entry) for position, entry in enumerate(pool(context.greedy, context.rules))]
     return spec.graph_id, rows, context.schema.names, context.schema.digest
 
 
-def prepared(spec: Spec, folder, measure_s: float) -> _Context:
+def prepared(spec: Spec, folder, measure_s: float, target_name: str = TARGET) -> _Context:
     """``spec`` exported into ``folder``, its original compiled and run, its greedy rewrite made
     (``greedy`` is None when no rule applies): what judging any pool entry needs."""
     from graphopt.core import registry
@@ -47,7 +57,7 @@ def prepared(spec: Spec, folder, measure_s: float) -> _Context:
     from graphopt.policies.search import Greedy
 
     path, feeds = build(spec, folder)
-    (fmt, registered), target = registry.format_for(path), registry.target_for(TARGET)
+    (fmt, registered), target = registry.format_for(path), registry.target_for(target_name)
     model = fmt.load(path)
     names = {spec.name for spec in fmt.input_specs(model)}
     feeds = {name: value for name, value in feeds.items() if name in names}  # an exporter may drop an unused input
@@ -59,7 +69,7 @@ def prepared(spec: Spec, folder, measure_s: float) -> _Context:
     greedy = next(Greedy().propose(prepared, rules), None)
     facts = None
     if greedy is not None:
-        facts = graph_facts(fmt, prepared, feeds, baseline.report, TARGET)
+        facts = graph_facts(fmt, prepared, feeds, baseline.report, target.name)
     return _Context(spec, fmt.fingerprint(model), schema, greedy, facts, prepared, rules, baseline, target, measure_s)
 
 
@@ -105,7 +115,7 @@ def _row(context: _Context, position: int, entry: Entry, evaluation, values: lis
         "fingerprint": context.fingerprint,
         "arch": context.spec.arch,
         "spec": context.spec.to_json(),
-        "target": TARGET,
+        "target": context.target.name,
         "entry": entry.label,
         "kind": entry.kind,
         "family": entry.family,
@@ -145,11 +155,20 @@ def versions() -> dict:
 
 
 def collect(
-    specs: list[Spec], folder, *, measure_s: float = MEASURE_S, ray_address: str | None = None, progress=print
+    specs: list[Spec],
+    folder,
+    *,
+    measure_s: float = MEASURE_S,
+    ray_address: str | None = None,
+    progress=print,
+    target: str = TARGET,
+    deadline: float | None = None,
 ) -> list[str]:
-    """Judge every spec not yet in ``folder``; returns the graph ids written."""
-    todo = [(spec, collect_one, (spec, measure_s)) for spec in specs if spec.graph_id not in dataset.done(folder)]
-    return write_results(run_jobs(todo, ray_address), folder, progress)
+    """Judge every spec not yet in ``folder`` on ``target``, starting none after ``deadline``
+    (``time.monotonic()``); returns the graph ids written."""
+    done = dataset.done(folder)
+    todo = [(spec, collect_one, (spec, measure_s, target)) for spec in specs if spec.graph_id not in done]
+    return write_results(run_jobs(todo, ray_address, deadline), folder, progress)
 
 
 def write_results(results, folder, progress=print) -> list[str]:
@@ -173,15 +192,22 @@ def write_results(results, folder, progress=print) -> list[str]:
     return written
 
 
-def run_jobs(jobs, ray_address: str | None = None):
-    """(spec, outcome or exception) for each (spec, function, args) job: on Ray when an address
-    is given, else in fresh local processes, one at a time (timings need the machine)."""
-    return _on_ray(jobs, ray_address) if ray_address else _locally(jobs)
+def run_jobs(jobs, ray_address: str | None = None, deadline: float | None = None):
+    """(spec, outcome or exception) for each (spec, function, args) job started before
+    ``deadline``: on Ray when an address is given, else in fresh local processes, one at a time
+    (timings need the machine)."""
+    return _on_ray(jobs, ray_address, deadline) if ray_address else _locally(jobs, deadline)
 
 
-def _locally(jobs):
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _locally(jobs, deadline=None):
     context = multiprocessing.get_context("spawn")
     for spec, function, args in jobs:
+        if _past(deadline):
+            return
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
             try:
                 yield spec, executor.submit(function, *args).result()
@@ -189,19 +215,24 @@ def _locally(jobs):
                 yield spec, error
 
 
-def _on_ray(jobs, address):
-    """One task per job, each asking for every core of a node: one measuring task per node."""
+def _on_ray(jobs, address, deadline=None):
+    """One task per job, each asking for every core of a node, and no more in flight than there
+    are nodes: one measuring task per node, and a deadline stops what has not started."""
     import ray
 
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    alive = [node for node in ray.nodes() if node["Alive"]]
     cores = int(ray.cluster_resources().get("CPU", 1))
-    per_node = max(int(node["Resources"].get("CPU", 1)) for node in ray.nodes() if node["Alive"])
+    per_node = max(int(node["Resources"].get("CPU", 1)) for node in alive)
     tasks: dict = {}
-    pending = {}
-    for spec, function, args in jobs:
-        task = tasks.setdefault(function, ray.remote(num_cpus=min(per_node, cores))(function))
-        pending[task.remote(*args)] = spec
-    while pending:
+    pending, queue = {}, iter(jobs)
+    while True:
+        while len(pending) < len(alive) and not _past(deadline) and (job := next(queue, None)) is not None:
+            spec, function, args = job
+            task = tasks.setdefault(function, ray.remote(num_cpus=min(per_node, cores))(function))
+            pending[task.remote(*args)] = spec
+        if not pending:
+            return
         ready, _ = ray.wait(list(pending), num_returns=1)
         spec = pending.pop(ready[0])
         try:

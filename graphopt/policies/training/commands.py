@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -12,9 +13,6 @@ from graphopt.policies.training import corpus, dataset, evaluate
 from graphopt.policies.training.collect import TARGET, collect
 
 TWENTIETH = 1 / 20  # the issue's bar: the learned order with 1/20 of the budget against the whole search
-
-
-TARGETS = (TARGET,)  # what ``--target`` accepts: the ONNX path on ORT's CPU provider
 
 
 def collect_corpus(
@@ -27,23 +25,32 @@ def collect_corpus(
     ray_address=None,
     progress=print,
     target: str = TARGET,
+    hours: float | None = None,
 ):
     """Sample ``count`` training specs (and, with ``held_out``, a third as many of the held-out
-    architectures) and judge every pool entry of each into ``folder`` for ``target``."""
+    architectures) and judge every pool entry of each into ``folder`` for ``target``, starting
+    no graph after ``hours`` (a rerun resumes). Specs are interleaved, held-out ones among the
+    others, so a run stopped by its hours still has some of each."""
     specs = corpus.sample(count, seed, tuple(archs) if archs else corpus.TRAIN)
     if held_out:
-        specs += corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT)
-    return collect(specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress)
+        specs = _interleaved(specs, corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT))
+    deadline = time.monotonic() + hours * 3600 if hours else None
+    return collect(
+        specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress, target=target, deadline=deadline
+    )
 
 
-def dataset_target(table) -> str:
-    """The target a dataset was collected for (one per dataset)."""
-    targets = set(table.column("target").to_pylist())
-    if len(targets) != 1:
-        raise ValueError(
-            f"a dataset holds one target's evaluations; this one holds {', '.join(sorted(map(str, targets)))}"
-        )
-    return targets.pop()
+def _interleaved(train_specs: list, held_specs: list) -> list:
+    """One held-out spec after every few training ones, in the proportion of the two lists."""
+    if not held_specs:
+        return train_specs
+    step = max(1, len(train_specs) // len(held_specs))
+    merged, held = [], iter(held_specs)
+    for index, spec in enumerate(train_specs):
+        merged.append(spec)
+        if (index + 1) % step == 0 and (next_held := next(held, None)) is not None:
+            merged.append(next_held)
+    return merged + list(held)
 
 
 def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_address=None) -> tuple[Ranker, str]:
@@ -51,7 +58,7 @@ def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_ad
     With ``ray_address`` the fit runs as a Ray task (the driver reads the dataset and sends the
     arrays, so workers need no shared disk)."""
     table, names, digest = dataset.read(folder)
-    target = dataset_target(table)
+    target = dataset.target_of(table)
     graphs = evaluate.training(evaluate.pools(table), held_out)
     if not graphs:
         raise ValueError(f"no training graphs in {folder} (every architecture is held out)")
@@ -76,7 +83,7 @@ def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, ret
     with ``retimed`` (a folder from ``graphopt policy retime``) kept entries are credited with
     their independent second timing."""
     table, _, digest = dataset.read(folder)
-    ranker = ranker or Ranker.load(weights_path(dataset_target(table)))
+    ranker = ranker or Ranker.load(weights_path(dataset.target_of(table)))
     if ranker.feature_schema != digest:
         raise ValueError(
             f"the weights were trained on feature schema {ranker.feature_schema}, the dataset has {digest}"
@@ -96,7 +103,7 @@ def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, ret
     credited = sum(g.values is not None for g in graphs)
     return {
         "graphs": len(graphs),
-        "target": dataset_target(table),
+        "target": dataset.target_of(table),
         "retimed": credited,
         "archs": sorted({g.arch for g in graphs}),
         "speedups": speedups,

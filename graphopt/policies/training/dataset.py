@@ -108,6 +108,16 @@ def read(folder) -> tuple[pa.Table, list[str], str]:
     return pa.concat_tables(tables), names, digest
 
 
+def target_of(table: pa.Table) -> str:
+    """The target a dataset was collected for (one per dataset)."""
+    targets = set(table.column("target").to_pylist())
+    if len(targets) != 1:
+        raise ValueError(
+            f"a dataset holds one target's evaluations; this one holds {', '.join(sorted(map(str, targets)))}"
+        )
+    return targets.pop()
+
+
 def label_ratio(row: dict) -> float:
     """The ratio the pool entry gives when a run keeps it: its timing when accepted, else 1.0."""
     ratio = row.get("ratio")

@@ -21,17 +21,17 @@ import time
 from graphopt.policies.features import features, vector
 from graphopt.policies.pool import pool
 from graphopt.policies.training import dataset
-from graphopt.policies.training.collect import _Context, _row, prepared, run_jobs, write_results
+from graphopt.policies.training.collect import TARGET, _Context, _row, prepared, run_jobs, write_results
 from graphopt.policies.training.corpus import Spec
 
 RETIME_S = 3.0  # per entry, every round kept (no early stop: the interval is what we want)
 
 
-def retime_one(spec: Spec, positions: list[int], fingerprint: str, measure_s: float = RETIME_S):
-    """(graph id, rows, feature names, schema digest) for the pool ``positions`` of ``spec``;
-    no rows when the graph is not the one collected."""
+def retime_one(spec: Spec, positions: list[int], fingerprint: str, measure_s: float = RETIME_S, target=TARGET):
+    """(graph id, rows, feature names, schema digest) for the pool ``positions`` of ``spec`` on
+    ``target``; no rows when the graph is not the one collected."""
     with tempfile.TemporaryDirectory(prefix="graphopt-retime-") as folder:
-        context = prepared(spec, folder, measure_s)
+        context = prepared(spec, folder, measure_s, target)
         if context.greedy is None or context.fingerprint != fingerprint:
             return spec.graph_id, [], context.schema.names, context.schema.digest
         entries = pool(context.greedy, context.rules)
@@ -77,8 +77,9 @@ def retime(data, out, archs, measure_s: float = RETIME_S, ray_address: str | Non
     """Retime the accepted entries of the graphs of ``archs`` in dataset ``data`` into ``out``
     (graphs already there are skipped: a rerun resumes)."""
     table, _, _ = dataset.read(data)
+    target = dataset.target_of(table)
     jobs = [
-        (spec, retime_one, (spec, positions, fingerprint, measure_s))
+        (spec, retime_one, (spec, positions, fingerprint, measure_s, target))
         for spec, positions, fingerprint in plan(table, set(archs))
         if spec.graph_id not in dataset.done(out)
     ]
