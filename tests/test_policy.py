@@ -181,14 +181,14 @@ def test_a_retimed_pool_is_chosen_by_its_first_timing_and_credited_with_its_seco
 @pytest.mark.skipif(not SMALL.exists(), reason="tests/data/policy-small not collected")
 def test_a_policy_retrained_on_a_small_dataset_ranks_its_held_out_split_better_than_random(tmp_path):
     pytest.importorskip("lightgbm")
-    from graphopt.policies.training.commands import train_from
+    from graphopt.policies.training.commands import read_by, train_from
 
-    table, _, _ = dataset.read(SMALL)
+    table, names, _ = dataset.read(SMALL)
     graphs = evaluate.pools(table)
     archs = sorted({g.arch for g in graphs})
     held = archs[-1:]  # the last architecture never trains
     ranker, _ = train_from(SMALL, tmp_path / "w.json", held_out=tuple(held))
-    test_graphs = evaluate.held_out(graphs, held)
+    test_graphs = read_by(ranker, evaluate.held_out(graphs, held), names)
     quality = evaluate.ranking_quality(test_graphs, ranker)
     assert quality["kendall_tau"] > 0.0  # random order has an expected tau of 0
     speedups = evaluate.compare(test_graphs, ranker, (0.25,))  # a quarter of the whole search's budget

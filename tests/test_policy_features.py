@@ -188,3 +188,71 @@ def test_the_policy_composes_the_actions_it_predicts_helpful_into_one_candidate(
 
 def _rules_of(rules, entry) -> set[str]:
     return set(rules.families()[entry.family])
+
+
+def test_leaving_each_architecture_out_ranks_it_better_than_chance_on_average():
+    """`graphopt policy eval --leave-one-out` on real evaluations: each architecture judged by a
+    ranker trained on the others only; random order has an expected tau of 0."""
+    pytest.importorskip("lightgbm")
+    from graphopt.policies.training.commands import leave_one_out
+    from tests.test_policy import SMALL
+
+    by_arch = leave_one_out(SMALL)
+    graphs = {}
+    for row in dataset.read(SMALL)[0].to_pylist():
+        graphs.setdefault(row["arch"], set()).add(row["graph_id"])
+    assert {arch: result["graphs"] for arch, result in by_arch.items()} == {a: len(g) for a, g in graphs.items()}
+    assert np.mean([result["quality"]["kendall_tau"] for result in by_arch.values()]) > 0.0
+    for result in by_arch.values():
+        assert result["twentieth"]["learned"] <= result["speedups"]["search"][1.0] + 1e-12  # a share of the pool
+
+
+def test_weights_read_the_columns_they_know_by_name(tmp_path):
+    """Weights trained before features were added judge a dataset that has them (the columns are
+    picked by name); weights that need a column the dataset lacks are refused with what to do."""
+    pytest.importorskip("lightgbm")
+    from graphopt.policies.training.commands import evaluation, train_from
+    from tests.test_policy import SMALL
+
+    ranker, _ = train_from(SMALL, tmp_path / "w.json", held_out=("vit",))
+    table, names, digest = dataset.read(SMALL)
+    wider = tmp_path / "wider"
+    for graph_id in sorted(set(table.column("graph_id").to_pylist())):
+        rows = [r | {"features": [7.0, *r["features"]]} for r in table.to_pylist() if r["graph_id"] == graph_id]
+        dataset.write_graph(wider, graph_id, rows, ["a.new.feature", *names], "wider")
+    assert evaluation(wider, ranker)["speedups"] == evaluation(SMALL, ranker)["speedups"]
+    ranker.feature_names = [*ranker.feature_names[:-1], "a.feature.no.dataset.has"]
+    with pytest.raises(ValueError, match="featurize the dataset again"):
+        evaluation(SMALL, ranker)
+
+
+def test_the_shipped_weights_explain_a_cnns_order_by_what_the_cnn_holds(tmp_path):
+    """The learned policy's drivers for a CNN's first predictions (what `graphopt optimize`
+    prints) are features the CNN's candidates have: no transformer rule, no absent op."""
+    pytest.importorskip("lightgbm")
+    from graphopt.core import registry
+    from graphopt.core.protocols import SearchContext
+    from graphopt.policies import weights_path
+    from graphopt.policies.features import rule_named
+    from graphopt.policies.learned import Learned
+    from graphopt.policies.ranker import Ranker
+
+    fmt, model, feeds = _cnn(tmp_path)
+    prepared = fmt.copy(model)
+    fmt.prepare(prepared)
+    rules = fmt.rules(all_rules(), model)
+    report = registry.target_for("ort-cpu").compile(model).report
+    ranker = Ranker.load(weights_path("ort-cpu"))
+    assert not any(rule_named(name) for name in ranker.feature_names)  # the shipped policy reads no rule names
+    policy = Learned(ranker, fmt)
+    first = next(policy.propose(prepared, rules, None, SearchContext([feeds], report, "ort-cpu")))
+    assert policy.explanation and first.label == policy.explanation[0].label
+    facts = graph_facts(fmt, prepared, feeds, report, "ort-cpu")
+    held = {category(op) for op in facts.op_counts}
+    for prediction in policy.explanation:
+        assert prediction.drivers
+        for name, _ in prediction.drivers:
+            if _is_category(name):
+                assert name.rsplit(".", 1)[1] in held, name
+            if name.startswith("graph.op."):
+                assert facts.op_counts.get(name.removeprefix("graph.op."), 0) > 0, name

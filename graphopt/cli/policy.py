@@ -140,13 +140,16 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     ray: Annotated[str | None, typer.Option(help="Fit on Ray: 'auto' or a cluster address (default: here).")] = None,
+    rule_names: Annotated[
+        bool, typer.Option(help="Let the ranker read rule and family names too (default: target-neutral features).")
+    ] = False,
 ) -> None:
     """Train the ranker on the dataset's training architectures and write its weights."""
     _needs("pyarrow", "lightgbm", *(("ray",) if ray else ()))
     from graphopt.policies.training.commands import train_from
 
     try:
-        ranker, path = train_from(data, out, seed=seed, ray_address=ray)
+        ranker, path = train_from(data, out, seed=seed, ray_address=ray, rule_names=rule_names)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     Console().print(f"wrote {path} (feature schema {ranker.feature_schema}, training set {ranker.training_set})")
@@ -159,17 +162,41 @@ def evaluate(
     retimed: Annotated[
         Path | None, typer.Option(help="Credit kept entries with these timings (`graphopt policy retime`).")
     ] = None,
+    leave_one_out: Annotated[
+        bool, typer.Option(help="Also train without each architecture in turn and judge on it.")
+    ] = False,
 ) -> None:
     """Learned vs greedy vs random vs the measured search at equal budget, on held-out graphs."""
     _needs("pyarrow", "lightgbm", "scipy")
     from graphopt.policies.ranker import Ranker
-    from graphopt.policies.training.commands import evaluation
+    from graphopt.policies.training import commands
 
     try:
-        result = evaluation(data, Ranker.load(weights) if weights else None, retimed=retimed)
+        result = commands.evaluation(data, Ranker.load(weights) if weights else None, retimed=retimed)
+        by_arch = commands.leave_one_out(data) if leave_one_out else {}
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     _print_evaluation(result)
+    if by_arch:
+        _print_leave_one_out(by_arch)
+
+
+def _print_leave_one_out(by_arch: dict) -> None:
+    table = Table(title="leave one architecture out: trained on the others, judged on it")
+    for column in ("architecture", "graphs", "learned at 1/20", "search (whole)", "greedy", "Kendall tau", "top-1"):
+        table.add_column(column, justify="left" if column == "architecture" else "right")
+    for arch, result in by_arch.items():
+        speedups, quality = result["speedups"], result["quality"]
+        table.add_row(
+            arch,
+            str(result["graphs"]),
+            f"{result['twentieth']['learned']:.3f}x",
+            f"{result['twentieth']['search']:.3f}x",
+            f"{speedups['greedy'][1.0]:.3f}x",
+            f"{quality['kendall_tau']:.3f}",
+            f"{quality['top1_slowdown']:.3f}",
+        )
+    Console().print(table)
 
 
 def _print_evaluation(result: dict) -> None:

@@ -159,6 +159,11 @@ NEUTRAL_NAMES = (
 )
 
 
+def rule_named(name: str) -> bool:
+    """Whether a feature is a rule's or family's identity (the part that is not target-neutral)."""
+    return name.startswith(("greedy.rule.", "entry.rule.", "entry.family.", "entry.class_rule."))
+
+
 def features(entry: Entry, greedy: list[Site], facts: GraphFacts) -> dict[str, float]:
     """The named features of ``entry`` (missing names are 0)."""
     kept = entry.applied_from(greedy)

@@ -64,10 +64,11 @@ class Ranker:
         return np.asarray(self.booster.predict(np.asarray(rows, dtype=np.float32)), dtype=float)
 
     def drivers(self, row, top: int = 3) -> list[tuple[str, float]]:
-        """The features that moved this entry's score most (SHAP contributions), strongest first."""
+        """The features this entry has (not zero) that moved its score most (SHAP contributions),
+        strongest first: what the graph and the candidate hold, not what they lack."""
         contributions = self.booster.predict(np.asarray([row], dtype=np.float32), pred_contrib=True)[0][:-1]
-        order = np.argsort(-np.abs(contributions))[:top]
-        return [(self.feature_names[i], float(contributions[i])) for i in order if contributions[i] != 0]
+        present = [i for i in np.argsort(-np.abs(contributions)) if row[i] != 0 and contributions[i] != 0]
+        return [(self.feature_names[i], float(contributions[i])) for i in present[:top]]
 
     def save(self, path) -> None:
         document = {

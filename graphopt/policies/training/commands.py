@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
 import numpy as np
 
 from graphopt.policies import weights_path
+from graphopt.policies.features import rule_named
 from graphopt.policies.ranker import Ranker, train
 from graphopt.policies.training import corpus, dataset, evaluate
 from graphopt.policies.training.collect import TARGET, collect
@@ -53,15 +55,23 @@ def _interleaved(train_specs: list, held_specs: list) -> list:
     return merged + list(held)
 
 
-def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_address=None) -> tuple[Ranker, str]:
+def train_from(
+    folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_address=None, rule_names: bool = False
+) -> tuple[Ranker, str]:
     """Train on every graph of the dataset whose architecture is not held out; save the weights.
-    With ``ray_address`` the fit runs as a Ray task (the driver reads the dataset and sends the
+    Without ``rule_names`` the ranker reads no rule or family name (features.rule_named): it
+    ranks by what a candidate keeps and drops, which means the same for rules added later and on
+    every target, and it ranked held-out architectures as well as with them (README). With
+    ``ray_address`` the fit runs as a Ray task (the driver reads the dataset and sends the
     arrays, so workers need no shared disk)."""
     table, names, digest = dataset.read(folder)
     target = dataset.target_of(table)
     graphs = evaluate.training(evaluate.pools(table), held_out)
     if not graphs:
         raise ValueError(f"no training graphs in {folder} (every architecture is held out)")
+    columns = [i for i, name in enumerate(names) if rule_names or not rule_named(name)]
+    names = [names[i] for i in columns]
+    graphs = [dataclasses.replace(g, features=g.features[:, columns]) for g in graphs]
     features = np.concatenate([g.features for g in graphs])
     ratios = np.concatenate([g.ratios for g in graphs])
     groups = [g.graph_id for g in graphs for _ in range(len(g.ratios))]
@@ -77,21 +87,36 @@ def train_from(folder, out=None, held_out=corpus.HELD_OUT, seed: int = 0, ray_ad
     return ranker, str(path)
 
 
-def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, retimed=None) -> dict:
-    """The comparison on the held-out graphs of ``folder``: speedups per policy and budget share,
-    ranking quality, and the learned order with 1/20 of the budget against the whole search;
-    with ``retimed`` (a folder from ``graphopt policy retime``) kept entries are credited with
-    their independent second timing."""
-    table, _, digest = dataset.read(folder)
+def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, retimed=None, archs=None) -> dict:
+    """The comparison on the held-out graphs of ``folder`` (or on ``archs``): speedups per policy
+    and budget share, ranking quality, and the learned order with 1/20 of the budget against the
+    whole search; with ``retimed`` (a folder from ``graphopt policy retime``) kept entries are
+    credited with their independent second timing. Weights trained on fewer features than the
+    dataset holds (an older feature set) read the columns they know, by name."""
+    table, names, _ = dataset.read(folder)
     ranker = ranker or Ranker.load(weights_path(dataset.target_of(table)))
-    if ranker.feature_schema != digest:
-        raise ValueError(
-            f"the weights were trained on feature schema {ranker.feature_schema}, the dataset has {digest}"
-        )
     second = dataset.read(retimed)[0] if retimed is not None else None
-    graphs = evaluate.held_out(evaluate.pools(table, second), ranker.held_out or corpus.HELD_OUT)
+    graphs = evaluate.held_out(evaluate.pools(table, second), archs or ranker.held_out or corpus.HELD_OUT)
+    graphs = read_by(ranker, graphs, names)
     if not graphs:
         raise ValueError(f"no held-out graphs in {folder}")
+    return _compared(graphs, ranker, shares) | {"target": dataset.target_of(table)}
+
+
+def read_by(ranker: Ranker, graphs: list, names: list[str]) -> list:
+    """``graphs`` (pools whose feature columns are ``names``) with the columns ``ranker`` reads,
+    in its order."""
+    missing = [name for name in ranker.feature_names if name not in names]
+    if missing:
+        raise ValueError(
+            f"the weights were trained on features the dataset does not hold ({', '.join(missing[:3])}): "
+            "featurize the dataset again (graphopt policy featurize) or train weights on it"
+        )
+    columns = [names.index(name) for name in ranker.feature_names]
+    return [dataclasses.replace(g, features=g.features[:, columns]) for g in graphs]
+
+
+def _compared(graphs, ranker: Ranker, shares) -> dict:
     speedups = evaluate.compare(graphs, ranker, tuple(sorted(set(shares) | {TWENTIETH, 1.0})))
     learned, search = speedups["learned"][TWENTIETH], speedups["search"][1.0]
     reached = {
@@ -100,13 +125,32 @@ def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, ret
         "speedup_share": learned / search,
         "gain_share": math.log(learned) / math.log(search) if search > 1 else 1.0,
     }
-    credited = sum(g.values is not None for g in graphs)
     return {
         "graphs": len(graphs),
-        "target": dataset.target_of(table),
-        "retimed": credited,
+        "retimed": sum(g.values is not None for g in graphs),
         "archs": sorted({g.arch for g in graphs}),
         "speedups": speedups,
         "quality": evaluate.ranking_quality(graphs, ranker),
         "twentieth": reached,
     }
+
+
+def leave_one_out(folder, seed: int = 0, rule_names: bool = False) -> dict[str, dict]:
+    """For each architecture of the dataset: a ranker trained on every other one (the held-out
+    architectures included: none of them is judged here but the one left out), judged on it;
+    trained on the features ``train_from`` would use."""
+    table, names, digest = dataset.read(folder)
+    columns = [i for i, name in enumerate(names) if rule_names or not rule_named(name)]
+    names = [names[i] for i in columns]
+    graphs = [dataclasses.replace(g, features=g.features[:, columns]) for g in evaluate.pools(table)]
+    result = {}
+    for arch in sorted({g.arch for g in graphs}):
+        rest = [g for g in graphs if g.arch != arch]
+        if not rest:
+            continue
+        features = np.concatenate([g.features for g in rest])
+        ratios = np.concatenate([g.ratios for g in rest])
+        groups = [g.graph_id for g in rest for _ in range(len(g.ratios))]
+        ranker = train(features, ratios, groups, names, digest, (arch,), seed)
+        result[arch] = _compared([g for g in graphs if g.arch == arch], ranker, evaluate.SHARES)
+    return result
