@@ -327,3 +327,27 @@ def test_a_cached_record_that_cannot_be_replayed_is_decided_again(tmp_path):
         out = _compiled(model, cache_dir=str(tmp_path), target="onnxruntime")(x)
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
     assert not graphopt_decisions()[-1].cached and "another version" not in record.read_text()
+
+
+def test_with_no_time_to_search_the_route_takes_the_learned_top_prediction():
+    """A small budget leaves no search: the ORT route then runs the learned policy's top
+    prediction (the shipped ort-cpu weights), unmeasured, recorded for replay, and its outputs
+    match eager within fp32 tolerance (the route's timing and eager check confirm it in a run)."""
+    pytest.importorskip("lightgbm")
+    transformers = pytest.importorskip("transformers")
+    from graphopt.formats.fx.capture import dynamo_graph
+    from graphopt.torch import onnx_route
+
+    config = transformers.BertConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, vocab_size=500
+    )
+    model = transformers.BertModel(config).eval()
+    ids = torch.randint(0, 500, (1, 16))
+    gm, inputs = dynamo_graph(lambda i: model(input_ids=i).last_hidden_state, ids)
+    route = onnx_route.compile_graph(gm, list(inputs), 0.0, "learned")
+    assert route.decision is None and route.record["rules"], route.record
+    assert "top prediction" in route.record["reason"]
+    with torch.no_grad():
+        torch.testing.assert_close(route(*inputs)[0], gm(*inputs)[0], rtol=1e-4, atol=1e-5)
+    as_is = onnx_route.compile_graph(gm, list(inputs), 0.0, "search")  # no prediction without the learned policy
+    assert as_is.record["rules"] is None

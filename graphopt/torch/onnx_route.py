@@ -20,7 +20,7 @@ import torch
 from graphopt.core import registry
 from graphopt.core.budget import Budget
 from graphopt.core.decide import Decision, bound, decide
-from graphopt.core.protocols import OpVocabulary
+from graphopt.core.protocols import Candidate, OpVocabulary, SearchContext
 from graphopt.formats.fx.weights import WeightGuard, weight_inputs
 
 ROUTES = ("onnxruntime", "openvino")  # the contenders' names
@@ -62,8 +62,10 @@ def compile_graph(
     replay: dict | None = None,
     route: str = "onnxruntime",
 ) -> OnnxRoute:
-    """Export, decide with graphopt's ONNX path on the route's runtime within ``budget_s`` (0: no
-    search; or replay a decision made before), and compile the kept graph."""
+    """Export, decide with graphopt's ONNX path on the route's runtime within ``budget_s`` (or
+    replay a decision made before), and compile the kept graph. With no time to search (0), the
+    learned policy's top prediction is taken unmeasured when it has weights for the runtime: the
+    route's one timing against Inductor and its eager check (torch/choice.py) confirm it."""
     baked = weight_inputs(gm, inputs)
     model, runtime = registry.converter("fx", "onnx")(gm, inputs, baked)
     fmt, all_rules = registry.format_named("onnx")
@@ -90,8 +92,12 @@ def compile_graph(
             )
         graph = decision.chosen.candidate.graph if decision and decision.chosen else model
         lever = decision.lever.lever if decision else None
+    predicted = None
+    if replay is None and budget_s <= 0 and policy == "learned":
+        predicted = top_prediction(prepared, rules, model, target, feeds)
+        graph = predicted.graph if predicted is not None else graph
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
-    record = replay if replay is not None else _record(decision)
+    record = replay if replay is not None else _record(decision, predicted)
     return OnnxRoute(
         target.bind_torch(compiled, names, runtime), compiled, WeightGuard.of(inputs, baked), decision, record
     )
@@ -111,13 +117,29 @@ def _replay(remembered: dict, prepared, rules, model, target):
     return graph, target.lever_from_record(remembered.get("lever"))
 
 
-def _record(decision: Decision | None) -> dict:
-    chosen = decision.chosen if decision else None
+def top_prediction(prepared, rules, model, target, feeds):
+    """The learned policy's best-predicted candidate for ``model`` on ``target``, not measured
+    (None without weights for the target, or when no rule applies or the ranker cannot tell)."""
+    from graphopt.policies import learned_policy
+
+    policy = learned_policy(registry.format_named("onnx")[0], target)
+    if policy.ranker is None or not feeds:
+        return None
+    context = SearchContext(feeds, target.compile(model).report, target.name)
+    candidate = next(policy.propose(prepared, rules, None, context), None)
+    return candidate if policy.explanation else None  # no explanation: the search's order, not a prediction
+
+
+def _record(decision: Decision | None, predicted: Candidate | None = None) -> dict:
+    chosen = decision.chosen.candidate if decision and decision.chosen else predicted
     lever = decision.lever.lever if decision else None
+    reason = "no search (budget 0): the exported graph as is"
+    if predicted is not None:
+        reason = f"no time to search: the learned policy's top prediction '{predicted.label}', timed as the route"
     return {
-        "label": chosen.candidate.label if chosen else None,
-        "rules": list(chosen.candidate.rules) if chosen else None,
-        "excluded": [list(c) for c in chosen.candidate.excluded] if chosen else [],
+        "label": chosen.label if chosen else None,
+        "rules": list(chosen.rules) if chosen else None,
+        "excluded": [list(c) for c in chosen.excluded] if chosen else [],
         "lever": lever.record() if lever else None,
-        "reason": decision.reason if decision else "no search (budget 0): the exported graph as is",
+        "reason": decision.reason if decision else reason,
     }
