@@ -145,6 +145,7 @@ def test_a_dataset_is_featurized_again_without_timing_and_refused_when_the_graph
     assert collect([spec], tmp_path / "data", measure_s=0.5, progress=quiet, target="openvino-cpu") == [spec.graph_id]
     rows = dataset.read(tmp_path / "data")[0].to_pylist()
     assert {r["target"] for r in rows} == {"openvino-cpu"} and len(rows) > 1
+    assert not any("cannot read" in r["rejected"] for r in rows)  # only ops OpenVINO reads are offered
     assert featurize(tmp_path / "data", tmp_path / "again", progress=quiet) == [spec.graph_id]
     again, names, digest = dataset.read(tmp_path / "again")
     again = again.to_pylist()

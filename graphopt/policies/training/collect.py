@@ -54,6 +54,7 @@ def prepared(spec: Spec, folder, measure_s: float, target_name: str = TARGET) ->
     (``greedy`` is None when no rule applies): what judging any pool entry needs."""
     from graphopt.core import registry
     from graphopt.core.judge import make_baseline
+    from graphopt.core.protocols import OpVocabulary
     from graphopt.policies.search import Greedy
 
     path, feeds = build(spec, folder)
@@ -63,7 +64,8 @@ def prepared(spec: Spec, folder, measure_s: float, target_name: str = TARGET) ->
     feeds = {name: value for name, value in feeds.items() if name in names}  # an exporter may drop an unused input
     prepared = fmt.copy(model)  # names and inferred shapes, for the rules
     fmt.prepare(prepared)
-    rules = fmt.rules(registered, model)
+    runs_op = target.runs_op if isinstance(target, OpVocabulary) else None  # no op the target cannot read
+    rules = fmt.rules(registered, model, runs_op=runs_op)
     baseline = make_baseline(model, target, [feeds])
     schema = Schema.of(rules.families())
     greedy = next(Greedy().propose(prepared, rules), None)
