@@ -105,6 +105,9 @@ def test_an_automatic_budget_is_fitted_to_one_candidate_and_a_named_one_is_kept(
     assert DEFAULT_S < raised.total_s < AUTO_MAX_S and raised.search_deadline - start >= 100.0
     assert auto.fitted(1000.0).total_s == AUTO_MAX_S
     assert Budget(60.0, start).fitted(100.0).total_s == 60.0  # a budget the user named is a promise
+    tight = Budget(12.0, start).fitted(9.0)  # fits one candidate only without the levers' share (3 s)
+    assert tight.total_s == 12.0 and tight.lever_share_s == 0.0 and tight.search_deadline - start >= 9.0
+    assert Budget(60.0, start).fitted(9.0).lever_share_s > 0  # room for both: the share stays
 
 
 def test_a_budget_too_small_for_one_candidate_says_so(tmp_path):

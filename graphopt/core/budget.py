@@ -52,8 +52,13 @@ class Budget:
 
     def fitted(self, candidate_s: float) -> Budget:
         """This budget, raised (when automatic, up to AUTO_MAX_S) so that one candidate that takes
-        ``candidate_s`` to judge fits before the levers' share and saving."""
+        ``candidate_s`` to judge fits before the levers' share and saving. A budget the user named
+        is kept; when one candidate fits in it only without the levers' share, the share goes to
+        the candidate (levers then get what is left: a graph measured first, settings second)."""
         if not self.auto:
+            before_levers = time.monotonic() - self.start + candidate_s + self.save_s
+            if self.levers and before_levers <= self.total_s < before_levers + self.lever_share_s:
+                return self.without_levers()
             return self
         needed = time.monotonic() - self.start + candidate_s + self.lever_share_s + self.save_s
         return dataclasses.replace(self, total_s=max(self.total_s, min(needed, AUTO_MAX_S)))
