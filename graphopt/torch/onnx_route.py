@@ -122,12 +122,12 @@ def top_prediction(prepared, rules, model, target, feeds):
     (None without weights for the target, or when no rule applies or the ranker cannot tell)."""
     from graphopt.policies import learned_policy
 
-    policy = learned_policy(registry.format_named("onnx")[0], target)
-    if policy.ranker is None or not feeds:
+    learned = learned_policy(registry.format_named("onnx")[0], target)  # the Learned class itself
+    if learned.ranker is None or not feeds:
         return None
     context = SearchContext(feeds, target.compile(model).report, target.name)
-    candidate = next(policy.propose(prepared, rules, None, context), None)
-    return candidate if policy.explanation else None  # no explanation: the search's order, not a prediction
+    candidate = next(learned.propose(prepared, rules, None, context), None)
+    return candidate if learned.explanation else None  # no explanation: the search's order, not a prediction
 
 
 def _record(decision: Decision | None, predicted: Candidate | None = None) -> dict:
