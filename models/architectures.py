@@ -166,6 +166,17 @@ def mobilenet_v2(size: str, batch: int = 1, seq: int = 0):
     return randomized(tf.MobileNetV2Model(config), 6), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
 
 
+def convnext(size: str, batch: int = 1, seq: int = 0):
+    """ConvNeXt-T at 224x224 (depthwise 7x7, LayerNorm over channels, GELU); tiny: 1-1-2-1 blocks at 64x64."""
+    config = tf.ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768])
+    resolution = 224
+    if size == "tiny":
+        config = tf.ConvNextConfig(depths=[1, 1, 2, 1], hidden_sizes=[24, 48, 96, 192])
+        resolution = 64
+    pixels = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    return randomized(tf.ConvNextModel(config), 9), {"pixel_values": pixels}, {"pixel_values": {0: "batch"}}
+
+
 ARCHITECTURES = {
     "bert": bert,
     "minilm": minilm,
@@ -176,6 +187,7 @@ ARCHITECTURES = {
     "resnet50": resnet,
     "resnet50-clamp": resnet_clamp,
     "mobilenetv2": mobilenet_v2,
+    "convnext": convnext,
 }
 
 
