@@ -263,10 +263,11 @@ def _fused_share(sites: list[Site], report: FusionReport) -> float:
 
 
 _TYPED_TENSOR = re.compile(r"(\w+)\[([^\]]*)\]")
-_ITEM_BYTES = {"double": 8, "float64": 8, "int64": 8, "uint64": 8, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2}
 _MLIR_TENSOR = re.compile(r"tensor<([^>]*)>")
 _MLIR_DTYPES = {"f32": "float", "f64": "double", "f16": "float16", "bf16": "bfloat16", "i64": "int64", "i1": "bool"}
 _MLIR_DTYPES |= {"i32": "int32", "i8": "int8", "ui8": "uint8", "i16": "int16"}
+_ITEM_BYTES = {"double": 8, "float64": 8, "int64": 8, "uint64": 8}  # any other dtype not listed: 4 bytes
+_ITEM_BYTES |= {"float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2}
 _ITEM_BYTES |= {"int8": 1, "uint8": 1, "bool": 1, "float8e4m3fn": 1, "float8e5m2": 1}
 
 

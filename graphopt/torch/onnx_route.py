@@ -94,7 +94,7 @@ def compile_graph(
         lever = decision.lever.lever if decision else None
     predicted = None
     if replay is None and budget_s <= 0 and policy == "learned":
-        predicted = top_prediction(prepared, rules, model, target, feeds)
+        predicted = top_prediction(fmt, prepared, rules, model, target, feeds)
         graph = predicted.graph if predicted is not None else graph
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     record = replay if replay is not None else _record(decision, predicted)
@@ -117,12 +117,12 @@ def _replay(remembered: dict, prepared, rules, model, target):
     return graph, target.lever_from_record(remembered.get("lever"))
 
 
-def top_prediction(prepared, rules, model, target, feeds):
+def top_prediction(fmt, prepared, rules, model, target, feeds):
     """The learned policy's best-predicted candidate for ``model`` on ``target``, not measured
     (None without weights for the target, or when no rule applies or the ranker cannot tell)."""
     from graphopt.policies import learned_policy
 
-    learned = learned_policy(registry.format_named("onnx")[0], target)  # the Learned class itself
+    learned = learned_policy(fmt, target)  # the Learned class itself
     if learned.ranker is None or not feeds:
         return None
     context = SearchContext(feeds, target.compile(model).report, target.name)

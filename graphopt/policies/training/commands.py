@@ -69,9 +69,7 @@ def train_from(
     graphs = evaluate.training(evaluate.pools(table), held_out)
     if not graphs:
         raise ValueError(f"no training graphs in {folder} (every architecture is held out)")
-    columns = [i for i, name in enumerate(names) if rule_names or not rule_named(name)]
-    names = [names[i] for i in columns]
-    graphs = [dataclasses.replace(g, features=g.features[:, columns]) for g in graphs]
+    graphs, names = _trainable(graphs, names, rule_names)
     features = np.concatenate([g.features for g in graphs])
     ratios = np.concatenate([g.ratios for g in graphs])
     groups = [g.graph_id for g in graphs for _ in range(len(g.ratios))]
@@ -112,7 +110,17 @@ def read_by(ranker: Ranker, graphs: list, names: list[str]) -> list:
             f"the weights were trained on features the dataset does not hold ({', '.join(missing[:3])}): "
             "featurize the dataset again (graphopt policy featurize) or train weights on it"
         )
-    columns = [names.index(name) for name in ranker.feature_names]
+    return _columns(graphs, [names.index(name) for name in ranker.feature_names])
+
+
+def _trainable(graphs: list, names: list[str], rule_names: bool) -> tuple[list, list[str]]:
+    """(graphs, names) with only the features a ranker is trained on: all of them with
+    ``rule_names``, else the target-neutral ones (features.rule_named)."""
+    columns = [i for i, name in enumerate(names) if rule_names or not rule_named(name)]
+    return _columns(graphs, columns), [names[i] for i in columns]
+
+
+def _columns(graphs: list, columns: list[int]) -> list:
     return [dataclasses.replace(g, features=g.features[:, columns]) for g in graphs]
 
 
@@ -140,9 +148,7 @@ def leave_one_out(folder, seed: int = 0, rule_names: bool = False) -> dict[str, 
     architectures included: none of them is judged here but the one left out), judged on it;
     trained on the features ``train_from`` would use."""
     table, names, digest = dataset.read(folder)
-    columns = [i for i, name in enumerate(names) if rule_names or not rule_named(name)]
-    names = [names[i] for i in columns]
-    graphs = [dataclasses.replace(g, features=g.features[:, columns]) for g in evaluate.pools(table)]
+    graphs, names = _trainable(evaluate.pools(table), names, rule_names)
     result = {}
     for arch in sorted({g.arch for g in graphs}):
         rest = [g for g in graphs if g.arch != arch]

@@ -61,9 +61,6 @@ def featurize(data, out, ray_address: str | None = None, progress=print) -> list
     for row in table.to_pylist():
         by_graph.setdefault(row["graph_id"], []).append(row)
     done = dataset.done(out)
-    jobs = [
-        (Spec.from_json(rows[0]["spec"]), featurize_one, (Spec.from_json(rows[0]["spec"]), rows, target))
-        for graph_id, rows in sorted(by_graph.items())
-        if graph_id not in done
-    ]
+    specs = {graph_id: Spec.from_json(rows[0]["spec"]) for graph_id, rows in by_graph.items() if graph_id not in done}
+    jobs = [(spec, featurize_one, (spec, by_graph[graph_id], target)) for graph_id, spec in sorted(specs.items())]
     return write_results(run_jobs(jobs, ray_address), out, progress)
