@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from graphopt.core import protocols
-from graphopt.core.budget import Budget
+from graphopt.core.budget import Budget, TorchBudget
 from graphopt.core.decide import decide
 from graphopt.core.evaluation_log import EvaluationLog
 from graphopt.formats.onnx import OnnxFormat, OnnxRules
@@ -64,6 +64,29 @@ def test_budget_owns_the_slices():
     assert 1.0 <= budget.measure_s() <= 10.0
     assert Budget(1.0).confirm_s(pair_setup_s=0.5) is None  # no time for a meaningful confirmation
     assert Budget(1.0).lever_s(pair_setup_s=0.5) is None
+
+
+def test_the_torch_budget_starts_only_what_fits():
+    # a 14 s plain compile (MiniLM here): one frozen compile (7 s) and its timing (1.75 s) fit 10 s
+    minilm = TorchBudget(10.0, plain_compile_s=14.0)
+    assert minilm.timing_s == pytest.approx(1.75)
+    assert minilm.inductor_budget() is not None and minilm.inductor_budget().total_s == pytest.approx(8.75)
+    # a 20 s plain compile (ConvNeXt-T): the frozen compile would take the first call past the budget
+    convnext = TorchBudget(10.0, plain_compile_s=20.0)
+    assert convnext.inductor_budget() is None
+    assert convnext.route_fits(session_s=None, timings_owed=0)  # 6 s of export and session, 1.75 of timing
+    # after one route took 3.5 s, of which 2.4 s its export: the next one's session is what the first's was
+    later = TorchBudget(10.0, plain_compile_s=20.0, start=time.monotonic() - 3.5)
+    assert later.route_estimate_s(session_s=1.1) == pytest.approx(2.85)
+    assert later.route_fits(session_s=1.1, timings_owed=1)
+    assert not later.route_fits(session_s=3.2, timings_owed=1)  # 4.95 + 1.75 owed > 6.5 left
+    assert later.route_search_s(timings_owed=1, routes_after=0) == 0.0  # no time for a search: a prediction
+    # a larger budget gives the Inductor decision a third, and the routes equal shares of a search
+    large = TorchBudget(60.0, plain_compile_s=14.0)
+    assert large.inductor_budget().total_s == pytest.approx(20.0)
+    assert large.route_search_s(timings_owed=0, routes_after=1) == pytest.approx(
+        (60.0 - 2 * 1.0 - 2 * 6.5) / 2, abs=0.1
+    )
 
 
 def _greedy_gelu_decision(tmp_path, budget: Budget):

@@ -225,7 +225,7 @@ def test_explain_says_what_each_graph_got():
     import graphopt.torch
 
     model = _Mlp().eval()
-    decisions = graphopt.torch.explain(model, torch.randn(4, 16), options={"budget": 5})
+    decisions = graphopt.torch.explain(model, torch.randn(4, 16), options={"budget": 20})  # room for every contender
     assert len(decisions) == 1
     decision = decisions[0]
     assert decision.nodes > 3 and decision.seconds > 0 and decision.reason
@@ -235,6 +235,21 @@ def test_explain_says_what_each_graph_got():
         ratio, (low, high) = decision.timings[route]
         assert low <= ratio <= high
     assert (decision.ratio is None) == (decision.contender == "inductor")
+
+
+def test_a_budget_too_small_for_any_contender_keeps_inductor_and_names_what_it_did_not_try():
+    """The budget bounds what the first call adds to Inductor's compile: a contender whose
+    estimated cost does not fit is not started, and the decision says so."""
+    import graphopt.torch
+    from graphopt.torch.choice import auto_routes
+
+    model = _Mlp().eval()
+    x = torch.randn(4, 16)
+    (decision,) = graphopt.torch.explain(model, x, options={"budget": 0.5, "cache_dir": None})
+    assert (decision.target, decision.contender, decision.timings) == ("inductor", "inductor", {})
+    assert set(decision.left_out) == {"inductor+freezing", *auto_routes([x])}
+    assert all(why.startswith("not tried: it needs about") for why in decision.left_out.values())
+    assert "no contender to judge" in decision.reason
 
 
 @pytest.mark.parametrize("target", ["auto", "onnxruntime", "openvino"])

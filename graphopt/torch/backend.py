@@ -13,7 +13,8 @@ inference session. A graph compiled for dynamic sizes is exported with symbolic 
 sizes need no new session; Dynamo's own recompiles are the only ones.
 
 Options (``torch.compile(..., options={...})``): ``target`` ("auto": measure; "onnxruntime";
-"openvino"; "inductor"), ``budget`` (seconds graphopt may spend deciding one graph, default 30; 0 = no ONNX
+"openvino"; "inductor"), ``budget`` (seconds graphopt may add to Inductor's compile of one graph,
+default 10: each step starts only when its estimate fits, core/budget.py TorchBudget; 0 = no ONNX
 search), ``verify`` (default True), ``policy`` ("learned", default, "search" or "greedy"), ``cache_dir`` (a folder
 for decisions: a graph decided before, at the same input shapes, options and library versions,
 is compiled the same way without timing anything; by default the user's cache folder, moved or
@@ -75,7 +76,7 @@ def explain(model, *args, **kwargs) -> list[GraphDecision]:
 
 DEFAULTS = {
     "target": "auto",
-    "budget": 30.0,
+    "budget": 10.0,
     "verify": True,
     "policy": registry.DEFAULT_POLICY,
     "cache_dir": "default",  # graphopt/torch/cache.py: the user's cache folder, or GRAPHOPT_CACHE_DIR

@@ -8,9 +8,13 @@ the baseline every contender is judged against, with the engine's one acceptance
 - the Inductor decision: ``decide()`` over the graph's FX rule sites (formats/fx: a policy
   takes or leaves them) with Inductor as the target, its weights frozen into the kernels for
   inference (the "frozen weights, no rules" candidate is judged too);
-- the ONNX routes (torch/onnx_route.py): the graph converted to ONNX and decided by the engine
-  with ORT, and with OpenVINO where it is installed and the inputs lie on the CPU, each then
-  timed against Inductor as is and logged as one more evaluation.
+- the ONNX routes (torch/onnx_route.py): the graph converted to ONNX once and decided by the
+  engine with OpenVINO, where it is installed and the inputs lie on the CPU, and with ORT, each
+  then timed against Inductor as is and logged as one more evaluation.
+
+Each is started only when its estimated cost fits what is left of the budget (core/budget.py
+TorchBudget: the first call costs Inductor's compile plus at most the budget); one that does not
+fit is named in ``left_out`` with the budget that would try it.
 
 The fastest accepted one is kept; Inductor as is otherwise. Each kept contender is checked
 against the graph run eagerly, on the real inputs and at a second size of each dynamic
@@ -32,7 +36,7 @@ import warnings
 import torch
 
 from graphopt.core import registry
-from graphopt.core.budget import Budget, TorchBudget
+from graphopt.core.budget import CONTENDER_MIN_S, Budget, TorchBudget
 from graphopt.core.decide import Decision, decide
 from graphopt.core.evaluation_log import MIN_GAIN, Evaluation, EvaluationLog
 from graphopt.core.measure import interleaved
@@ -116,46 +120,79 @@ def decide_graph(gm, args, settings: dict, remembered: dict | None = None, examp
     start = time.monotonic()
     plain_target = inductor_for(example_inputs)
     plain = plain_inductor(gm, example_inputs, plain_target)
-    routes = auto_routes(args) if settings["target"] == "auto" else []
-    budget = TorchBudget(settings["budget"], time.monotonic() - start, routes=max(1, len(routes)))
+    if settings["target"] != "auto":  # asked for Inductor alone: the FX decision has the whole budget
+        inductor_budget = Budget(settings["budget"], saves=False)
+        ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, {})
+        return _judged(args, plain, _timed(ruled, decision), decision.log, sites, [], CONTENDER_MIN_S, {})
+    budget = TorchBudget(settings["budget"], time.monotonic() - start)
     left_out: dict[str, str] = {}
-    built = []
-    for route in routes:  # ORT first: OpenVINO's search gets what ORT's left
-        contender = _checked(
-            gm,
-            args,
-            settings,
-            left_out,
-            route,
-            lambda r=route: build_route(gm, args, settings, budget.route_search_s(), route=r),
-        )
+    ruled, graph_log, sites = _inductor_within(gm, args, settings, plain_target, budget, left_out)
+    built = _routes_within(gm, args, settings, auto_routes(args), budget, left_out)
+    return _judged(args, plain, ruled, graph_log, sites, built, budget.contender_s, left_out)
+
+
+def _inductor_within(gm, args, settings, plain_target, budget: TorchBudget, left_out: dict):
+    """The Inductor decision when one frozen compile and its timing fit the budget; else its
+    sites only, and why it was not tried in ``left_out``."""
+    inductor_budget = budget.inductor_budget()
+    if inductor_budget is not None:
+        ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, left_out)
+        return _timed(ruled, decision), decision.log, sites
+    name = "inductor+freezing" if weight_inputs(gm, args) else "inductor+rules"
+    left_out[name] = _not_tried(budget.inductor_estimate_s, budget)
+    return None, EvaluationLog(), fx_rules(args).sites(gm)
+
+
+def _timed(ruled: Contender | None, decision: Decision):
+    """The Inductor decision's contender with the timing that chose it, or None."""
+    return None if ruled is None else (ruled, decision.chosen.final_timing)
+
+
+def _routes_within(gm, args, settings, routes: list[str], budget: TorchBudget, left_out: dict) -> list:
+    """The ONNX routes, in order, each built when it and the timings owed fit the budget; they
+    share one export, and a later route's estimate is what the earlier ones took beyond it."""
+    built, session_s, exports = [], None, {}
+    for position, route in enumerate(routes):
+        if not budget.route_fits(session_s, len(built)):
+            left_out[route] = _not_tried(budget.route_estimate_s(session_s), budget)
+            continue
+        search_s = budget.route_search_s(len(built), len(routes) - position - 1)
+        started = time.monotonic()
+        build = lambda r=route, s=search_s: build_route(gm, args, settings, s, route=r, exports=exports)  # noqa: E731
+        contender = _checked(gm, args, settings, left_out, route, build)
+        if contender is not None:
+            spent = time.monotonic() - started - sum(getattr(contender.run, "seconds", {}).values())
+            session_s = max(session_s or 0.0, spent)
+            built.append(contender)
         log.debug("graphopt: %s route %s", route, "built" if contender else "left out")
-        built += [contender] if contender else []
-    # under auto the routes took their share first; asked for Inductor alone, it has the whole budget
-    inductor_budget = (
-        budget.inductor_budget() if settings["target"] == "auto" else Budget(settings["budget"], saves=False)
+    return built
+
+
+def _not_tried(estimate_s: float, budget: TorchBudget) -> str:
+    return (
+        f"not tried: it needs about {estimate_s:.0f} s and {max(budget.left_s(), 0):.0f} s of the "
+        f"{budget.total_s:.0f} s budget were left (a larger budget tries it)"
     )
-    ruled, decision, sites = _inductor_decision(gm, args, settings, plain_target, inductor_budget, left_out)
-    return _judged(args, plain, ruled, decision, sites, built, budget, left_out)
 
 
 def auto_routes(args) -> list[str]:
-    """The ONNX routes ``auto`` tries: ORT always; OpenVINO where it is installed and every input
-    is a CPU tensor numpy can hold (OpenVINO takes numpy arrays; bfloat16 has no numpy type)."""
+    """The ONNX routes ``auto`` tries, in order: OpenVINO where it is installed and every input is
+    a CPU tensor numpy can hold (OpenVINO takes numpy arrays; bfloat16 has no numpy type), then
+    ORT always. OpenVINO comes first because it is the more often faster one as is on CPUs (on
+    this 2-core machine 10 of 14 zoo and corpus models, bench/results/openvino.md): when the
+    budget holds one route, it is that one."""
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     openvino = importlib.util.find_spec("openvino") is not None and all(
         t.device.type == "cpu" and t.dtype != torch.bfloat16 for t in tensors
     )
-    return ["onnxruntime"] + (["openvino"] if openvino else [])
+    return (["openvino"] if openvino else []) + ["onnxruntime"]
 
 
-def _judged(args, plain, ruled, decision, sites, routes, budget: TorchBudget, left_out) -> Choice:
+def _judged(args, plain, ruled: tuple | None, graph_log, sites, routes, contender_s: float, left_out) -> Choice:
     """Each route timed against Inductor as is and logged; the fastest accepted contender kept."""
-    graph_log, accepted, timings = decision.log, [], {}
-    if ruled is not None:
-        accepted.append((ruled, decision.chosen.final_timing))
+    accepted, timings = [ruled] if ruled is not None else [], {}
     for route in routes:
-        evaluation = _route_evaluation(plain, route, args, budget.contender_s)
+        evaluation = _route_evaluation(plain, route, args, contender_s)
         graph_log.append(evaluation)
         timings[route.name] = (evaluation.timing.ratio, (evaluation.timing.ci_low, evaluation.timing.ci_high))
         if evaluation.accepted:
@@ -234,9 +271,9 @@ def _warn_wrong_rules(gm, decision: Decision) -> None:
             )
 
 
-def build_route(gm, args, settings, budget_s, replay=None, route: str = "onnxruntime") -> Contender:
-    """One ONNX route (``route``: its runtime) as a contender."""
-    routed = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay, route=route)
+def build_route(gm, args, settings, budget_s, replay=None, route: str = "onnxruntime", exports=None) -> Contender:
+    """One ONNX route (``route``: its runtime) as a contender (``exports``: onnx_route.compile_graph)."""
+    routed = onnx_route.compile_graph(gm, args, budget_s, settings["policy"], replay, route, exports)
     chosen = routed.decision.chosen if routed.decision else None
     fused = dict(chosen.report.fused) if chosen and chosen.report else {}
     fired = dict(collections.Counter(site.rule for site in chosen.candidate.applied)) if chosen else {}

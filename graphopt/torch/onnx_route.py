@@ -14,6 +14,7 @@ session settings, nothing timed. Everything is reached through the registry and 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import torch
 
@@ -35,6 +36,7 @@ class OnnxRoute:
     guard: WeightGuard  # notices a baked weight changed
     decision: Decision | None
     record: dict  # what was decided, to replay it (rules, site classes left out, session settings)
+    seconds: dict = dataclasses.field(default_factory=dict)  # "export" (0 when shared), "search"
 
     def weights_changed(self, args) -> bool:
         return self.guard.changed(args)
@@ -61,13 +63,17 @@ def compile_graph(
     policy: str = registry.DEFAULT_POLICY,
     replay: dict | None = None,
     route: str = "onnxruntime",
+    exports: dict | None = None,
 ) -> OnnxRoute:
-    """Export, decide with graphopt's ONNX path on the route's runtime within ``budget_s`` (or
-    replay a decision made before), and compile the kept graph. With no time to search (0), the
-    learned policy's top prediction is taken unmeasured when it has weights for the runtime: the
-    route's one timing against Inductor and its eager check (torch/choice.py) confirm it."""
+    """Export (once per ``exports``, a dict the routes of one graph share), decide with graphopt's
+    ONNX path on the route's runtime within ``budget_s`` (or replay a decision made before), and
+    compile the kept graph. With no time to search (0), the learned policy's top prediction is
+    taken unmeasured when it has weights for the runtime: the route's one timing against Inductor
+    and its eager check (torch/choice.py) confirm it."""
     baked = weight_inputs(gm, inputs)
-    model, runtime = registry.converter("fx", "onnx")(gm, inputs, baked)
+    started = time.monotonic()
+    model, runtime = exported(gm, inputs, baked, {} if exports is None else exports)
+    seconds = {"export": time.monotonic() - started}
     fmt, all_rules = registry.format_named("onnx")
     names = [v.name for v in model.graph.inputs]
     # (a replay on ORT needs none: bfloat16 tensors have no numpy form)
@@ -76,31 +82,38 @@ def compile_graph(
     prepared = fmt.copy(model)
     fmt.prepare(prepared)
     rules = fmt.rules(all_rules, model, runs_op=target.runs_op if isinstance(target, OpVocabulary) else None)
-    decision = None
     if replay is not None:
-        graph, lever = _replay(replay, prepared, rules, model, target)
+        (graph, lever), decision, predicted = _replay(replay, prepared, rules, model, target), None, None
     else:
-        if budget_s > 0:
-            decision = decide(
-                prepared,
-                rules,
-                target,
-                registry.policy_for(policy, fmt, target),
-                feeds,
-                Budget(budget_s),
-                baseline_graph=model,
-            )
-        graph = decision.chosen.candidate.graph if decision and decision.chosen else model
-        lever = decision.lever.lever if decision else None
-    predicted = None
-    if replay is None and budget_s <= 0 and policy == "learned":
-        predicted = top_prediction(fmt, prepared, rules, model, target, feeds)
-        graph = predicted.graph if predicted is not None else graph
+        started = time.monotonic()
+        graph, lever, decision, predicted = _decided(fmt, prepared, rules, model, target, feeds, budget_s, policy)
+        seconds["search"] = time.monotonic() - started  # (or the prediction standing in for one)
     compiled = (target.with_lever(lever) if lever else target).compile(graph, report=False)
     record = replay if replay is not None else _record(decision, predicted)
     return OnnxRoute(
-        target.bind_torch(compiled, names, runtime), compiled, WeightGuard.of(inputs, baked), decision, record
+        target.bind_torch(compiled, names, runtime), compiled, WeightGuard.of(inputs, baked), decision, record, seconds
     )
+
+
+def _decided(fmt, prepared, rules, model, target, feeds, budget_s: float, policy: str):
+    """(graph, lever, decision, prediction): the search's choice within ``budget_s``, or with no
+    time to search the learned policy's top prediction (the export as is without one)."""
+    if budget_s <= 0:
+        predicted = top_prediction(fmt, prepared, rules, model, target, feeds) if policy == "learned" else None
+        return (predicted.graph if predicted is not None else model), None, None, predicted
+    searcher = registry.policy_for(policy, fmt, target)
+    decision = decide(prepared, rules, target, searcher, feeds, Budget(budget_s), baseline_graph=model)
+    graph = decision.chosen.candidate.graph if decision.chosen else model
+    return graph, decision.lever.lever, decision, None
+
+
+def exported(gm: torch.fx.GraphModule, inputs: list, baked: list[int], exports: dict):
+    """The graph as ONNX (model, runtime input positions), exported once per ``exports``: each
+    route gets its own copy (a route's preparation and rewrites never reach another's)."""
+    fmt, _ = registry.format_named("onnx")
+    if "model" not in exports:
+        exports["model"], exports["runtime"] = registry.converter("fx", "onnx")(gm, inputs, baked)
+    return fmt.copy(exports["model"]), exports["runtime"]
 
 
 def _numpy_feeds(inputs: list, names: list[str], runtime: list[int]) -> dict:
