@@ -53,6 +53,7 @@ def prepared(spec: Spec, folder, measure_s: float, target_name: str = TARGET) ->
     """``spec`` exported into ``folder``, its original compiled and run, its greedy rewrite made
     (``greedy`` is None when no rule applies): what judging any pool entry needs."""
     from graphopt.core import registry
+    from graphopt.core.decide import bound
     from graphopt.core.judge import make_baseline
     from graphopt.core.protocols import OpVocabulary
     from graphopt.policies.search import Greedy
@@ -62,6 +63,7 @@ def prepared(spec: Spec, folder, measure_s: float, target_name: str = TARGET) ->
     model = fmt.load(path)
     names = {spec.name for spec in fmt.input_specs(model)}
     feeds = {name: value for name, value in feeds.items() if name in names}  # an exporter may drop an unused input
+    target = bound(target, [feeds])  # a target that compiles for the feeds' shapes (IREE, OpenVINO) as a run binds it
     prepared = fmt.copy(model)  # names and inferred shapes, for the rules
     fmt.prepare(prepared)
     runs_op = target.runs_op if isinstance(target, OpVocabulary) else None  # no op the target cannot read
