@@ -10,7 +10,8 @@ The sources, each building a file and the inputs it is judged on:
 - a MobileNetV3-style network with hard-swish and hard-sigmoid written out (``x * relu6(x + 3) / 6``),
   the form Keras/tf2onnx and Paddle exports and much hand-written model code have; a
   YOLOv8-style detector (models/detector.py: split/concat blocks, max-pools, nearest
-  upsampling, a DFL box head);
+  upsampling, a DFL box head); a CRNN text recognizer (models/ocr.py: convolutions, a
+  bidirectional LSTM, a CTC class head: the OCR recognizers PaddleOCR and EasyOCR ship);
 - classical models converted by skl2onnx: a scaler + PCA + logistic-regression pipeline, a
   random forest, gradient boosting, an MLP (ai.onnx.ml operators and plain MatMul chains);
 - int8 variants made with ``onnxruntime.quantization`` from the corpus's CNNs (static, QDQ
@@ -89,9 +90,17 @@ def _detector(folder: Path):
     return _torch_legacy(folder, yolo_style, "detector", "images")
 
 
-def _torch_legacy(folder: Path, make, stem: str, input_name: str):
+def _ocr(folder: Path):
+    """A CRNN text recognizer (models/ocr.py: convolutions, a bidirectional LSTM, a class head),
+    random weights, exported by torch's legacy exporter at opset 17 on one 32 x 128 text line."""
+    from graphopt.models.ocr import crnn
+
+    return _torch_legacy(folder, crnn, "ocr-crnn", "images", size=(32, 128))
+
+
+def _torch_legacy(folder: Path, make, stem: str, input_name: str, size: tuple[int, int] = (IMAGE, IMAGE)):
     """``make()``'s module with random weights, exported by torch's legacy exporter on one batch-1
-    image: (file, inputs)."""
+    image of ``size`` (height, width): (file, inputs)."""
     import torch
 
     from graphopt.models.architectures import randomized
@@ -99,7 +108,7 @@ def _torch_legacy(folder: Path, make, stem: str, input_name: str):
 
     torch.manual_seed(0)
     model = randomized(make(), 0).eval()
-    images = torch.randn(1, 3, IMAGE, IMAGE)
+    images = torch.randn(1, 3, *size)
     path = folder / f"{stem}.onnx"
     export(model, {input_name: images}, {input_name: {0: "batch"}}, path, exporter="legacy", dynamic=False)
     return path, {input_name: images.numpy()}
@@ -445,6 +454,14 @@ _VISION.append(
         "torch-legacy",
         "a YOLOv8-style detector (Conv-BN-SiLU, C2f split, SPPF max-pools, nearest upsample, DFL box head)",
         _detector,
+    )
+)
+_VISION.append(
+    Entry(
+        "ocr-crnn",
+        "torch-legacy",
+        "a CRNN text recognizer (VGG-style convolutions, two bidirectional LSTM layers, a CTC class head)",
+        _ocr,
     )
 )
 _SKLEARN = [

@@ -246,6 +246,23 @@ def _tiny_spec(arch="bert", seed=1):
     return Spec(arch, 1, 32, 2, 2, 1, 8, "dynamo", "eager", False, seed)
 
 
+def test_files_from_other_projects_are_held_out_specs_built_as_their_projects_build_them(tmp_path):
+    pytest.importorskip("transformers")
+    from graphopt.models.corpus import ENTRIES
+    from graphopt.policies.training import corpus
+
+    specs = corpus.files()
+    assert [s.arch for s in specs] == list(corpus.FILES) and set(corpus.FILES) <= set(ENTRIES)
+    assert set(corpus.FILES) <= set(corpus.HELD_OUT) and not set(corpus.FILES) & set(corpus.TRAIN)
+    ocr = next(s for s in specs if s.arch == "ocr-crnn")
+    assert ocr.graph_id == "file-ocr-crnn" and corpus.Spec.from_json(ocr.to_json()) == ocr
+    path, feeds = corpus.build(ocr, tmp_path)
+    session = pytest.importorskip("onnxruntime").InferenceSession(str(path))
+    assert {i.name for i in session.get_inputs()} == set(feeds)
+    (scores,) = session.run(None, feeds)
+    assert scores.shape == (32, 1, 40)  # 128 columns / 4 steps, batch 1, 40 classes
+
+
 @pytest.mark.slow
 def test_collecting_one_graph_judges_its_whole_pool(tmp_path):
     pytest.importorskip("transformers")

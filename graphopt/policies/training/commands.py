@@ -30,12 +30,14 @@ def collect_corpus(
     hours: float | None = None,
 ):
     """Sample ``count`` training specs (and, with ``held_out``, a third as many of the held-out
-    architectures) and judge every pool entry of each into ``folder`` for ``target``, starting
-    no graph after ``hours`` (a rerun resumes). Specs are interleaved, held-out ones among the
-    others, so a run stopped by its hours still has some of each."""
+    architectures and the corpus's files from other projects) and judge every pool entry of each
+    into ``folder`` for ``target``, starting no graph after ``hours`` (a rerun resumes). Specs
+    are interleaved, held-out ones among the others, so a run stopped by its hours still has
+    some of each."""
     specs = corpus.sample(count, seed, tuple(archs) if archs else corpus.TRAIN)
     if held_out:
-        specs = _interleaved(specs, corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT))
+        held = corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT_ARCHS) + corpus.files()
+        specs = _interleaved(specs, held)
     deadline = time.monotonic() + hours * 3600 if hours else None
     return collect(
         specs, folder, measure_s=measure_s, ray_address=ray_address, progress=progress, target=target, deadline=deadline
@@ -99,6 +101,28 @@ def evaluation(folder, ranker: Ranker | None = None, shares=evaluate.SHARES, ret
     if not graphs:
         raise ValueError(f"no held-out graphs in {folder}")
     return _compared(graphs, ranker, shares) | {"target": dataset.target_of(table)}
+
+
+def gain(folder) -> dict:
+    """What a dataset holds to learn, whatever its target (with or without weights): graphs and
+    candidates, how many the target's report let through to timing, how many were kept (faster by
+    the engine's margin with confidence), and the whole search's geometric-mean speedup."""
+    table, _, _ = dataset.read(folder)
+    rows = table.select(["graph_id", "rejected", "ratio"]).to_pylist()
+    best: dict[str, float] = {}
+    for row in rows:
+        best[row["graph_id"]] = min(best.get(row["graph_id"], 1.0), dataset.label_ratio(row))
+    reasons = [row["rejected"] for row in rows if row["rejected"]]
+    return {
+        "target": dataset.target_of(table),
+        "graphs": len(best),
+        "candidates": len(rows),
+        "timed": sum(1 for row in rows if row["ratio"] is not None),
+        "kept": sum(1 for row in rows if dataset.label_ratio(row) < 1.0),
+        "graphs_gaining": sum(1 for ratio in best.values() if ratio < 1.0),
+        "search_speedup": math.exp(-sum(math.log(r) for r in best.values()) / max(len(best), 1)),
+        "top_rejection": max(set(reasons), key=reasons.count) if reasons else None,
+    }
 
 
 def read_by(ranker: Ranker, graphs: list, names: list[str]) -> list:

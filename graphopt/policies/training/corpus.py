@@ -7,6 +7,12 @@ encoder with its own attention code; GPT-2: a decoder with Conv1D projections an
 MobileNetV2: a CNN with depthwise convolutions and ReLU6). Sizes are kept small (hidden up to
 384, up to 4 layers) so one collection run covers many graphs; the features that carry size
 (input elements, weight bytes, site elements) let the ranking extend to base sizes.
+
+``FILES`` are files from other projects (graphopt/models/corpus.py: transformers' vision classes
+exported by torch's legacy exporter, a YOLOv8-style detector, a CRNN text recognizer, Keras
+models through tf2onnx, int8 files from onnxruntime.quantization, scikit-learn through
+skl2onnx), each one graph as its exporter wrote it, and all held out: they are what a user
+brings, so the policy is judged on them and never trained on them.
 """
 
 from __future__ import annotations
@@ -20,8 +26,27 @@ import numpy as np
 
 TEXT = ("bert", "roberta", "distilbert", "gpt2", "llama", "qwen2", "opt")
 VISION = ("vit", "resnet", "mobilenetv2")
-HELD_OUT = ("distilbert", "gpt2", "mobilenetv2")
-TRAIN = tuple(a for a in TEXT + VISION if a not in HELD_OUT)
+HELD_OUT_ARCHS = ("distilbert", "gpt2", "mobilenetv2")  # sampled like the training ones
+TRAIN = tuple(a for a in TEXT + VISION if a not in HELD_OUT_ARCHS)
+FILES = (
+    "convnext",
+    "swin",
+    "efficientnet",
+    "levit",
+    "segformer",
+    "mobilevit",
+    "mobilenetv3-written",
+    "detector",
+    "ocr-crnn",
+    "keras-mobilenetv3",
+    "keras-encoder",
+    "convnext-int8-static",
+    "regnet-int8-static",
+    "swin-int8-dynamic",
+    "sklearn-mlp",
+)
+HELD_OUT = HELD_OUT_ARCHS + FILES
+FILE_EXPORTER = "file"  # a Spec of one of FILES: built as its project builds it, no sampled configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +67,8 @@ class Spec:
 
     @property
     def graph_id(self) -> str:
+        if self.exporter == FILE_EXPORTER:
+            return f"file-{self.arch}"
         parts = [
             self.arch,
             f"l{self.layers}",
@@ -94,8 +121,15 @@ def _draw(arch: str, rng: random.Random, seed: int) -> Spec:
     )
 
 
+def files() -> list[Spec]:
+    """One spec per file of ``FILES`` (graph id: the entry's name)."""
+    return [Spec(name, 0, 0, 0, 0, 1, 0, FILE_EXPORTER, "-", False, 0) for name in FILES]
+
+
 def build(spec: Spec, folder) -> tuple[Path, dict[str, np.ndarray]]:
     """Export ``spec`` into ``folder``: (model path, the inputs it is judged on)."""
+    if spec.exporter == FILE_EXPORTER:
+        return _file(spec.arch, folder)
     import torch
 
     from graphopt.models.export import export
@@ -110,3 +144,13 @@ def build(spec: Spec, folder) -> tuple[Path, dict[str, np.ndarray]]:
 
         name_dynamic_axes(path, axes)
     return path, {name: value.numpy() for name, value in inputs.items()}
+
+
+def _file(name: str, folder) -> tuple[Path, dict[str, np.ndarray]]:
+    """Corpus file ``name`` built in a fresh process (TensorFlow and torch state stay out of the
+    collector's), with the inputs it was built with."""
+    from graphopt.models.corpus import build_in_subprocess
+
+    path = build_in_subprocess(name, folder)
+    with np.load(path.parent / f"{path.name}.inputs.npz") as saved:
+        return path, dict(saved)
