@@ -263,6 +263,25 @@ def test_files_from_other_projects_are_held_out_specs_built_as_their_projects_bu
     assert scores.shape == (32, 1, 40)  # 128 columns / 4 steps, batch 1, 40 classes
 
 
+def test_the_jax_corpus_lowers_sampled_zoo_architectures_to_stablehlo_with_their_inputs(tmp_path):
+    pytest.importorskip("jax")
+    from graphopt.formats.stablehlo import StableHloFormat
+    from graphopt.policies.training import corpus
+
+    jax_corpus = corpus.of_kind("jax")
+    specs = jax_corpus.sample(4, 0)
+    assert {s.arch for s in specs} == set(jax_corpus.TRAIN) and not set(jax_corpus.TRAIN) & set(jax_corpus.HELD_OUT)
+    prompt = next(s for s in specs if s.arch == "jax-prompt")
+    path, feeds = corpus.build(prompt, tmp_path)
+    fmt = StableHloFormat()
+    module = fmt.load(path)
+    specs_in = fmt.input_specs(module)
+    assert [s.name for s in specs_in] == list(feeds)
+    assert all(tuple(s.dims) == feeds[s.name].shape for s in specs_in)
+    with pytest.raises(ValueError, match="unknown corpus"):
+        corpus.of_kind("tflite")
+
+
 @pytest.mark.slow
 def test_collecting_one_graph_judges_its_whole_pool(tmp_path):
     pytest.importorskip("transformers")

@@ -45,6 +45,14 @@ def collect(
         str, typer.Option(help="Any target that compiles ONNX: ort-cpu, openvino-cpu, iree-cpu, a plugged-in one.")
     ] = "ort-cpu",
     hours: Annotated[float | None, typer.Option(help="Start no graph after this many hours (a rerun resumes).")] = None,
+    corpus_kind: Annotated[
+        str,
+        typer.Option(
+            "--corpus",
+            help="onnx: torch-exported transformers and CNNs plus files from other projects; "
+            "jax: the JAX zoo's architectures as StableHLO (for xla-cpu, iree-cpu).",
+        ),
+    ] = "onnx",
 ) -> None:
     """Judge every candidate of sampled corpus graphs and store each evaluation."""
     _needs("pyarrow", "torch", "transformers", *(("ray",) if ray else ()))
@@ -57,12 +65,12 @@ def collect(
         registry.target_for(target)
     except GraphoptError as error:
         _fail(str(error))
-    unknown = set(arch or ()) - set(corpus.TRAIN)
+    if corpus_kind not in corpus.KINDS:
+        _fail(f"unknown corpus {corpus_kind!r}; choose from {', '.join(corpus.KINDS)}")
+    training = corpus.of_kind(corpus_kind).TRAIN
+    unknown = set(arch or ()) - set(training)
     if unknown:
-        _fail(
-            f"unknown or held-out architecture(s) {', '.join(sorted(unknown))}; "
-            f"training ones: {', '.join(corpus.TRAIN)}"
-        )
+        _fail(f"unknown or held-out architecture(s) {', '.join(sorted(unknown))}; training ones: {', '.join(training)}")
     written = collect_corpus(
         out,
         count,
@@ -73,6 +81,7 @@ def collect(
         progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
         target=target,
         hours=hours,
+        kind=corpus_kind,
     )
     Console().print(f"{len(written)} graph(s) written to {out}")
 

@@ -28,15 +28,17 @@ def collect_corpus(
     progress=print,
     target: str = TARGET,
     hours: float | None = None,
+    kind: str = "onnx",
 ):
     """Sample ``count`` training specs (and, with ``held_out``, a third as many of the held-out
     architectures and the corpus's files from other projects) and judge every pool entry of each
     into ``folder`` for ``target``, starting no graph after ``hours`` (a rerun resumes). Specs
     are interleaved, held-out ones among the others, so a run stopped by its hours still has
-    some of each."""
-    specs = corpus.sample(count, seed, tuple(archs) if archs else corpus.TRAIN)
+    some of each. ``kind``: the corpus (corpus.KINDS: "onnx", "jax")."""
+    source = corpus.of_kind(kind)
+    specs = source.sample(count, seed, tuple(archs) if archs else source.TRAIN)
     if held_out:
-        held = corpus.sample(max(1, count // 3), seed + 1, corpus.HELD_OUT_ARCHS) + corpus.files()
+        held = source.sample(max(1, count // 3), seed + 1, source.HELD_OUT_ARCHS) + source.files()
         specs = _interleaved(specs, held)
     deadline = time.monotonic() + hours * 3600 if hours else None
     return collect(

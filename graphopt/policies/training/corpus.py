@@ -130,6 +130,10 @@ def build(spec: Spec, folder) -> tuple[Path, dict[str, np.ndarray]]:
     """Export ``spec`` into ``folder``: (model path, the inputs it is judged on)."""
     if spec.exporter == FILE_EXPORTER:
         return _file(spec.arch, folder)
+    if spec.exporter == "jax":
+        from graphopt.policies.training import corpus_jax
+
+        return corpus_jax.build(spec, folder)
     import torch
 
     from graphopt.models.export import export
@@ -154,3 +158,17 @@ def _file(name: str, folder) -> tuple[Path, dict[str, np.ndarray]]:
     path = build_in_subprocess(name, folder)
     with np.load(path.parent / f"{path.name}.inputs.npz") as saved:
         return path, dict(saved)
+
+
+KINDS = ("onnx", "jax")
+
+
+def of_kind(kind: str):
+    """The corpus named ``kind``: a module with ``sample``, ``files``, ``TRAIN`` and
+    ``HELD_OUT_ARCHS`` (this one, or corpus_jax, imported only when asked for: it needs jax)."""
+    import importlib
+    import sys
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown corpus {kind!r}; choose from {', '.join(KINDS)}")
+    return sys.modules[__name__] if kind == "onnx" else importlib.import_module(f"{__package__}.corpus_jax")
