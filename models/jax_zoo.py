@@ -219,6 +219,21 @@ def build(name: str, seed: int = 0):
     return make(jax.random.PRNGKey(seed), shape)
 
 
+def lowered_to(path, kind: str, s: Shape, seed: int = 0) -> dict:
+    """One of the zoo's builders (``kind``: encoder, prompt, decode, vit, resnet) at shape ``s``,
+    lowered by ``jax.export`` to StableHLO text at ``path``; returns its inputs by argument name."""
+    from jax import export
+
+    from graphopt.formats.stablehlo import files, module
+
+    make = {"encoder": _encoder, "prompt": _prompt, "decode": _decoder, "vit": _vit, "resnet": _resnet}[kind]
+    fn, args = make(jax.random.PRNGKey(seed), s)
+    lowered = files.from_exported(export.export(jax.jit(fn, keep_unused=True))(*args))
+    files.save(lowered, path, files.TEXT)
+    names = [spec.name for spec in module.input_specs(lowered.text, None)]
+    return {name: np.asarray(jax.device_get(leaf)) for name, leaf in zip(names, jax.tree_util.tree_leaves(args))}
+
+
 def _encoder(key, s):
     ids = jnp.asarray(np.random.default_rng(0).integers(0, s.vocab, (s.batch, s.seq)), jnp.int32)
     return (lambda params, ids: encoder(params, ids, s)), (encoder_params(key, s), ids)

@@ -43,10 +43,6 @@ def _draw(arch: str, rng: random.Random, seed: int) -> Spec:
 
 def build(spec: Spec, folder) -> tuple[Path, dict[str, np.ndarray]]:
     """``spec`` lowered to StableHLO text in ``folder``: (module path, its inputs by argument name)."""
-    import jax
-    from jax import export
-
-    from graphopt.formats.stablehlo import files, module
     from graphopt.models import jax_zoo
 
     shape = jax_zoo.Shape(
@@ -60,17 +56,5 @@ def build(spec: Spec, folder) -> tuple[Path, dict[str, np.ndarray]]:
         cache=4 * spec.seq,
         vocab=1000,
     )
-    make = {
-        "jax-encoder": jax_zoo._encoder,
-        "jax-prompt": jax_zoo._prompt,
-        "jax-decode": jax_zoo._decoder,
-        "jax-vit": jax_zoo._vit,
-        "jax-resnet": jax_zoo._resnet,
-    }[spec.arch]
-    fn, args = make(jax.random.PRNGKey(spec.seed % 1000), shape)
-    lowered = files.from_exported(export.export(jax.jit(fn, keep_unused=True))(*args))
     path = Path(folder) / f"{spec.graph_id}.mlir"
-    files.save(lowered, path, files.TEXT)
-    specs = module.input_specs(lowered.text, None)
-    leaves = jax.tree_util.tree_leaves(args)
-    return path, {s.name: np.asarray(jax.device_get(leaf)) for s, leaf in zip(specs, leaves)}
+    return path, jax_zoo.lowered_to(path, spec.arch.removeprefix("jax-"), shape, spec.seed % 1000)
